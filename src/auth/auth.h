@@ -1,0 +1,191 @@
+/*
+ * auth.h: passwords (argon2id hashing, bcrypt import, strength policy),
+ * sessions and API tokens.
+ *
+ * Secrets: passwords are only borrowed and never stored or logged; session
+ * and API tokens are 256-bit random values returned once to the caller and
+ * stored only as SHA-256 digests, compared in constant time.
+ *
+ * Functions that take a struct gh_db write to the tenant database but never
+ * open a transaction: the caller opens it so that the change and its audit
+ * event commit together.
+ */
+#ifndef GH_AUTH_H
+#define GH_AUTH_H
+
+#include "core/core.h"
+#include "store/store.h"
+
+/* ---- password hashing ----------------------------------------------------- */
+
+#define GH_PW_MAX_LEN 256	/* bytes; longer passwords are refused */
+
+struct gh_pw_params {
+	uint32_t t_cost;	/* argon2id iterations, >= 2 */
+	uint32_t m_kib;		/* memory in KiB, >= 19456 (OWASP minimum) */
+	uint32_t parallelism;	/* lanes, >= 1 */
+};
+
+/* OWASP's minimum: m=19456 KiB, t=2, p=1. */
+void gh_auth_pw_params_default(struct gh_pw_params *p);
+/* GH_ERR_INVALID below OWASP's minimum or above sane ceilings
+ * (t <= 10, m <= 1 GiB, p <= 16). */
+gh_err gh_auth_pw_params_check(const struct gh_pw_params *p) GH_MUST_CHECK;
+
+/* Hashes with argon2id and a fresh 16-byte random salt. *hash_out is the
+ * PHC string ($argon2id$v=19$m=..,t=..,p=..$salt$hash), malloc'd. */
+gh_err gh_auth_pw_hash(const struct gh_pw_params *p, const char *password,
+    char **hash_out) GH_MUST_CHECK;
+
+/*
+ * Verifies password against a stored argon2id or bcrypt ($2b$, $2a$, $2y$)
+ * hash. GH_OK on match, GH_ERR_DENIED on mismatch, GH_ERR_INVALID when the
+ * hash is of no supported kind. On a match *needs_rehash is set when the
+ * hash is bcrypt or argon2id with weaker parameters than p.
+ */
+gh_err gh_auth_pw_verify(const struct gh_pw_params *p, const char *hash,
+    const char *password, bool *needs_rehash) GH_MUST_CHECK;
+
+/* Spends about the time of one verification, for unknown users, so that the
+ * response does not tell whether the user exists. */
+void gh_auth_pw_verify_dummy(const struct gh_pw_params *p,
+    const char *password);
+
+/* True for the hash kinds gh_auth_pw_verify accepts (used when importing
+ * users with existing hashes). */
+bool gh_auth_pw_hash_supported(const char *hash);
+
+/* ---- password policy ------------------------------------------------------ */
+
+struct gh_pw_policy {
+	int min_length;		/* characters (code points), 8..128 */
+	int min_classes;	/* of lower, upper, digit, symbol: 0..4 */
+	int min_score;		/* libpwquality score, 0..100 */
+	bool reject_common;	/* common and breached-pattern passwords */
+	bool reject_context;	/* username, e-mail, org name or slug */
+};
+
+/* min_length 10, min_classes 0, min_score 30, both rejections on. */
+void gh_auth_pw_policy_default(struct gh_pw_policy *pol);
+/* Checks the bounds above. On failure names the field in *field_out. */
+gh_err gh_auth_pw_policy_validate(const struct gh_pw_policy *pol,
+    const char **field_out) GH_MUST_CHECK;
+
+/* What a password is checked against besides itself. Fields may be NULL. */
+struct gh_pw_context {
+	const char *username;
+	const char *email;
+	const char *org_slug;
+	const char *org_name;
+};
+
+/*
+ * GH_OK if password satisfies pol. Otherwise GH_ERR_INVALID, with a stable
+ * reason code in *code_out ("too_short", "too_long", "too_few_classes",
+ * "common", "contains_username", "contains_email", "contains_org",
+ * "too_weak", "invalid_utf8") and a sentence for a person in reason (never
+ * containing the password).
+ */
+gh_err gh_auth_pw_policy_check(const struct gh_pw_policy *pol,
+    const char *password, const struct gh_pw_context *ctx,
+    const char **code_out, char *reason, size_t reason_cap) GH_MUST_CHECK;
+
+/* ---- tokens ----------------------------------------------------------------- */
+
+/* Session tokens and API tokens: 32 random bytes, base64url (43 chars).
+ * API tokens carry the prefix "gh_" so that scanners can spot leaks. */
+#define GH_TOKEN_LEN 43
+#define GH_API_TOKEN_PREFIX "gh_"
+#define GH_API_TOKEN_LEN (3 + GH_TOKEN_LEN)
+/* Digest of a token as 64 lowercase hex chars plus NUL. */
+#define GH_TOKEN_HASH_LEN 64
+
+/* ---- sessions ------------------------------------------------------------- */
+
+struct gh_session {
+	char id[GH_ID_LEN + 1];		/* public id, not the secret */
+	char user_id[GH_ID_LEN + 1];
+	int64_t created_at;
+	int64_t last_seen_at;
+	int64_t expires_at;		/* absolute expiry */
+	char source_ip[64];
+	char user_agent[256];		/* truncated */
+};
+
+struct gh_session_limits {
+	int64_t absolute_ms;	/* lifetime from creation */
+	int64_t idle_ms;	/* lifetime from last use */
+};
+
+/*
+ * Creates a session for user_id. Writes the secret token (GH_TOKEN_LEN
+ * chars + NUL) to token_out, which the caller wipes after setting the
+ * cookie, and the new row to *out.
+ */
+gh_err gh_auth_session_create(struct gh_db *db, const char *user_id,
+    const struct gh_session_limits *lim, const char *source_ip,
+    const char *user_agent, char token_out[static GH_TOKEN_LEN + 1],
+    struct gh_session *out) GH_MUST_CHECK;
+
+/*
+ * Finds the live session for token: not revoked, not past its absolute or
+ * idle expiry, and its user active. Refreshes last_seen_at (at most once a
+ * minute, to spare writes). GH_ERR_DENIED when there is none.
+ */
+gh_err gh_auth_session_check(struct gh_db *db, const char *token,
+    const struct gh_session_limits *lim, struct gh_session *out)
+    GH_MUST_CHECK;
+
+/* The CSRF token bound to a session token: base64url(SHA-256("csrf" ||
+ * token)), GH_TOKEN_LEN chars + NUL. */
+void gh_auth_session_csrf(const char *token, char out[static GH_TOKEN_LEN + 1]);
+/* Constant-time check of a submitted CSRF token. */
+bool gh_auth_session_csrf_ok(const char *token, const char *submitted);
+
+/* Calls fn for each live session of user_id, newest first. */
+gh_err gh_auth_session_list(struct gh_db *db, const char *user_id,
+    const struct gh_session_limits *lim,
+    void (*fn)(const struct gh_session *s, void *arg), void *arg)
+    GH_MUST_CHECK;
+
+/* Revokes one session. When user_id is not NULL the session must belong to
+ * that user (else GH_ERR_NOTFOUND). GH_ERR_NOTFOUND when already revoked. */
+gh_err gh_auth_session_revoke(struct gh_db *db, const char *session_id,
+    const char *user_id) GH_MUST_CHECK;
+/* Revokes every live session of user_id; *count_out gets how many. */
+gh_err gh_auth_session_revoke_user(struct gh_db *db, const char *user_id,
+    int64_t *count_out) GH_MUST_CHECK;
+
+/* ---- API tokens ------------------------------------------------------------ */
+
+struct gh_api_token {
+	char id[GH_ID_LEN + 1];
+	char user_id[GH_ID_LEN + 1];
+	char name[65];
+	int64_t created_at;
+	int64_t expires_at;
+	int64_t last_used_at;	/* 0 if never */
+};
+
+#define GH_API_TOKEN_MAX_TTL_MS (366LL * 24 * 3600 * 1000)
+
+/* Creates a token for user_id named name (1-64 chars), expiring at
+ * expires_at (in the future, at most GH_API_TOKEN_MAX_TTL_MS away). The
+ * secret goes to token_out, shown once. */
+gh_err gh_auth_api_token_create(struct gh_db *db, const char *user_id,
+    const char *name, int64_t expires_at,
+    char token_out[static GH_API_TOKEN_LEN + 1], struct gh_api_token *out)
+    GH_MUST_CHECK;
+/* Finds the live token (not revoked, not expired, user active) and
+ * records its use. GH_ERR_DENIED when there is none. */
+gh_err gh_auth_api_token_check(struct gh_db *db, const char *token,
+    struct gh_api_token *out) GH_MUST_CHECK;
+/* Lists the live tokens of user_id (all users when NULL). */
+gh_err gh_auth_api_token_list(struct gh_db *db, const char *user_id,
+    void (*fn)(const struct gh_api_token *t, void *arg), void *arg)
+    GH_MUST_CHECK;
+/* Revokes; GH_ERR_NOTFOUND if absent or already revoked. */
+gh_err gh_auth_api_token_revoke(struct gh_db *db, const char *token_id)
+    GH_MUST_CHECK;
+
+#endif

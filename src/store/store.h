@@ -1,0 +1,110 @@
+/*
+ * store.h: the data directory. One directory database (organisations,
+ * operator audit) and one database per organisation (everything that
+ * organisation owns). Capabilities write portable SQL (the dialect SQLite
+ * and PostgreSQL share; `?` placeholders) through this narrow interface and
+ * never see the backend. Today the backend is SQLite in WAL mode:
+ * <data_dir>/directory.db and <data_dir>/<region>/<org-id>.db.
+ *
+ * Isolation by construction: a tenant handle is a connection to that
+ * organisation's own database, so no query through it can name another
+ * organisation's rows.
+ *
+ * Concurrency: gh_store is shared by all threads. A gh_db handle is used by
+ * one thread at a time: acquiring it locks it, gh_db_release unlocks it.
+ * Lock order: the directory before a tenant; never two tenants at once.
+ */
+#ifndef GH_STORE_H
+#define GH_STORE_H
+
+#include "core/core.h"
+
+struct gh_store;
+struct gh_db;
+struct gh_stmt;
+
+/* Opens the data directory (which must exist), creating directory.db if
+ * create is true and applying the directory migrations. Fails with
+ * GH_ERR_NOTFOUND when the directory database is missing and create is
+ * false. */
+gh_err gh_store_open(const char *data_dir, bool create,
+    struct gh_store **out) GH_MUST_CHECK;
+/* Closes every cached connection. NULL is a no-op. Handles must have been
+ * released. */
+void gh_store_free(struct gh_store *st);
+/* The data directory path (borrowed for the store's lifetime). */
+const char *gh_store_data_dir(const struct gh_store *st);
+
+/* Acquires the directory database. Release with gh_db_release. */
+gh_err gh_store_directory(struct gh_store *st, struct gh_db **out)
+    GH_MUST_CHECK;
+
+/* Acquires org_id's tenant database in region, creating the file and
+ * applying pending tenant migrations when create is true (else
+ * GH_ERR_NOTFOUND if absent). org_id must satisfy gh_id_valid and region
+ * gh_store_region_valid: nothing from a client reaches the file system
+ * otherwise. Release with gh_db_release. */
+gh_err gh_store_tenant(struct gh_store *st, const char *org_id,
+    const char *region, bool create, struct gh_db **out) GH_MUST_CHECK;
+
+/* Region names: 1-32 chars of [a-z0-9-], starting with a letter. */
+bool gh_store_region_valid(const char *region);
+
+/* Unlocks the handle for other threads. Rolls back an open transaction.
+ * NULL is a no-op. */
+void gh_db_release(struct gh_db *db);
+
+/* For tenant handles, the organisation id (borrowed); NULL for the
+ * directory. */
+const char *gh_db_org_id(const struct gh_db *db);
+
+/* Transactions. BEGIN takes the write lock at once so that a transaction
+ * never fails half-way on a lock upgrade. */
+gh_err gh_db_begin(struct gh_db *db) GH_MUST_CHECK;
+gh_err gh_db_commit(struct gh_db *db) GH_MUST_CHECK;
+/* Safe to call when no transaction is open. */
+void gh_db_rollback(struct gh_db *db);
+
+/* Runs SQL without parameters or results (may hold several statements). */
+gh_err gh_db_exec(struct gh_db *db, const char *sql) GH_MUST_CHECK;
+/* Rows changed by the last INSERT, UPDATE or DELETE. */
+int64_t gh_db_changes(struct gh_db *db);
+
+/* Prepares one statement. The statement borrows db and must be freed
+ * before db is released. */
+gh_err gh_db_prepare(struct gh_db *db, const char *sql,
+    struct gh_stmt **out) GH_MUST_CHECK;
+
+/*
+ * Binds parameters 1..n from a format string, one letter each:
+ *   t  const char *          text (NULL binds SQL NULL)
+ *   i  int64_t               integer
+ *   b  const void *, size_t  blob (NULL binds SQL NULL)
+ *   n  (no argument)         SQL NULL
+ */
+gh_err gh_stmt_bind(struct gh_stmt *st, const char *fmt, ...) GH_MUST_CHECK;
+
+/* Steps. GH_OK with *row true for a row, false when done. Maps the
+ * backend's errors: unique violation GH_ERR_CONFLICT, lock timeout
+ * GH_ERR_BUSY, disk full GH_ERR_FULL, anything else GH_ERR_STORE. */
+gh_err gh_stmt_step(struct gh_stmt *st, bool *row) GH_MUST_CHECK;
+/* Steps a statement expected to return no rows. */
+gh_err gh_stmt_run(struct gh_stmt *st) GH_MUST_CHECK;
+/* Resets for re-execution with new bindings. */
+void gh_stmt_reset(struct gh_stmt *st);
+
+/* Column accessors, 0-based. Text is borrowed until the next step/free;
+ * NULL for SQL NULL. */
+const char *gh_stmt_text(struct gh_stmt *st, int col);
+int64_t gh_stmt_int(struct gh_stmt *st, int col);
+bool gh_stmt_is_null(struct gh_stmt *st, int col);
+const void *gh_stmt_blob(struct gh_stmt *st, int col, size_t *len_out);
+
+/* Finalizes. NULL is a no-op. */
+void gh_stmt_free(struct gh_stmt *st);
+
+/* Convenience: prepare, bind, run, free (no result rows). */
+gh_err gh_db_run(struct gh_db *db, const char *sql, const char *fmt, ...)
+    GH_MUST_CHECK;
+
+#endif
