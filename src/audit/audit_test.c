@@ -1,0 +1,169 @@
+/* audit_test.c: audit events and sign-in records on a real tenant store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+
+struct fixture {
+	char dir[64];
+	struct gh_store *st;
+	struct gh_db *db;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	char id[GH_ID_LEN + 1];
+
+	strcpy(f->dir, "/tmp/gh-audit-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
+	assert_int_equal(gh_id_new(id), GH_OK);
+	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	gh_db_release(f->db);
+	gh_store_free(f->st);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static const struct gh_audit_actor actor = { "user", "u1", "127.0.0.1",
+	"req1" };
+
+static void
+append(struct gh_db *db, const char *action, const char *target)
+{
+	assert_int_equal(gh_db_begin(db), GH_OK);
+	assert_int_equal(gh_audit_append(db, &actor, action, "user", target,
+	    NULL), GH_OK);
+	assert_int_equal(gh_db_commit(db), GH_OK);
+}
+
+static void
+test_events_list_newest_first_with_cursor(void **state)
+{
+	struct gh_audit_filter flt = { .limit = 2 };
+	struct fixture *f = *state;
+	int64_t next;
+	json_t *ev;
+
+	append(f->db, "user.create", "a");
+	append(f->db, "user.update", "a");
+	append(f->db, "user.delete", "a");
+	assert_int_equal(gh_audit_list(f->db, &flt, &ev, &next), GH_OK);
+	assert_int_equal(json_array_size(ev), 2);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(ev, 0), "action")), "user.delete");
+	assert_true(next > 0);
+	json_decref(ev);
+	flt.before_seq = next;
+	assert_int_equal(gh_audit_list(f->db, &flt, &ev, &next), GH_OK);
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(ev, 0), "action")), "user.create");
+	assert_int_equal(next, 0);
+	json_decref(ev);
+}
+
+static void
+test_filters_select_matching_events(void **state)
+{
+	struct gh_audit_filter flt = { .limit = 50, .action = "user.update" };
+	struct fixture *f = *state;
+	int64_t next;
+	json_t *ev;
+
+	append(f->db, "user.create", "a");
+	append(f->db, "user.update", "b");
+	assert_int_equal(gh_audit_list(f->db, &flt, &ev, &next), GH_OK);
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_array_get(ev, 0), "target"), "id")), "b");
+	json_decref(ev);
+	flt.action = NULL;
+	flt.target_id = "zzz";
+	assert_int_equal(gh_audit_list(f->db, &flt, &ev, &next), GH_OK);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+	flt.limit = 0;
+	assert_int_equal(gh_audit_list(f->db, &flt, &ev, &next),
+	    GH_ERR_INVALID);
+}
+
+static void
+test_rolled_back_change_leaves_no_event(void **state)
+{
+	struct gh_audit_filter flt = { .limit = 50 };
+	struct fixture *f = *state;
+	int64_t next;
+	json_t *ev;
+
+	assert_int_equal(gh_db_begin(f->db), GH_OK);
+	assert_int_equal(gh_audit_append(f->db, &actor, "user.create", "user",
+	    "x", NULL), GH_OK);
+	gh_db_rollback(f->db);
+	assert_int_equal(gh_audit_list(f->db, &flt, &ev, &next), GH_OK);
+	assert_int_equal(json_array_size(ev), 0);
+	json_decref(ev);
+}
+
+static void
+test_signins_are_recorded_and_filtered(void **state)
+{
+	struct gh_signin_filter flt = { .limit = 10, .result = "failure" };
+	struct gh_signin_record ok = { "u1", "alice", "10.0.0.1", "curl",
+		true, "ok" };
+	struct gh_signin_record bad = { NULL, "mallory", "10.0.0.2", "x",
+		false, "bad_credentials" };
+	struct fixture *f = *state;
+	int64_t next;
+	json_t *ev, *e;
+
+	assert_int_equal(gh_audit_signin_record(f->db, &ok), GH_OK);
+	assert_int_equal(gh_audit_signin_record(f->db, &bad), GH_OK);
+	assert_int_equal(gh_audit_signin_list(f->db, &flt, &ev, &next), GH_OK);
+	assert_int_equal(json_array_size(ev), 1);
+	e = json_array_get(ev, 0);
+	assert_string_equal(json_string_value(json_object_get(e, "username")),
+	    "mallory");
+	assert_true(json_is_null(json_object_get(e, "user_id")));
+	assert_string_equal(json_string_value(json_object_get(e, "reason")),
+	    "bad_credentials");
+	json_decref(ev);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_events_list_newest_first_with_cursor, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_filters_select_matching_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rolled_back_change_leaves_no_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_signins_are_recorded_and_filtered, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("audit", tests, NULL, NULL);
+}
