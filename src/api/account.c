@@ -1,0 +1,563 @@
+/*
+ * account.c: password sign-in (JSON), sign-out, the signed-in user, their
+ * sessions and their own password change.
+ * Untrusted input: sign-in bodies and session ids in paths. Secrets:
+ * passwords (borrowed from the parsed body, wiped with it) and session
+ * tokens (wiped after the cookie is set). Password work runs on the worker
+ * pool through gh_http_defer so that hashing never stalls other requests.
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *
+session_json(const struct gh_session *s, bool current)
+{
+	char created[25], seen[25], expires[25];
+
+	gh_time_rfc3339(s->created_at, created);
+	gh_time_rfc3339(s->last_seen_at, seen);
+	gh_time_rfc3339(s->expires_at, expires);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "id", s->id,
+	    "created_at", created, "last_seen_at", seen, "expires_at", expires,
+	    "source_ip", s->source_ip, "user_agent", s->user_agent, "current",
+	    current);
+}
+
+static gh_err
+set_session_cookie(struct api_ctx *ctx, const char *value, int64_t max_age)
+{
+	char path[GH_SLUG_MAX + 5];
+
+	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
+	return gh_http_set_cookie(ctx->req, SESSION_COOKIE, value, path,
+	    max_age, GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_LAX);
+}
+
+gh_err
+session_start(struct api_ctx *ctx, const struct gh_user *u,
+    char csrf_out[static GH_TOKEN_LEN + 1], struct gh_session *s_out)
+{
+	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
+	char token[GH_TOKEN_LEN + 1];
+	json_t *changes;
+	gh_err err;
+
+	err = gh_auth_session_create(ctx->db, u->id, &ctx->app->cfg.session,
+	    gh_http_req_client_ip(ctx->req), ua ? ua : "", token, s_out);
+	if (err != GH_OK)
+		return err;
+	changes = json_pack("{s:s}", "user_id", u->id);
+	err = gh_audit_append(ctx->db, &ctx->actor, "session.create",
+	    "session", s_out->id, changes);
+	json_decref(changes);
+	if (err == GH_OK)
+		err = set_session_cookie(ctx, token,
+		    ctx->app->cfg.session.absolute_ms / 1000);
+	if (err == GH_OK)
+		gh_auth_session_csrf(token, csrf_out);
+	gh_wipe(token, sizeof token);
+	return err;
+}
+
+static gh_err
+record_attempt(struct api_ctx *ctx, const char *user_id, const char *username,
+    bool success, const char *reason)
+{
+	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
+	struct gh_signin_record rec = { user_id, username,
+		gh_http_req_client_ip(ctx->req), ua ? ua : "", success, reason };
+
+	gh_http_metrics_signin(ctx->req, success ? "success" : "failure");
+	return gh_audit_signin_record(ctx->db, &rec);
+}
+
+/* Records a failed attempt in its own transaction. */
+static void
+record_failure(struct api_ctx *ctx, const char *user_id, const char *username,
+    const char *reason)
+{
+	gh_err err;
+
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = record_attempt(ctx, user_id, username, false, reason);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK) {
+		gh_db_rollback(ctx->db);
+		GH_LOG_ERR(err, "org %s: sign-in failure not recorded",
+		    ctx->org.id);
+	}
+}
+
+/* Verifies the password; on success sets *rehash_out to a new hash the
+ * caller frees, when the stored one is weaker than the configured one. */
+static const char *
+check_password(struct api_ctx *ctx, const struct gh_user *u, bool found,
+    const char *password, char **rehash_out)
+{
+	const struct gh_pw_params *pp = &ctx->app->cfg.pw;
+	bool rehash = false;
+	gh_err err;
+
+	*rehash_out = NULL;
+	if (!found || u->password_hash[0] == '\0') {
+		/* Same work as a real check: the answer must not tell
+		 * whether the user exists. */
+		gh_auth_pw_verify_dummy(pp, password);
+		return "bad_credentials";
+	}
+	err = gh_auth_pw_verify(pp, u->password_hash, password, &rehash);
+	if (err != GH_OK) {
+		if (err != GH_ERR_DENIED)
+			GH_LOG_WARN(err, "org %s: user %s: stored hash unusable",
+			    ctx->org.id, u->id);
+		return "bad_credentials";
+	}
+	if (strcmp(u->state, "active") != 0)
+		return "user_disabled";
+	if (rehash && gh_auth_pw_hash(pp, password, rehash_out) != GH_OK) {
+		GH_LOG_WARN(GH_ERR_CRYPTO, "org %s: user %s: re-hash failed",
+		    ctx->org.id, u->id);
+		*rehash_out = NULL;
+	}
+	return NULL;
+}
+
+static gh_err
+rehash_store(struct api_ctx *ctx, const struct gh_user *u, const char *hash)
+{
+	struct gh_audit_actor sys = ctx->actor;
+	json_t *changes;
+	gh_err err;
+
+	err = gh_identity_user_swap_hash(ctx->db, u->id, u->password_hash,
+	    hash);
+	if (err == GH_ERR_CONFLICT)
+		return GH_OK;	/* changed meanwhile: keep the newer one */
+	if (err != GH_OK)
+		return err;
+	sys.type = "system";
+	sys.id = NULL;
+	changes = json_pack("{s:s, s:s}", "password_hash", "upgraded",
+	    "algorithm", "argon2id");
+	err = gh_audit_append(ctx->db, &sys, "user.password_rehash", "user",
+	    u->id, changes);
+	json_decref(changes);
+	return err;
+}
+
+gh_err
+signin_password(struct api_ctx *ctx, const char *username,
+    const char *password, struct gh_user *u_out, struct gh_session *s_out,
+    char csrf_out[static GH_TOKEN_LEN + 1], const char **reason_out)
+{
+	struct gh_user u;
+	char *rehash = NULL;
+	const char *reason;
+	bool found;
+	gh_err err;
+
+	*reason_out = NULL;
+	err = gh_identity_user_find(ctx->db, username, &u);
+	if (err != GH_OK && err != GH_ERR_NOTFOUND)
+		return err;
+	found = err == GH_OK;
+	reason = check_password(ctx, &u, found, password, &rehash);
+	if (reason != NULL) {
+		record_failure(ctx, found ? u.id : NULL, username, reason);
+		*reason_out = reason;
+		gh_wipe(&u, sizeof u);
+		return GH_ERR_DENIED;
+	}
+	ctx->actor.type = "user";
+	ctx->actor.id = u.id;
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK && rehash != NULL)
+		err = rehash_store(ctx, &u, rehash);
+	if (err == GH_OK) {
+		u.last_signin_at = gh_now_ms();
+		err = gh_identity_user_touch_signin(ctx->db, u.id,
+		    u.last_signin_at);
+	}
+	if (err == GH_OK)
+		err = session_start(ctx, &u, csrf_out, s_out);
+	if (err == GH_OK)
+		err = record_attempt(ctx, u.id, u.username, true, "ok");
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK) {
+		gh_db_rollback(ctx->db);
+		ctx->actor.id = NULL;
+	} else {
+		*u_out = u;
+		gh_wipe(u_out->password_hash, sizeof u_out->password_hash);
+	}
+	gh_str_wipe_free(rehash);
+	gh_wipe(&u, sizeof u);
+	return err;
+}
+
+static void
+respond_signed_in(struct api_ctx *ctx, const struct gh_user *u,
+    const struct gh_session *s, const char *csrf)
+{
+	json_t *body;
+
+	body = json_pack("{s:o, s:o, s:s}", "user", gh_identity_user_json(u),
+	    "session", session_json(s, true), "csrf_token", csrf);
+	gh_http_respond_json(ctx->req, 200, body);
+}
+
+static void
+w_session_create(void *appv, struct gh_http_req *req)
+{
+	static const char *const keys[] = { "username", "password", NULL };
+	char csrf[GH_TOKEN_LEN + 1];
+	const char *username = NULL, *password = NULL, *reason;
+	struct gh_session s;
+	struct api_ctx ctx;
+	struct gh_user u;
+	json_t *body;
+	gh_err err;
+
+	if (!ctx_open(appv, req, &ctx))
+		return;
+	body = body_object(req, keys);
+	if (body == NULL)
+		goto out;
+	if (!member_str(req, body, "username", &username) ||
+	    !member_str(req, body, "password", &password))
+		goto out;
+	if (username == NULL || password == NULL) {
+		respond_invalid(req, "%s: required",
+		    username == NULL ? "username" : "password");
+		goto out;
+	}
+	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason);
+	if (err == GH_ERR_DENIED)
+		gh_http_respond_error(req, 401, "invalid_credentials",
+		    "Wrong username or password.");
+	else if (err != GH_OK)
+		respond_err(req, err);
+	else
+		respond_signed_in(&ctx, &u, &s, csrf);
+	gh_wipe(csrf, sizeof csrf);
+out:
+	if (password != NULL)
+		gh_wipe((char *)password, strlen(password));
+	json_decref(body);
+	ctx_close(&ctx);
+}
+
+static void
+h_session_create(void *app, struct gh_http_req *req)
+{
+	gh_http_defer(req, w_session_create);
+}
+
+/* Revokes ctx's current session with its audit event and clears the
+ * cookie. */
+gh_err
+session_end(struct api_ctx *ctx)
+{
+	gh_err err;
+
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_auth_session_revoke(ctx->db, ctx->session.id, NULL);
+	if (err == GH_OK)
+		err = gh_audit_append(ctx->db, &ctx->actor, "session.revoke",
+		    "session", ctx->session.id, NULL);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK) {
+		gh_db_rollback(ctx->db);
+		return err;
+	}
+	return set_session_cookie(ctx, "", -1);
+}
+
+static void
+h_session_delete(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	if (!ctx.via_session) {
+		respond_invalid(req, "sign-out needs a session cookie");
+		goto out;
+	}
+	err = session_end(&ctx);
+	if (err != GH_OK)
+		respond_err(req, err);
+	else
+		gh_http_respond(req, 204, NULL, NULL, 0);
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_me(void *app, struct gh_http_req *req)
+{
+	char csrf[GH_TOKEN_LEN + 1];
+	struct api_ctx ctx;
+	json_t *body;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	body = json_pack("{s:o}", "user", gh_identity_user_json(&ctx.user));
+	if (ctx.via_session && body != NULL) {
+		gh_auth_session_csrf(ctx.session_token, csrf);
+		json_object_set_new(body, "session",
+		    session_json(&ctx.session, true));
+		json_object_set_new(body, "csrf_token", json_string(csrf));
+	}
+	gh_http_respond_json(req, 200, body);
+out:
+	ctx_close(&ctx);
+}
+
+struct session_list {
+	json_t *arr;
+	const char *current;
+};
+
+static void
+collect_session(const struct gh_session *s, void *arg)
+{
+	struct session_list *l = arg;
+
+	json_array_append_new(l->arr, session_json(s,
+	    l->current != NULL && strcmp(s->id, l->current) == 0));
+}
+
+/* Answers {"sessions": [...]} for user_id. */
+void
+respond_sessions(struct api_ctx *ctx, const char *user_id)
+{
+	struct session_list l = { json_array(),
+		ctx->via_session ? ctx->session.id : NULL };
+	gh_err err;
+
+	err = gh_auth_session_list(ctx->db, user_id, &ctx->app->cfg.session,
+	    collect_session, &l);
+	if (err != GH_OK) {
+		json_decref(l.arr);
+		respond_err(ctx->req, err);
+		return;
+	}
+	gh_http_respond_json(ctx->req, 200, json_pack("{s:o}", "sessions",
+	    l.arr));
+}
+
+static void
+h_me_sessions(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (ctx_auth(&ctx, false))
+		respond_sessions(&ctx, ctx.user.id);
+	ctx_close(&ctx);
+}
+
+static void
+h_me_session_delete(void *app, struct gh_http_req *req)
+{
+	const char *sid = gh_http_req_param(req, "id");
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	if (!gh_id_valid(sid)) {
+		respond_err(req, GH_ERR_NOTFOUND);
+		goto out;
+	}
+	err = gh_db_begin(ctx.db);
+	if (err == GH_OK)
+		err = gh_auth_session_revoke(ctx.db, sid, ctx.user.id);
+	if (err == GH_OK)
+		err = gh_audit_append(ctx.db, &ctx.actor, "session.revoke",
+		    "session", sid, NULL);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx.db);
+	if (err != GH_OK) {
+		gh_db_rollback(ctx.db);
+		respond_err(req, err);
+	} else {
+		gh_http_respond(req, 204, NULL, NULL, 0);
+	}
+out:
+	ctx_close(&ctx);
+}
+
+struct keep_one {
+	struct gh_db *db;
+	const char *keep;
+	gh_err err;
+	int64_t revoked;
+};
+
+static void
+revoke_other(const struct gh_session *s, void *arg)
+{
+	struct keep_one *k = arg;
+
+	if (k->err != GH_OK || (k->keep != NULL && strcmp(s->id, k->keep) == 0))
+		return;
+	k->err = gh_auth_session_revoke(k->db, s->id, NULL);
+	if (k->err == GH_OK)
+		k->revoked++;
+}
+
+/* Revokes every session of user_id but keep (may be NULL). In the
+ * caller's transaction. */
+gh_err
+revoke_sessions_except(struct api_ctx *ctx, const char *user_id,
+    const char *keep, int64_t *count_out)
+{
+	struct keep_one k = { ctx->db, keep, GH_OK, 0 };
+	gh_err err;
+
+	/* Collect first, then revoke: no writes while a read is open. */
+	json_t *ids = json_array();
+	struct session_list l = { ids, NULL };
+	size_t i;
+	json_t *v;
+
+	if (ids == NULL)
+		return GH_ERR_NOMEM;
+	err = gh_auth_session_list(ctx->db, user_id, &ctx->app->cfg.session,
+	    collect_session, &l);
+	json_array_foreach(ids, i, v) {
+		struct gh_session s;
+
+		if (err != GH_OK || k.err != GH_OK)
+			break;
+		memset(&s, 0, sizeof s);
+		gh_strlcpy(s.id, json_string_value(json_object_get(v, "id")),
+		    sizeof s.id);
+		revoke_other(&s, &k);
+	}
+	json_decref(ids);
+	if (count_out != NULL)
+		*count_out = k.revoked;
+	return err != GH_OK ? err : k.err;
+}
+
+static void
+w_me_password(void *appv, struct gh_http_req *req)
+{
+	static const char *const keys[] = { "current_password", "new_password",
+		NULL };
+	const char *cur = NULL, *next = NULL;
+	struct api_ctx ctx;
+	struct gh_user u;
+	json_t *body = NULL, *changes;
+	char *hash = NULL;
+	bool rehash;
+	gh_err err;
+
+	if (!ctx_open(appv, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false) || (body = body_object(req, keys)) == NULL)
+		goto out;
+	if (!member_str(req, body, "current_password", &cur) ||
+	    !member_str(req, body, "new_password", &next))
+		goto out;
+	if (cur == NULL || next == NULL) {
+		respond_invalid(req, "%s: required",
+		    cur == NULL ? "current_password" : "new_password");
+		goto out;
+	}
+	if (ctx.user.password_hash[0] == '\0' ||
+	    gh_auth_pw_verify(&ctx.app->cfg.pw, ctx.user.password_hash, cur,
+	    &rehash) != GH_OK) {
+		gh_http_respond_error(req, 403, "invalid_credentials",
+		    "The current password is wrong.");
+		goto out;
+	}
+	if (!password_acceptable(&ctx, next, ctx.user.username,
+	    ctx.user.email))
+		goto out;
+	err = gh_auth_pw_hash(&ctx.app->cfg.pw, next, &hash);
+	if (err == GH_OK)
+		err = gh_db_begin(ctx.db);
+	if (err == GH_OK)
+		err = gh_identity_user_get(ctx.db, ctx.user.id, &u);
+	if (err == GH_OK) {
+		gh_strlcpy(u.password_hash, hash, sizeof u.password_hash);
+		u.password_changed_at = gh_now_ms();
+		err = gh_identity_user_update(ctx.db, &u);
+	}
+	if (err == GH_OK) {
+		changes = json_pack("{s:s}", "password", "changed");
+		err = gh_audit_append(ctx.db, &ctx.actor, "user.update", "user",
+		    u.id, changes);
+		json_decref(changes);
+	}
+	if (err == GH_OK)
+		err = revoke_sessions_except(&ctx, u.id,
+		    ctx.via_session ? ctx.session.id : NULL, NULL);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx.db);
+	if (err != GH_OK) {
+		gh_db_rollback(ctx.db);
+		respond_err(req, err);
+	} else {
+		gh_http_respond(req, 204, NULL, NULL, 0);
+	}
+	gh_wipe(&u, sizeof u);
+out:
+	if (cur != NULL)
+		gh_wipe((char *)cur, strlen(cur));
+	if (next != NULL)
+		gh_wipe((char *)next, strlen(next));
+	gh_str_wipe_free(hash);
+	json_decref(body);
+	ctx_close(&ctx);
+}
+
+static void
+h_me_password(void *app, struct gh_http_req *req)
+{
+	gh_http_defer(req, w_me_password);
+}
+
+gh_err
+routes_account(struct gh_http_router *r)
+{
+	static const struct {
+		const char *method, *path;
+		gh_http_handler fn;
+	} routes[] = {
+		{ "POST", "/o/{org}/api/v1/session", h_session_create },
+		{ "DELETE", "/o/{org}/api/v1/session", h_session_delete },
+		{ "GET", "/o/{org}/api/v1/me", h_me },
+		{ "GET", "/o/{org}/api/v1/me/sessions", h_me_sessions },
+		{ "DELETE", "/o/{org}/api/v1/me/sessions/{id}",
+		    h_me_session_delete },
+		{ "POST", "/o/{org}/api/v1/me/password", h_me_password },
+	};
+	gh_err err = GH_OK;
+
+	for (size_t i = 0; err == GH_OK && i < sizeof routes / sizeof *routes;
+	    i++)
+		err = gh_http_route(r, routes[i].method, routes[i].path,
+		    routes[i].fn);
+	return err;
+}

@@ -1,0 +1,37 @@
+/*
+ * api.h: the HTTP surface of Gatehouse: the JSON admin and account API, the
+ * HTML sign-in pages, and health and metrics, wired onto the http router.
+ * It is the glue between http/ and the capabilities (identity, auth, audit);
+ * the rules themselves live in those capabilities.
+ *
+ * Untrusted input: every request. Secrets: passwords in sign-in bodies
+ * (wiped after hashing), session and API tokens (hashed before lookup).
+ */
+#ifndef GH_API_H
+#define GH_API_H
+
+#include "auth/auth.h"
+#include "core/core.h"
+#include "http/http.h"
+#include "store/store.h"
+
+struct gh_app;
+
+struct gh_app_config {
+	struct gh_pw_params pw;		/* argon2id parameters */
+	struct gh_session_limits session;
+};
+
+/* Makes the serving context. The store is borrowed and must outlive it. */
+gh_err gh_api_app_new(struct gh_store *store, const struct gh_app_config *cfg,
+    struct gh_app **out) GH_MUST_CHECK;
+void gh_api_app_free(struct gh_app *app);
+
+/* Registers every route on r; handlers receive the gh_app as their app. */
+gh_err gh_api_routes(struct gh_http_router *r) GH_MUST_CHECK;
+
+/* The organisation's password policy (the defaults when never set). */
+gh_err gh_api_pw_policy_load(struct gh_db *db, struct gh_pw_policy *out)
+    GH_MUST_CHECK;
+
+#endif

@@ -1,0 +1,94 @@
+/* api_int.h: shared by the files of src/api; not for other capabilities. */
+#ifndef GH_API_INT_H
+#define GH_API_INT_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "audit/audit.h"
+#include "identity/identity.h"
+
+#define SESSION_COOKIE "gh_session"
+#define LOGIN_CSRF_COOKIE "gh_login_csrf"
+
+struct gh_app {
+	struct gh_store *store;
+	struct gh_app_config cfg;
+};
+
+/* Everything a request against /o/{org}/... needs. */
+struct api_ctx {
+	struct gh_app *app;
+	struct gh_http_req *req;
+	struct gh_org org;
+	struct gh_db *db;		/* the org's tenant database, acquired */
+	bool authed;
+	struct gh_user user;		/* the caller, when authed */
+	bool via_session;
+	struct gh_session session;
+	char session_token[GH_TOKEN_LEN + 1];
+	struct gh_api_token token;	/* when via an API token */
+	struct gh_audit_actor actor;
+};
+
+/* Resolves {org} and acquires its tenant database. On failure the error
+ * response has been sent and false is returned. Close with ctx_close. */
+bool ctx_open(struct gh_app *app, struct gh_http_req *req,
+    struct api_ctx *ctx);
+/* Authenticates the caller by API token or session cookie, checking CSRF
+ * for unsafe cookie requests; with admin, requires the owner or admin role.
+ * On failure responds and returns false. */
+bool ctx_auth(struct api_ctx *ctx, bool admin);
+/* Like ctx_auth for HTML pages: no response on failure. */
+bool ctx_auth_quiet(struct api_ctx *ctx);
+/* Releases the tenant database and wipes the token copy. */
+void ctx_close(struct api_ctx *ctx);
+
+/* Answers for a failed operation: maps the error code to a status. */
+void respond_err(struct gh_http_req *req, gh_err err);
+void respond_invalid(struct gh_http_req *req, const char *fmt, ...)
+    GH_PRINTF(2, 3);
+
+/* Parses the JSON body as an object whose keys must all be in allowed
+ * (NULL-terminated). Responds and returns NULL on failure. */
+json_t *body_object(struct gh_http_req *req, const char *const *allowed);
+/* Reads an optional string member: true if absent or a string (then *out
+ * points into obj), false (after responding) otherwise. */
+bool member_str(struct gh_http_req *req, json_t *obj, const char *key,
+    const char **out);
+
+/* Checks pw against the org's policy for user u; responds 400
+ * weak_password and returns false when it fails. */
+bool password_acceptable(struct api_ctx *ctx, const char *pw,
+    const char *username, const char *email);
+
+/* Makes a session and sets the cookie; the caller's transaction covers
+ * the session, its audit event and the sign-in record. */
+gh_err session_start(struct api_ctx *ctx, const struct gh_user *u,
+    char csrf_out[static GH_TOKEN_LEN + 1], struct gh_session *s_out);
+
+/* Runs the password sign-in for username/password, with the sign-in
+ * record and metrics. On success fills *u_out and *s_out and the CSRF
+ * token; on failure returns the reason code recorded. */
+gh_err signin_password(struct api_ctx *ctx, const char *username,
+    const char *password, struct gh_user *u_out, struct gh_session *s_out,
+    char csrf_out[static GH_TOKEN_LEN + 1], const char **reason_out);
+
+/* Revokes the current session (audited) and clears the cookie. */
+gh_err session_end(struct api_ctx *ctx);
+/* Revokes every live session of user_id except keep (NULL: all), in the
+ * caller's transaction, without audit. */
+gh_err revoke_sessions_except(struct api_ctx *ctx, const char *user_id,
+    const char *keep, int64_t *count_out);
+/* Answers {"sessions": [...]} for user_id. */
+void respond_sessions(struct api_ctx *ctx, const char *user_id);
+
+json_t *session_json(const struct gh_session *s, bool current);
+
+/* Route groups. */
+gh_err routes_account(struct gh_http_router *r);
+gh_err routes_admin(struct gh_http_router *r);
+gh_err routes_web(struct gh_http_router *r);
+gh_err routes_health(struct gh_http_router *r);
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * app.c: the serving context, organisation resolution, caller
+ * authentication (session cookie or API token, CSRF), error mapping and
+ * JSON body helpers shared by every route.
+ * Untrusted input: the {org} slug, cookies, Authorization and X-CSRF-Token
+ * headers, JSON bodies. Secrets: session and API tokens (copied into the
+ * request context, wiped by ctx_close).
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+gh_err
+gh_api_app_new(struct gh_store *store, const struct gh_app_config *cfg,
+    struct gh_app **out)
+{
+	struct gh_app *app;
+
+	*out = NULL;
+	app = calloc(1, sizeof *app);
+	if (app == NULL)
+		return GH_ERR_NOMEM;
+	app->store = store;
+	app->cfg = *cfg;
+	*out = app;
+	return GH_OK;
+}
+
+void
+gh_api_app_free(struct gh_app *app)
+{
+	free(app);
+}
+
+gh_err
+gh_api_routes(struct gh_http_router *r)
+{
+	gh_err err;
+
+	err = routes_health(r);
+	if (err == GH_OK)
+		err = routes_account(r);
+	if (err == GH_OK)
+		err = routes_admin(r);
+	if (err == GH_OK)
+		err = routes_web(r);
+	return err;
+}
+
+void
+respond_err(struct gh_http_req *req, gh_err err)
+{
+	switch (err) {
+	case GH_OK:
+		GH_PANIC("respond_err called without an error");
+	case GH_ERR_INVALID:
+		gh_http_respond_error(req, 400, "invalid_request",
+		    "The request is not valid.");
+		break;
+	case GH_ERR_NOTFOUND:
+		gh_http_respond_error(req, 404, "not_found",
+		    "No such object.");
+		break;
+	case GH_ERR_DENIED:
+		gh_http_respond_error(req, 403, "forbidden",
+		    "You are not allowed to do this.");
+		break;
+	case GH_ERR_CONFLICT:
+		gh_http_respond_error(req, 409, "conflict",
+		    "The object exists already.");
+		break;
+	case GH_ERR_LIMIT:
+		gh_http_respond_error(req, 413, "too_large",
+		    "A size limit was exceeded.");
+		break;
+	case GH_ERR_BUSY:
+		if (gh_http_resp_header(req, "Retry-After", "1") != GH_OK)
+			GH_LOG_WARN(GH_ERR_INTERNAL, "Retry-After not set");
+		gh_http_respond_error(req, 503, "busy",
+		    "The database is busy; retry shortly.");
+		break;
+	case GH_ERR_FULL:
+		gh_http_respond_error(req, 507, "storage_full",
+		    "The storage is full; nothing was written.");
+		break;
+	default:
+		gh_http_respond_error(req, 500, "internal",
+		    "Internal error; see the server log for the request id.");
+		break;
+	}
+}
+
+void
+respond_invalid(struct gh_http_req *req, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	gh_http_respond_error(req, 400, "invalid_request", msg);
+}
+
+bool
+ctx_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
+{
+	const char *slug = gh_http_req_param(req, "org");
+	struct gh_db *dir = NULL;
+	gh_err err;
+
+	memset(ctx, 0, sizeof *ctx);
+	ctx->app = app;
+	ctx->req = req;
+	err = gh_store_directory(app->store, &dir);
+	if (err == GH_OK)
+		err = gh_identity_org_get(dir, slug ? slug : "", &ctx->org);
+	gh_db_release(dir);
+	if (err == GH_OK && strcmp(ctx->org.state, "deleted") == 0)
+		err = GH_ERR_NOTFOUND;
+	if (err == GH_ERR_NOTFOUND) {
+		gh_http_respond_error(req, 404, "org_not_found",
+		    "No such organisation.");
+		return false;
+	}
+	if (err != GH_OK) {
+		respond_err(req, err);
+		return false;
+	}
+	if (strcmp(ctx->org.state, "suspended") == 0) {
+		gh_http_respond_error(req, 403, "org_suspended",
+		    "This organisation is suspended.");
+		return false;
+	}
+	err = gh_store_tenant(app->store, ctx->org.id, ctx->org.region, false,
+	    &ctx->db);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "org %s: tenant database unavailable",
+		    ctx->org.id);
+		respond_err(req, err == GH_ERR_NOTFOUND ? GH_ERR_STORE : err);
+		return false;
+	}
+	ctx->actor.source_ip = gh_http_req_client_ip(req);
+	ctx->actor.request_id = gh_http_req_id(req);
+	return true;
+}
+
+void
+ctx_close(struct api_ctx *ctx)
+{
+	gh_db_release(ctx->db);
+	ctx->db = NULL;
+	gh_wipe(ctx->session_token, sizeof ctx->session_token);
+	gh_wipe(ctx->user.password_hash, sizeof ctx->user.password_hash);
+}
+
+static bool
+method_is_safe(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0;
+}
+
+/* Finds the caller; 0 = nobody presented credentials, 1 = ok,
+ * -1 = credentials presented but refused, -2 = store failure (err set). */
+static int
+authenticate(struct api_ctx *ctx, gh_err *err_out)
+{
+	const char *authz = gh_http_req_header(ctx->req, "Authorization");
+	const char *cookie;
+	gh_err err;
+
+	*err_out = GH_OK;
+	if (authz != NULL) {
+		if (strncmp(authz, "Bearer ", 7) != 0)
+			return -1;
+		err = gh_auth_api_token_check(ctx->db, authz + 7, &ctx->token);
+		if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
+			return -1;
+		if (err == GH_OK)
+			err = gh_identity_user_get(ctx->db, ctx->token.user_id,
+			    &ctx->user);
+		if (err != GH_OK) {
+			*err_out = err;
+			return -2;
+		}
+		ctx->actor.type = "api_token";
+		ctx->actor.id = ctx->token.id;
+		return 1;
+	}
+	cookie = gh_http_req_cookie(ctx->req, SESSION_COOKIE);
+	if (cookie == NULL)
+		return 0;
+	if (strlen(cookie) != GH_TOKEN_LEN)
+		return -1;
+	err = gh_auth_session_check(ctx->db, cookie, &ctx->app->cfg.session,
+	    &ctx->session);
+	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
+		return -1;
+	if (err == GH_OK)
+		err = gh_identity_user_get(ctx->db, ctx->session.user_id,
+		    &ctx->user);
+	if (err != GH_OK) {
+		*err_out = err;
+		return -2;
+	}
+	gh_strlcpy(ctx->session_token, cookie, sizeof ctx->session_token);
+	ctx->via_session = true;
+	ctx->actor.type = "user";
+	ctx->actor.id = ctx->user.id;
+	return 1;
+}
+
+bool
+ctx_auth_quiet(struct api_ctx *ctx)
+{
+	gh_err err;
+
+	ctx->authed = authenticate(ctx, &err) == 1 && ctx->via_session;
+	return ctx->authed;
+}
+
+bool
+ctx_auth(struct api_ctx *ctx, bool admin)
+{
+	const char *csrf;
+	gh_err err;
+	int rc;
+
+	rc = authenticate(ctx, &err);
+	if (rc == -2) {
+		respond_err(ctx->req, err);
+		return false;
+	}
+	if (rc != 1) {
+		gh_http_respond_error(ctx->req, 401, "unauthenticated",
+		    "Sign in or present a valid API token.");
+		return false;
+	}
+	if (ctx->via_session && !method_is_safe(gh_http_req_method(ctx->req))) {
+		csrf = gh_http_req_header(ctx->req, "X-CSRF-Token");
+		if (csrf == NULL ||
+		    !gh_auth_session_csrf_ok(ctx->session_token, csrf)) {
+			gh_http_respond_error(ctx->req, 403, "csrf_failed",
+			    "Missing or wrong X-CSRF-Token header.");
+			return false;
+		}
+	}
+	if (admin && strcmp(ctx->user.role, "owner") != 0 &&
+	    strcmp(ctx->user.role, "admin") != 0) {
+		gh_http_respond_error(ctx->req, 403, "forbidden",
+		    "Only organisation owners and admins may do this.");
+		return false;
+	}
+	ctx->authed = true;
+	return true;
+}
+
+json_t *
+body_object(struct gh_http_req *req, const char *const *allowed)
+{
+	const char *ct = gh_http_req_header(req, "Content-Type");
+	char msg[200];
+	const char *key;
+	json_t *obj, *v;
+
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+		gh_http_respond_error(req, 415, "unsupported_media_type",
+		    "The body must be application/json.");
+		return NULL;
+	}
+	if (gh_http_req_json(req, &obj, msg, sizeof msg) != GH_OK) {
+		gh_http_respond_error(req, 400, "invalid_json", msg);
+		return NULL;
+	}
+	json_object_foreach(obj, key, v) {
+		bool known = false;
+
+		for (size_t i = 0; allowed[i] != NULL; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				known = true;
+		if (!known) {
+			char name[65];
+
+			/* The key is client text: bound it in the message. */
+			gh_strlcpy(name, key, sizeof name);
+			respond_invalid(req, "%s: unknown field", name);
+			json_decref(obj);
+			return NULL;
+		}
+	}
+	return obj;
+}
+
+bool
+member_str(struct gh_http_req *req, json_t *obj, const char *key,
+    const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (v == NULL)
+		return true;
+	if (!json_is_string(v)) {
+		respond_invalid(req, "%s: must be a string", key);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+static const char *const policy_keys[] = { "min_length", "min_classes",
+	"min_score", "reject_common", "reject_context", NULL };
+
+gh_err
+gh_api_pw_policy_load(struct gh_db *db, struct gh_pw_policy *out)
+{
+	json_t *j = NULL;
+	int common, context;
+	gh_err err;
+
+	gh_auth_pw_policy_default(out);
+	common = out->reject_common;
+	context = out->reject_context;
+	err = gh_identity_setting_get(db, "password_policy", &j);
+	if (err == GH_ERR_NOTFOUND)
+		return GH_OK;
+	if (err != GH_OK)
+		return err;
+	/* Stored values were validated on the way in; unknown keys from a
+	 * newer version are ignored. */
+	(void)json_unpack(j, "{s?i, s?i, s?i, s?b, s?b}", policy_keys[0],
+	    &out->min_length, policy_keys[1], &out->min_classes,
+	    policy_keys[2], &out->min_score, policy_keys[3], &common,
+	    policy_keys[4], &context);
+	out->reject_common = common != 0;
+	out->reject_context = context != 0;
+	json_decref(j);
+	return GH_OK;
+}
+
+bool
+password_acceptable(struct api_ctx *ctx, const char *pw, const char *username,
+    const char *email)
+{
+	struct gh_pw_context pc = { username, email, ctx->org.slug,
+		ctx->org.name };
+	struct gh_pw_policy pol;
+	const char *code = "invalid";
+	char reason[200];
+	json_t *body;
+	gh_err err;
+
+	err = gh_api_pw_policy_load(ctx->db, &pol);
+	if (err != GH_OK) {
+		respond_err(ctx->req, err);
+		return false;
+	}
+	err = gh_auth_pw_policy_check(&pol, pw, &pc, &code, reason,
+	    sizeof reason);
+	if (err == GH_OK)
+		return true;
+	body = json_pack("{s:s, s:s, s:s, s:s}", "error", "weak_password",
+	    "reason", code, "message", reason, "request_id",
+	    gh_http_req_id(ctx->req));
+	gh_http_respond_json(ctx->req, 400, body);
+	return false;
+}

@@ -1,0 +1,291 @@
+/*
+ * web.c: the plain HTML sign-in form, the account page and sign-out, and
+ * their stylesheet. No script; the CSP forbids inline code, so the pages
+ * carry none.
+ * Untrusted input: form fields and cookies. Secrets: the password (wiped by
+ * the http layer with the body) and the login CSRF token (public to the
+ * browser, compared in constant time).
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char css[] =
+    "body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;"
+    "color:#1d2330}\n"
+    "main{max-width:22rem;margin:10vh auto;padding:1.5rem;background:#fff;"
+    "border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.12)}\n"
+    "@media (max-width:400px){main{margin:0;border-radius:0;min-height:100vh;"
+    "box-sizing:border-box}}\n"
+    "h1{font-size:1.25rem;margin:0 0 1rem}\n"
+    "label{display:block;margin:.75rem 0 .25rem;font-weight:600}\n"
+    "input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;"
+    "border:1px solid #8a93a3;border-radius:4px}\n"
+    "input:focus,button:focus{outline:3px solid #2f6fde;outline-offset:1px}\n"
+    "button{margin-top:1.25rem;width:100%;padding:.7rem;font-size:1rem;"
+    "border:0;border-radius:4px;background:#1f5bc6;color:#fff;"
+    "cursor:pointer}\n"
+    ".error{background:#fde8e8;color:#8a1111;padding:.6rem;border-radius:4px}"
+    "\n"
+    "dl{margin:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0}\n";
+
+static void
+put_escaped(struct gh_buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '&':
+			gh_buf_put_str(b, "&amp;");
+			break;
+		case '<':
+			gh_buf_put_str(b, "&lt;");
+			break;
+		case '>':
+			gh_buf_put_str(b, "&gt;");
+			break;
+		case '"':
+			gh_buf_put_str(b, "&quot;");
+			break;
+		case '\'':
+			gh_buf_put_str(b, "&#39;");
+			break;
+		default:
+			gh_buf_put(b, s, 1);
+		}
+	}
+}
+
+static void
+page_open(struct gh_buf *b, const char *title)
+{
+	gh_buf_put_str(b, "<!doctype html>\n<html lang=\"en\"><head>"
+	    "<meta charset=\"utf-8\"><meta name=\"viewport\" "
+	    "content=\"width=device-width,initial-scale=1\"><title>");
+	put_escaped(b, title);
+	gh_buf_put_str(b, "</title><link rel=\"stylesheet\" "
+	    "href=\"/static/gatehouse.css\"></head><body><main>");
+}
+
+static void
+page_send(struct gh_http_req *req, unsigned status, struct gh_buf *b)
+{
+	gh_buf_put_str(b, "</main></body></html>\n");
+	if (gh_buf_err(b) != GH_OK) {
+		gh_buf_free(b);
+		respond_err(req, GH_ERR_INTERNAL);
+		return;
+	}
+	gh_http_respond(req, status, "text/html; charset=utf-8", b->data,
+	    b->len);
+	gh_buf_free(b);
+}
+
+static void
+redirect_to(struct api_ctx *ctx, const char *page)
+{
+	char loc[GH_SLUG_MAX + 32];
+
+	snprintf(loc, sizeof loc, "/o/%s/%s", ctx->org.slug, page);
+	gh_http_redirect(ctx->req, loc);
+}
+
+static void
+login_page(struct api_ctx *ctx, unsigned status, const char *error,
+    const char *username)
+{
+	char raw[32], csrf[GH_TOKEN_LEN + 1], path[GH_SLUG_MAX + 16];
+	struct gh_buf b;
+
+	if (gh_rand_bytes(raw, sizeof raw) != GH_OK) {
+		respond_err(ctx->req, GH_ERR_CRYPTO);
+		return;
+	}
+	gh_b64url_encode((const uint8_t *)raw, sizeof raw, csrf);
+	snprintf(path, sizeof path, "/o/%s/login", ctx->org.slug);
+	if (gh_http_set_cookie(ctx->req, LOGIN_CSRF_COOKIE, csrf, path, 3600,
+	    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_STRICT) != GH_OK) {
+		respond_err(ctx->req, GH_ERR_INTERNAL);
+		return;
+	}
+	gh_buf_init(&b, 64 * 1024, 0);
+	page_open(&b, "Sign in");
+	gh_buf_put_str(&b, "<h1>Sign in to ");
+	put_escaped(&b, ctx->org.name);
+	gh_buf_put_str(&b, "</h1>");
+	if (error != NULL) {
+		gh_buf_put_str(&b, "<p class=\"error\" role=\"alert\">");
+		put_escaped(&b, error);
+		gh_buf_put_str(&b, "</p>");
+	}
+	gh_buf_printf(&b, "<form method=\"post\" action=\"%s\">"
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
+	    "<label for=\"username\">Username</label>"
+	    "<input id=\"username\" name=\"username\" autocomplete=\"username\" "
+	    "required autofocus value=\"", path, csrf);
+	put_escaped(&b, username ? username : "");
+	gh_buf_put_str(&b, "\"><label for=\"password\">Password</label>"
+	    "<input id=\"password\" name=\"password\" type=\"password\" "
+	    "autocomplete=\"current-password\" required>"
+	    "<button type=\"submit\">Sign in</button></form>");
+	page_send(ctx->req, status, &b);
+}
+
+static void
+h_login_get(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (ctx_auth_quiet(&ctx))
+		redirect_to(&ctx, "account");
+	else
+		login_page(&ctx, 200, NULL, NULL);
+	ctx_close(&ctx);
+}
+
+static bool
+field_ok(const char *s, size_t max)
+{
+	return s != NULL && s[0] != '\0' && strlen(s) <= max;
+}
+
+static void
+w_login_post(void *appv, struct gh_http_req *req)
+{
+	const char *username = gh_http_req_form(req, "username");
+	const char *password = gh_http_req_form(req, "password");
+	const char *form_csrf = gh_http_req_form(req, "csrf_token");
+	const char *cookie_csrf = gh_http_req_cookie(req, LOGIN_CSRF_COOKIE);
+	char csrf[GH_TOKEN_LEN + 1], path[GH_SLUG_MAX + 16];
+	const char *reason;
+	struct gh_session s;
+	struct api_ctx ctx;
+	struct gh_user u;
+	gh_err err;
+
+	if (!ctx_open(appv, req, &ctx))
+		return;
+	if (form_csrf == NULL || cookie_csrf == NULL ||
+	    strlen(form_csrf) != GH_TOKEN_LEN ||
+	    strlen(cookie_csrf) != GH_TOKEN_LEN ||
+	    !gh_ct_eq(form_csrf, cookie_csrf, GH_TOKEN_LEN)) {
+		login_page(&ctx, 403, "The form expired. Please try again.",
+		    NULL);
+		goto out;
+	}
+	if (!field_ok(username, GH_USERNAME_MAX) ||
+	    !field_ok(password, GH_PW_MAX_LEN)) {
+		login_page(&ctx, 400, "Enter your username and password.",
+		    NULL);
+		goto out;
+	}
+	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason);
+	gh_wipe(csrf, sizeof csrf);
+	if (err == GH_ERR_DENIED) {
+		login_page(&ctx, 401, "Wrong username or password.", username);
+	} else if (err != GH_OK) {
+		respond_err(req, err);
+	} else {
+		snprintf(path, sizeof path, "/o/%s/login", ctx.org.slug);
+		if (gh_http_set_cookie(req, LOGIN_CSRF_COOKIE, "", path, -1,
+		    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_STRICT) != GH_OK)
+			GH_LOG_WARN(GH_ERR_INTERNAL, "login cookie not cleared");
+		redirect_to(&ctx, "account");
+	}
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_login_post(void *app, struct gh_http_req *req)
+{
+	gh_http_defer(req, w_login_post);
+}
+
+static void
+h_account(void *app, struct gh_http_req *req)
+{
+	char csrf[GH_TOKEN_LEN + 1];
+	struct api_ctx ctx;
+	struct gh_buf b;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth_quiet(&ctx)) {
+		redirect_to(&ctx, "login");
+		goto out;
+	}
+	gh_auth_session_csrf(ctx.session_token, csrf);
+	gh_buf_init(&b, 64 * 1024, 0);
+	page_open(&b, "Your account");
+	gh_buf_put_str(&b, "<h1>");
+	put_escaped(&b, ctx.org.name);
+	gh_buf_put_str(&b, "</h1><p>You are signed in.</p><dl><dt>Username</dt>"
+	    "<dd id=\"username\">");
+	put_escaped(&b, ctx.user.username);
+	gh_buf_put_str(&b, "</dd><dt>Name</dt><dd>");
+	put_escaped(&b, ctx.user.display_name);
+	gh_buf_put_str(&b, "</dd><dt>Role</dt><dd>");
+	put_escaped(&b, ctx.user.role);
+	gh_buf_printf(&b, "</dd></dl><form method=\"post\" "
+	    "action=\"/o/%s/logout\"><input type=\"hidden\" name=\"csrf_token\" "
+	    "value=\"%s\"><button type=\"submit\">Sign out</button></form>",
+	    ctx.org.slug, csrf);
+	page_send(req, 200, &b);
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_logout(void *app, struct gh_http_req *req)
+{
+	const char *form_csrf = gh_http_req_form(req, "csrf_token");
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth_quiet(&ctx)) {
+		redirect_to(&ctx, "login");
+		goto out;
+	}
+	if (form_csrf == NULL ||
+	    !gh_auth_session_csrf_ok(ctx.session_token, form_csrf)) {
+		gh_http_respond_error(req, 403, "csrf_failed",
+		    "The sign-out form expired; reload the page.");
+		goto out;
+	}
+	err = session_end(&ctx);
+	if (err != GH_OK)
+		respond_err(req, err);
+	else
+		redirect_to(&ctx, "login");
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_css(void *app, struct gh_http_req *req)
+{
+	gh_http_respond(req, 200, "text/css; charset=utf-8", css,
+	    sizeof css - 1);
+}
+
+gh_err
+routes_web(struct gh_http_router *r)
+{
+	gh_err err;
+
+	err = gh_http_route(r, "GET", "/o/{org}/login", h_login_get);
+	if (err == GH_OK)
+		err = gh_http_route(r, "POST", "/o/{org}/login", h_login_post);
+	if (err == GH_OK)
+		err = gh_http_route(r, "GET", "/o/{org}/account", h_account);
+	if (err == GH_OK)
+		err = gh_http_route(r, "POST", "/o/{org}/logout", h_logout);
+	if (err == GH_OK)
+		err = gh_http_route(r, "GET", "/static/gatehouse.css", h_css);
+	return err;
+}

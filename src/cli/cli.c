@@ -1,0 +1,253 @@
+/*
+ * cli.c: the command line: dispatch, help, option parsing, and the helpers
+ * every command shares (configuration, opening the store, the operator's
+ * name, generated passwords).
+ * Untrusted input: argv and the environment (operator-controlled).
+ * Secrets: generated passwords (returned to the caller, who wipes them).
+ */
+#include "cli/cli.h"
+#include "cli/cli_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gh_version.h"
+
+static const char usage[] =
+"Usage: gatehouse [--config FILE] COMMAND [OPTIONS]\n"
+"\n"
+"Gatehouse: multi-tenant single sign-on, MFA and access control.\n"
+"\n"
+"Commands:\n"
+"  init --org SLUG --admin USERNAME [--org-name NAME] [--region R] [--email E]\n"
+"                      create the data directory, the first organisation and\n"
+"                      its owner (password from GATEHOUSE_ADMIN_PASSWORD, or\n"
+"                      generated and printed once)\n"
+"  serve [--listen HOST:PORT] [--dev]\n"
+"                      serve HTTP(S) until SIGINT or SIGTERM\n"
+"  org create SLUG [--name NAME] [--region R]\n"
+"  org list [--json]\n"
+"  org show SLUG [--json]\n"
+"  org suspend|activate|delete SLUG\n"
+"  user add --org SLUG USERNAME [--email E] [--display-name N]\n"
+"           [--role owner|admin|member]   (password from\n"
+"                      GATEHOUSE_USER_PASSWORD, or generated and printed)\n"
+"  user list --org SLUG [--json]\n"
+"  user show --org SLUG USERNAME [--json]\n"
+"  user disable --org SLUG USERNAME\n"
+"  user reset-password --org SLUG USERNAME   (new password from\n"
+"                      GATEHOUSE_NEW_PASSWORD, or generated and printed)\n"
+"\n"
+"Options accepted by every command that touches data:\n"
+"  --data-dir DIR      the data directory (default ./data)\n"
+"  --config FILE       a configuration file (also GATEHOUSE_CONFIG)\n"
+"\n"
+"  --help              this text\n"
+"  --version           the version\n"
+"\n"
+"Configuration keys, their defaults and GATEHOUSE_* variables: docs/cli.md.\n"
+"Exit status: 0 success, 1 failure, 2 usage or configuration error.\n";
+
+static const char *global_config;
+
+int
+gh_cli_main(int argc, char **argv)
+{
+	int i = 1;
+
+	json_object_seed(0);
+	while (i < argc && strncmp(argv[i], "--", 2) == 0) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("gatehouse %s\n", GH_VERSION);
+			return 0;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			global_config = argv[i + 1];
+			i += 2;
+			continue;
+		}
+		fprintf(stderr, "gatehouse: unknown option '%s'\n%s", argv[i],
+		    "Run 'gatehouse --help' for usage.\n");
+		return EXIT_USAGE;
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(argv[i], "init") == 0)
+		return cmd_init(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "serve") == 0)
+		return cmd_serve(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "org") == 0)
+		return cmd_org(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "user") == 0)
+		return cmd_user(argc - i - 1, argv + i + 1);
+	fprintf(stderr, "gatehouse: unknown command '%s'\n"
+	    "Run 'gatehouse --help' for usage.\n", argv[i]);
+	return EXIT_USAGE;
+}
+
+static bool
+allowed_has(const char *allowed, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = allowed;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == allowed || p[-1] == ' ') &&
+		    (p[n] == ' ' || p[n] == '\0'))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+gh_err
+cli_parse(int argc, char **argv, const char *allowed, struct cli_opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;	/* offset of a const char * in cli_opts */
+	} valued[] = {
+		{ "config", offsetof(struct cli_opts, config) },
+		{ "data-dir", offsetof(struct cli_opts, data_dir) },
+		{ "org", offsetof(struct cli_opts, org) },
+		{ "admin", offsetof(struct cli_opts, admin) },
+		{ "name", offsetof(struct cli_opts, name) },
+		{ "org-name", offsetof(struct cli_opts, name) },
+		{ "region", offsetof(struct cli_opts, region) },
+		{ "email", offsetof(struct cli_opts, email) },
+		{ "display-name", offsetof(struct cli_opts, display_name) },
+		{ "role", offsetof(struct cli_opts, role) },
+		{ "listen", offsetof(struct cli_opts, listen) },
+	};
+
+	memset(o, 0, sizeof *o);
+	o->config = global_config;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		bool found = false;
+
+		if (strncmp(a, "--", 2) != 0) {
+			if (o->nargs >= 4) {
+				fprintf(stderr, "gatehouse: too many arguments\n");
+				return GH_ERR_INVALID;
+			}
+			o->args[o->nargs++] = a;
+			continue;
+		}
+		a += 2;
+		if (!allowed_has(allowed, a)) {
+			fprintf(stderr, "gatehouse: unknown option '--%s' "
+			    "(allowed here: %s)\n", a, allowed);
+			return GH_ERR_INVALID;
+		}
+		if (strcmp(a, "dev") == 0) {
+			o->dev = true;
+			continue;
+		}
+		if (strcmp(a, "json") == 0) {
+			o->json = true;
+			continue;
+		}
+		for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) {
+			if (strcmp(a, valued[k].name) != 0)
+				continue;
+			if (i + 1 >= argc) {
+				fprintf(stderr, "gatehouse: option '--%s' needs "
+				    "a value\n", a);
+				return GH_ERR_INVALID;
+			}
+			*(const char **)((char *)o + valued[k].off) = argv[++i];
+			found = true;
+		}
+		if (!found)
+			GH_PANIC("option %s allowed but not known", a);
+	}
+	return GH_OK;
+}
+
+gh_err
+cli_config(const struct cli_opts *o, struct gh_config *cfg)
+{
+	enum gh_log_level lvl;
+	gh_err err;
+
+	err = config_load(cfg, o->config);
+	if (err == GH_OK && o->data_dir != NULL)
+		err = config_set(cfg, "data_dir", o->data_dir, "--data-dir");
+	if (err == GH_OK && o->listen != NULL)
+		err = config_set(cfg, "listen", o->listen, "--listen");
+	if (err == GH_OK && o->dev)
+		cfg->dev = true;
+	if (err == GH_OK)
+		err = config_check(cfg);
+	if (err == GH_OK && gh_log_level_parse(cfg->log_level, &lvl) == GH_OK)
+		gh_log_set_level(lvl);
+	return err;
+}
+
+gh_err
+cli_store(const struct gh_config *cfg, struct gh_store **out)
+{
+	gh_err err;
+
+	err = gh_store_open(cfg->data_dir, false, out);
+	if (err == GH_ERR_NOTFOUND)
+		fprintf(stderr, "gatehouse: %s is not an initialised data "
+		    "directory; run 'gatehouse init' first\n", cfg->data_dir);
+	else if (err != GH_OK)
+		fprintf(stderr, "gatehouse: cannot open the data directory %s: "
+		    "%s\n", cfg->data_dir, gh_err_str(err));
+	return err;
+}
+
+const char *
+cli_operator(void)
+{
+	static char name[80];
+	struct passwd *pw;
+
+	if (name[0] == '\0') {
+		pw = getpwuid(getuid());
+		snprintf(name, sizeof name, "cli:%s",
+		    pw != NULL ? pw->pw_name : "unknown");
+	}
+	return name;
+}
+
+gh_err
+cli_random_password(char **out)
+{
+	uint8_t raw[18];
+	char *s;
+	gh_err err;
+
+	*out = NULL;
+	s = malloc(gh_b64url_len(sizeof raw) + 1);
+	if (s == NULL)
+		return GH_ERR_NOMEM;
+	err = gh_rand_bytes(raw, sizeof raw);
+	if (err != GH_OK) {
+		free(s);
+		return err;
+	}
+	/* 144 random bits: far past any strength rule. */
+	gh_b64url_encode(raw, sizeof raw, s);
+	gh_wipe(raw, sizeof raw);
+	*out = s;
+	return GH_OK;
+}

@@ -1,0 +1,108 @@
+/* cli_int.h: shared by the files of src/cli. */
+#ifndef GH_CLI_INT_H
+#define GH_CLI_INT_H
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "api/api.h"
+#include "audit/audit.h"
+#include "core/core.h"
+#include "identity/identity.h"
+#include "store/store.h"
+
+/* Exit statuses. */
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct gh_config {
+	char data_dir[PATH_MAX];
+	char listen[128];
+	char base_url[256];
+	bool dev;
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
+	char trusted_proxies[1024];
+	unsigned http_threads;
+	unsigned http_workers;
+	unsigned max_body_bytes;
+	unsigned max_header_bytes;
+	unsigned connection_timeout_s;
+	unsigned max_connections;
+	unsigned session_lifetime_s;
+	unsigned session_idle_timeout_s;
+	unsigned argon2_t_cost;
+	unsigned argon2_m_kib;
+	unsigned argon2_parallelism;
+	char default_region[33];
+	char log_level[8];
+};
+
+/* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*
+ * variables. On error prints a message naming the key and returns
+ * GH_ERR_INVALID. */
+gh_err config_load(struct gh_config *cfg, const char *path) GH_MUST_CHECK;
+/* Sets one key from a flag or elsewhere; prints an error naming origin. */
+gh_err config_set(struct gh_config *cfg, const char *key, const char *value,
+    const char *origin) GH_MUST_CHECK;
+/* Cross-key checks (argon2 minimums, listen syntax...). */
+gh_err config_check(const struct gh_config *cfg) GH_MUST_CHECK;
+/* Splits listen into host and port. */
+gh_err config_listen(const char *listen, char *host, size_t host_cap,
+    uint16_t *port) GH_MUST_CHECK;
+/* The public base URL: base_url, or derived from listen. */
+void config_base_url(const struct gh_config *cfg, char *out, size_t cap);
+void config_pw_params(const struct gh_config *cfg, struct gh_pw_params *p);
+
+/* Command-line options of one command. */
+struct cli_opts {
+	const char *config;
+	const char *data_dir;
+	const char *org;
+	const char *admin;
+	const char *name;
+	const char *region;
+	const char *email;
+	const char *display_name;
+	const char *role;
+	const char *listen;
+	bool dev;
+	bool json;
+	const char *args[4];	/* positional arguments */
+	int nargs;
+};
+
+/* Parses argv (after the command words) into o; prints usage errors. */
+gh_err cli_parse(int argc, char **argv, const char *allowed,
+    struct cli_opts *o) GH_MUST_CHECK;
+/* Loads the configuration and applies --data-dir / --listen / --dev. */
+gh_err cli_config(const struct cli_opts *o, struct gh_config *cfg)
+    GH_MUST_CHECK;
+/* Opens the store of an initialised data directory, printing why not. */
+gh_err cli_store(const struct gh_config *cfg, struct gh_store **out)
+    GH_MUST_CHECK;
+/* The operator's name for audit events ("cli:root"). */
+const char *cli_operator(void);
+/* Makes a random password that meets the default policy; caller wipes
+ * and frees. */
+gh_err cli_random_password(char **out) GH_MUST_CHECK;
+
+/* Adds a user to org with a password from env (or generated: then
+ * *generated is set), checked against the org's policy, audited as the
+ * operator. On success *pw_out holds the password (caller wipes/frees). */
+gh_err cli_user_create(struct gh_store *st, const struct gh_config *cfg,
+    const struct gh_org *org, const struct cli_opts *o, const char *username,
+    const char *role, const char *env, char **pw_out, bool *generated,
+    struct gh_user *out) GH_MUST_CHECK;
+
+/* Creates an organisation and its tenant database, audited. Prints why
+ * it fails. */
+gh_err cli_org_create(struct gh_store *st, const char *slug, const char *name,
+    const char *region, struct gh_org *out) GH_MUST_CHECK;
+
+int cmd_init(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_org(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+
+#endif

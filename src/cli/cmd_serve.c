@@ -1,0 +1,154 @@
+/*
+ * cmd_serve.c: gatehouse serve. Reads the configuration, opens the store,
+ * binds, and serves until SIGINT or SIGTERM, then drains and exits 0.
+ * Secrets: none of its own; core dumps are disabled so that no key, token
+ * or password in memory can reach one.
+ */
+#include "cli/cli_int.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+struct url_ctx {
+	const char *base;
+	int shown;
+};
+
+static void
+print_org_url(const struct gh_org *org, void *arg)
+{
+	struct url_ctx *u = arg;
+
+	if (strcmp(org->state, "active") != 0 || u->shown >= 10)
+		return;
+	printf("  sign in to %s: %s/o/%s/login\n", org->slug, u->base,
+	    org->slug);
+	u->shown++;
+}
+
+/* Splits trusted_proxies (comma-separated) into hc; buf keeps the
+ * strings. */
+static gh_err
+proxies_split(char *buf, struct gh_http_config *hc)
+{
+	char *save = NULL, *tok;
+
+	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", ", &save)) {
+		if (hc->trusted_proxies_len == GH_HTTP_MAX_PROXIES) {
+			fprintf(stderr, "gatehouse: trusted_proxies: at most %d "
+			    "entries\n", GH_HTTP_MAX_PROXIES);
+			return GH_ERR_INVALID;
+		}
+		hc->trusted_proxies[hc->trusted_proxies_len++] = tok;
+	}
+	return GH_OK;
+}
+
+static gh_err
+http_config(struct gh_config *cfg, char *proxies, struct gh_http_config *hc)
+{
+	gh_http_config_default(hc);
+	if (config_listen(cfg->listen, hc->host, sizeof hc->host, &hc->port) !=
+	    GH_OK)
+		return GH_ERR_INVALID;
+	hc->threads = cfg->http_threads;
+	hc->workers = cfg->http_workers;
+	hc->max_body = cfg->max_body_bytes;
+	hc->max_header = cfg->max_header_bytes;
+	hc->timeout_s = cfg->connection_timeout_s;
+	hc->max_connections = cfg->max_connections;
+	hc->dev = cfg->dev;
+	hc->tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL;
+	hc->tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL;
+	gh_strlcpy(proxies, cfg->trusted_proxies, sizeof cfg->trusted_proxies);
+	return proxies_split(proxies, hc);
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	char proxies[sizeof ((struct gh_config *)0)->trusted_proxies];
+	struct gh_http_router *router = NULL;
+	struct gh_http_server *srv = NULL;
+	struct rlimit nocore = { 0, 0 };
+	struct gh_app_config acfg;
+	struct gh_http_config hc;
+	struct gh_store *st = NULL;
+	struct gh_app *app = NULL;
+	struct gh_config cfg;
+	struct gh_db *dir = NULL;
+	struct url_ctx urls;
+	struct cli_opts o;
+	char errmsg[256], base[300];
+	sigset_t sigs;
+	int sig = 0, rc = EXIT_FAIL;
+	gh_err err;
+
+	if (cli_parse(argc, argv, "config data-dir listen dev", &o) != GH_OK ||
+	    cli_config(&o, &cfg) != GH_OK)
+		return EXIT_USAGE;
+	if (o.nargs != 0) {
+		fprintf(stderr, "gatehouse: serve takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	if (http_config(&cfg, proxies, &hc) != GH_OK)
+		return EXIT_USAGE;
+	(void)setrlimit(RLIMIT_CORE, &nocore);
+	/* Signals are taken by sigwait below; block them before any thread
+	 * starts so that every thread inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	config_pw_params(&cfg, &acfg.pw);
+	acfg.session.absolute_ms = (int64_t)cfg.session_lifetime_s * 1000;
+	acfg.session.idle_ms = (int64_t)cfg.session_idle_timeout_s * 1000;
+	if (cli_store(&cfg, &st) != GH_OK)
+		goto out;
+	err = gh_api_app_new(st, &acfg, &app);
+	if (err == GH_OK)
+		err = gh_http_router_new(&router);
+	if (err == GH_OK)
+		err = gh_api_routes(router);
+	if (err != GH_OK) {
+		fprintf(stderr, "gatehouse: start-up failed: %s\n",
+		    gh_err_str(err));
+		goto out;
+	}
+	errmsg[0] = '\0';
+	err = gh_http_server_start(&hc, router, app, &srv, errmsg,
+	    sizeof errmsg);
+	if (err != GH_OK) {
+		fprintf(stderr, "gatehouse: cannot serve: %s\n",
+		    errmsg[0] ? errmsg : gh_err_str(err));
+		rc = err == GH_ERR_INVALID ? EXIT_USAGE : EXIT_FAIL;
+		goto out;
+	}
+	config_base_url(&cfg, base, sizeof base);
+	printf("gatehouse %s: serving %s on %s port %u%s\n",
+	    cfg.tls_cert[0] ? "https" : "http", cfg.data_dir, hc.host,
+	    gh_http_server_port(srv), cfg.dev ? " (dev mode)" : "");
+	urls.base = base;
+	urls.shown = 0;
+	if (gh_store_directory(st, &dir) == GH_OK &&
+	    gh_identity_org_list(dir, print_org_url, &urls) != GH_OK)
+		GH_LOG_WARN(GH_ERR_STORE, "cannot list organisations");
+	gh_db_release(dir);
+	fflush(stdout);
+	GH_LOG_INFO("serving on %s port %u", hc.host, gh_http_server_port(srv));
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	GH_LOG_INFO("signal %d: draining and stopping", sig);
+	rc = 0;
+out:
+	gh_http_server_stop(srv);
+	gh_http_router_free(router);
+	gh_api_app_free(app);
+	gh_store_free(st);
+	return rc;
+}
