@@ -1,0 +1,517 @@
+/*
+ * sqlite.c: the SQLite backend of the store: the file layout under the data
+ * directory, the per-connection settings and the mapping of SQLite result
+ * codes to gh_err.
+ *
+ * Untrusted input: none reaches this file unchecked. org_id and region come
+ * from clients but store.c has validated them (gh_id_valid,
+ * gh_store_region_valid) before they are joined into a path. SQL text is the
+ * programmers'; values arrive only as bound parameters. Secrets: none are
+ * held here, though bound values may be sensitive, so no error message
+ * includes them (SQLite's own messages name columns, never values).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+struct gh_store_conn {
+	sqlite3 *db;
+};
+
+struct gh_store_bstmt {
+	sqlite3_stmt *stmt;
+};
+
+gh_err
+gh_store_sqlite_path(const char *data_dir, const char *region,
+    const char *org_id, struct gh_buf *out)
+{
+	gh_buf_reset(out);
+	if (org_id == NULL)
+		gh_buf_printf(out, "%s/directory.db", data_dir);
+	else
+		gh_buf_printf(out, "%s/%s/%s.db", data_dir, region, org_id);
+	return gh_buf_err(out);
+}
+
+/* Makes a creation durable: fsync the directory that holds the new entry. */
+static gh_err
+sync_dir(const char *dir)
+{
+	int fd;
+	gh_err err = GH_OK;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || fsync(fd) == -1) {
+		err = GH_ERR_STORE;
+		GH_LOG_ERR(err, "fsync of %s: %s", dir, strerror(errno));
+	}
+	if (fd != -1)
+		close(fd);
+	return err;
+}
+
+/* Creates <data_dir>/<region> with mode 0700 if missing; refuses anything
+ * there that is not a plain directory (a symlink, say). */
+static gh_err
+ensure_region_dir(const char *data_dir, const char *region)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int n;
+
+	n = snprintf(path, sizeof path, "%s/%s", data_dir, region);
+	if (n < 0 || (size_t)n >= sizeof path) {
+		GH_LOG_ERR(GH_ERR_LIMIT, "data directory path too long");
+		return GH_ERR_LIMIT;
+	}
+	if (mkdir(path, 0700) == 0)
+		return sync_dir(data_dir);
+	if (errno != EEXIST) {
+		GH_LOG_ERR(GH_ERR_STORE, "mkdir %s: %s", path, strerror(errno));
+		return GH_ERR_STORE;
+	}
+	if (lstat(path, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+		GH_LOG_ERR(GH_ERR_STORE, "%s is not a directory", path);
+		return GH_ERR_STORE;
+	}
+	return GH_OK;
+}
+
+/*
+ * Creates the database file ourselves, empty and 0600, so that SQLite never
+ * creates it with its default 0644; the -wal and -shm files inherit this
+ * mode. Another process creating it at the same time is fine.
+ */
+static gh_err
+create_file(const char *path, const char *dir)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1) {
+		if (errno == EEXIST)
+			return GH_OK;
+		GH_LOG_ERR(GH_ERR_STORE, "create %s: %s", path,
+		    strerror(errno));
+		return GH_ERR_STORE;
+	}
+	if (fsync(fd) == -1) {
+		GH_LOG_ERR(GH_ERR_STORE, "fsync %s: %s", path, strerror(errno));
+		close(fd);
+		return GH_ERR_STORE;
+	}
+	close(fd);
+	return sync_dir(dir);
+}
+
+static gh_err
+sqlite_map_error(int rc)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+		return GH_ERR_CONFLICT;
+	default:
+		break;
+	}
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		return GH_ERR_INVALID;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return GH_ERR_BUSY;
+	case SQLITE_FULL:
+		return GH_ERR_FULL;
+	default:
+		return GH_ERR_STORE;
+	}
+}
+
+static const char *
+sqlite_errmsg(struct gh_store_conn *c)
+{
+	return sqlite3_errmsg(c->db);
+}
+
+/* Runs a pragma and checks the first column of its first row. */
+static gh_err
+pragma_expect(sqlite3 *db, const char *path, const char *sql,
+    const char *want, bool quiet_busy)
+{
+	sqlite3_stmt *stmt = NULL;
+	const char *got;
+	gh_err err = GH_OK;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		err = sqlite_map_error(rc);
+		if (!(quiet_busy && err == GH_ERR_BUSY))
+			GH_LOG_ERR(err, "%s: %s: %s", path, sql,
+			    sqlite3_errmsg(db));
+		goto out;
+	}
+	got = (const char *)sqlite3_column_text(stmt, 0);
+	if (got == NULL || strcasecmp(got, want) != 0) {
+		err = GH_ERR_STORE;
+		GH_LOG_ERR(err, "%s: %s returned %s, not %s", path, sql,
+		    got != NULL ? got : "NULL", want);
+	}
+out:
+	sqlite3_finalize(stmt);
+	return err;
+}
+
+/*
+ * Switches to WAL (a no-op once the file is in WAL mode). Two processes
+ * converting a new file at once can deadlock on the lock upgrade, and
+ * SQLite then reports BUSY without calling the busy handler; so retry until
+ * the busy timeout is spent.
+ */
+static gh_err
+set_wal(sqlite3 *db, const char *path, int busy_ms)
+{
+	uint64_t deadline = gh_mono_ns() + (uint64_t)busy_ms * 1000000u;
+	gh_err err;
+
+	for (;;) {
+		err = pragma_expect(db, path, "PRAGMA journal_mode=WAL", "wal",
+		    true);
+		if (err != GH_ERR_BUSY || gh_mono_ns() >= deadline)
+			break;
+		sqlite3_sleep(10);
+	}
+	if (err == GH_ERR_BUSY)
+		GH_LOG_WARN(err, "%s: cannot switch to WAL: %s", path,
+		    sqlite3_errmsg(db));
+	return err;
+}
+
+static gh_err
+sqlite_conn_open(const char *data_dir, const char *region,
+    const char *org_id, bool create, int busy_ms, struct gh_store_conn **out)
+{
+	static const char *const settings =
+	    "PRAGMA trusted_schema=OFF;"
+	    /* An acknowledged commit survives power loss: WAL is synced on
+	     * every commit. */
+	    "PRAGMA synchronous=FULL;"
+	    "PRAGMA foreign_keys=ON;";
+	struct gh_store_conn *c = NULL;
+	struct gh_buf path;
+	struct stat sb;
+	const char *dir;
+	char dirbuf[PATH_MAX];
+	gh_err err;
+	int rc;
+
+	*out = NULL;
+	gh_buf_init(&path, PATH_MAX, 0);
+	err = gh_store_sqlite_path(data_dir, region, org_id, &path);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "data directory path too long");
+		goto out;
+	}
+	if (!create) {
+		if (stat(gh_buf_cstr(&path), &sb) == -1) {
+			err = errno == ENOENT ? GH_ERR_NOTFOUND : GH_ERR_STORE;
+			if (err == GH_ERR_NOTFOUND)
+				gh_log(GH_LOG_LEVEL_DEBUG, __func__, err,
+				    "%s does not exist", gh_buf_cstr(&path));
+			else
+				GH_LOG_ERR(err, "stat %s: %s",
+				    gh_buf_cstr(&path), strerror(errno));
+			goto out;
+		}
+	} else {
+		dir = data_dir;
+		if (org_id != NULL) {
+			err = ensure_region_dir(data_dir, region);
+			if (err != GH_OK)
+				goto out;
+			snprintf(dirbuf, sizeof dirbuf, "%s/%s", data_dir,
+			    region);
+			dir = dirbuf;
+		}
+		err = create_file(gh_buf_cstr(&path), dir);
+		if (err != GH_OK)
+			goto out;
+	}
+
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		err = GH_ERR_NOMEM;
+		GH_LOG_ERR(err, "connection");
+		goto out;
+	}
+	/*
+	 * NOMUTEX: store.c hands a connection to one thread at a time under
+	 * its own mutex. No CREATE: the file exists (made above with 0600)
+	 * or this is the create=false case. NOFOLLOW: no symlinked database.
+	 */
+	rc = sqlite3_open_v2(gh_buf_cstr(&path), &c->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW |
+	    SQLITE_OPEN_EXRESCODE, NULL);
+	if (rc != SQLITE_OK) {
+		err = c->db == NULL ? GH_ERR_NOMEM : GH_ERR_STORE;
+		GH_LOG_ERR(err, "open %s: %s", gh_buf_cstr(&path),
+		    c->db != NULL ? sqlite3_errmsg(c->db) :
+		    sqlite3_errstr(rc));
+		goto out;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, busy_ms);
+	/* Defensive: no writes to the schema tables, no shadow-table
+	 * tricks, whatever SQL a bug lets through. */
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	rc = sqlite3_exec(c->db, settings, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		err = sqlite_map_error(rc);
+		GH_LOG_ERR(err, "%s: settings: %s", gh_buf_cstr(&path),
+		    sqlite3_errmsg(c->db));
+		goto out;
+	}
+	err = set_wal(c->db, gh_buf_cstr(&path), busy_ms);
+	if (err != GH_OK)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	if (c != NULL) {
+		sqlite3_close_v2(c->db);
+		free(c);
+	}
+	gh_buf_free(&path);
+	return err;
+}
+
+static void
+sqlite_conn_close(struct gh_store_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (sqlite3_close(c->db) != SQLITE_OK)
+		GH_PANIC("close with unfinalized statements: %s",
+		    sqlite3_errmsg(c->db));
+	free(c);
+}
+
+static void
+sqlite_set_busy_timeout(struct gh_store_conn *c, int ms)
+{
+	sqlite3_busy_timeout(c->db, ms);
+}
+
+static bool
+sqlite_in_txn(struct gh_store_conn *c)
+{
+	return sqlite3_get_autocommit(c->db) == 0;
+}
+
+static int64_t
+sqlite_changes(struct gh_store_conn *c)
+{
+	return sqlite3_changes64(c->db);
+}
+
+static gh_err
+sqlite_table_exists(struct gh_store_conn *c, const char *table, bool *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	gh_err err = GH_OK;
+	int rc;
+
+	*out = false;
+	rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_schema "
+	    "WHERE type = 'table' AND name = ?", -1, &stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*out = true;
+	else if (rc != SQLITE_DONE) {
+		err = sqlite_map_error(rc);
+		GH_LOG_ERR(err, "catalogue: %s", sqlite3_errmsg(c->db));
+	}
+	sqlite3_finalize(stmt);
+	return err;
+}
+
+static int
+sqlite_exec(struct gh_store_conn *c, const char *sql)
+{
+	return sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+}
+
+static int
+sqlite_prepare(struct gh_store_conn *c, const char *sql,
+    struct gh_store_bstmt **out)
+{
+	struct gh_store_bstmt *s;
+	const char *tail = NULL;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return SQLITE_NOMEM;
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &s->stmt, &tail);
+	if (rc == SQLITE_OK && s->stmt == NULL)
+		rc = SQLITE_MISUSE;	/* empty SQL or only a comment */
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(s->stmt);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return SQLITE_OK;
+}
+
+static void
+sqlite_finalize(struct gh_store_bstmt *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_finalize(s->stmt);
+	free(s);
+}
+
+static void
+sqlite_reset(struct gh_store_bstmt *s)
+{
+	/* The result repeats the last step's error, reported then. */
+	(void)sqlite3_reset(s->stmt);
+	sqlite3_clear_bindings(s->stmt);
+}
+
+static int
+sqlite_bind_text(struct gh_store_bstmt *s, int i, const char *v)
+{
+	return sqlite3_bind_text64(s->stmt, i, v, strlen(v), SQLITE_TRANSIENT,
+	    SQLITE_UTF8);
+}
+
+static int
+sqlite_bind_int(struct gh_store_bstmt *s, int i, int64_t v)
+{
+	return sqlite3_bind_int64(s->stmt, i, v);
+}
+
+static int
+sqlite_bind_blob(struct gh_store_bstmt *s, int i, const void *p, size_t n)
+{
+	/* A non-NULL pointer with n == 0 binds an empty blob, not NULL. */
+	return sqlite3_bind_blob64(s->stmt, i, p, n, SQLITE_TRANSIENT);
+}
+
+static int
+sqlite_bind_null(struct gh_store_bstmt *s, int i)
+{
+	return sqlite3_bind_null(s->stmt, i);
+}
+
+static int
+sqlite_step(struct gh_store_bstmt *s)
+{
+	return sqlite3_step(s->stmt);
+}
+
+static bool
+sqlite_is_row(int rc)
+{
+	return rc == SQLITE_ROW;
+}
+
+static bool
+sqlite_is_done(int rc)
+{
+	return rc == SQLITE_DONE;
+}
+
+static bool
+sqlite_is_ok(int rc)
+{
+	return rc == SQLITE_OK;
+}
+
+static const char *
+sqlite_col_text(struct gh_store_bstmt *s, int col)
+{
+	return (const char *)sqlite3_column_text(s->stmt, col);
+}
+
+static int64_t
+sqlite_col_int(struct gh_store_bstmt *s, int col)
+{
+	return sqlite3_column_int64(s->stmt, col);
+}
+
+static bool
+sqlite_col_is_null(struct gh_store_bstmt *s, int col)
+{
+	return sqlite3_column_type(s->stmt, col) == SQLITE_NULL;
+}
+
+static const void *
+sqlite_col_blob(struct gh_store_bstmt *s, int col, size_t *len_out)
+{
+	static const unsigned char empty[1];
+	const void *p;
+	int n;
+
+	if (sqlite3_column_type(s->stmt, col) == SQLITE_NULL) {
+		if (len_out != NULL)
+			*len_out = 0;
+		return NULL;
+	}
+	p = sqlite3_column_blob(s->stmt, col);
+	n = sqlite3_column_bytes(s->stmt, col);
+	if (len_out != NULL)
+		*len_out = n > 0 ? (size_t)n : 0;
+	/* SQLite returns NULL for an empty blob; keep it apart from SQL
+	 * NULL. */
+	return p != NULL ? p : empty;
+}
+
+const struct gh_store_backend gh_store_backend_sqlite = {
+	.name = "sqlite",
+	.conn_open = sqlite_conn_open,
+	.conn_close = sqlite_conn_close,
+	.set_busy_timeout = sqlite_set_busy_timeout,
+	.in_txn = sqlite_in_txn,
+	.changes = sqlite_changes,
+	.table_exists = sqlite_table_exists,
+	.exec = sqlite_exec,
+	.prepare = sqlite_prepare,
+	.finalize = sqlite_finalize,
+	.reset = sqlite_reset,
+	.bind_text = sqlite_bind_text,
+	.bind_int = sqlite_bind_int,
+	.bind_blob = sqlite_bind_blob,
+	.bind_null = sqlite_bind_null,
+	.step = sqlite_step,
+	.is_row = sqlite_is_row,
+	.is_done = sqlite_is_done,
+	.is_ok = sqlite_is_ok,
+	.col_text = sqlite_col_text,
+	.col_int = sqlite_col_int,
+	.col_is_null = sqlite_col_is_null,
+	.col_blob = sqlite_col_blob,
+	.map_error = sqlite_map_error,
+	.errmsg = sqlite_errmsg,
+};

@@ -1,0 +1,804 @@
+/*
+ * store.c: the backend-neutral half of the store: validation of tenant
+ * names, the per-database connection pool, transactions, migrations,
+ * statements and the mapping of backend failures to gh_err and log lines.
+ *
+ * Untrusted input: org_id and region reach gh_store_tenant from clients;
+ * both are validated here before the backend sees them, so nothing else
+ * reaches the file system. Bound values are passed through to the backend
+ * and never logged. Secrets: none held; values bound by callers (password
+ * hashes, token hashes) are copied by the backend and not kept here.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/migrations.h"
+#include "store/store_int.h"
+
+/* One cached database: the directory or one tenant. */
+struct pool {
+	struct pool *next;
+	char *key;		/* "" for the directory, else region/org_id */
+	char *region;		/* NULL for the directory */
+	char *org_id;		/* NULL for the directory */
+	struct gh_db *conns[GH_STORE_POOL_MAX];
+	int n_conns;		/* open connections in conns */
+	int n_opening;		/* slots reserved by threads opening */
+	bool migrated;		/* migrations checked by this process */
+};
+
+struct gh_db {
+	struct gh_store *st;
+	struct pool *pool;
+	struct gh_store_conn *conn;
+	bool in_use;
+	int n_stmts;		/* live statements; must be 0 on release */
+};
+
+struct gh_stmt {
+	struct gh_db *db;
+	struct gh_store_bstmt *b;
+};
+
+struct gh_store {
+	const struct gh_store_backend *be;
+	char *data_dir;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* a handle was released, a slot freed */
+	struct pool *pools;
+	int n_open;		/* connections open across all pools */
+	int open_max;
+	int busy_ms;
+};
+
+/* The database's name in logs: "directory" or the org id. */
+static const char *
+db_name(const struct gh_db *db)
+{
+	return db->pool->org_id != NULL ? db->pool->org_id : "directory";
+}
+
+/*
+ * Logs a backend failure where it happened, at the level its kind deserves:
+ * the store failing is an error, a lock timeout a warning, a constraint the
+ * caller will report anyway only a debug line. The backend's message names
+ * tables and columns, never bound values.
+ */
+static gh_err
+db_fail(struct gh_db *db, const char *what, int rc)
+{
+	const struct gh_store_backend *be = db->st->be;
+	gh_err err = be->map_error(rc);
+	const char *msg = be->errmsg(db->conn);
+
+	switch (err) {
+	case GH_ERR_BUSY:
+		GH_LOG_WARN(err, "%s: %s: %s", db_name(db), what, msg);
+		break;
+	case GH_ERR_CONFLICT:
+	case GH_ERR_INVALID:
+		gh_log(GH_LOG_LEVEL_DEBUG, __func__, err, "%s: %s: %s",
+		    db_name(db), what, msg);
+		break;
+	default:
+		GH_LOG_ERR(err, "%s: %s: %s", db_name(db), what, msg);
+		break;
+	}
+	return err;
+}
+
+bool
+gh_store_region_valid(const char *region)
+{
+	size_t i;
+
+	if (region == NULL || !(region[0] >= 'a' && region[0] <= 'z'))
+		return false;
+	for (i = 0; region[i] != '\0'; i++) {
+		char c = region[i];
+
+		if (i >= 32)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static gh_err
+max_version(struct gh_db *db, int64_t *out)
+{
+	struct gh_stmt *s = NULL;
+	bool row;
+	gh_err err;
+
+	*out = 0;
+	err = gh_db_prepare(db, "SELECT COALESCE(MAX(version), 0) "
+	    "FROM schema_migrations", &s);
+	if (err != GH_OK)
+		goto out;
+	err = gh_stmt_step(s, &row);
+	if (err != GH_OK)
+		goto out;
+	if (row)
+		*out = gh_stmt_int(s, 0);
+out:
+	gh_stmt_free(s);
+	return err;
+}
+
+static gh_err
+refuse_newer(struct gh_db *db, int64_t have, size_t known)
+{
+	GH_LOG_ERR(GH_ERR_STORE, "%s: database schema version %lld is newer "
+	    "than this binary knows (%zu); refusing to use it (upgrade "
+	    "gatehouse)", db_name(db), (long long)have, known);
+	return GH_ERR_STORE;
+}
+
+/*
+ * Applies each pending migration in its own write transaction together with
+ * its schema_migrations row. The version is re-read inside the transaction,
+ * so two processes opening the same new database apply each migration once.
+ */
+static gh_err
+migrate(struct gh_db *db)
+{
+	const struct gh_migration *m;
+	size_t n, i;
+	int64_t have;
+	bool exists;
+	gh_err err;
+
+	if (db->pool->org_id == NULL) {
+		m = gh_migrations_directory;
+		n = gh_migrations_directory_len;
+	} else {
+		m = gh_migrations_tenant;
+		n = gh_migrations_tenant_len;
+	}
+	err = db->st->be->table_exists(db->conn, "schema_migrations", &exists);
+	if (err != GH_OK)
+		return err;
+	have = 0;
+	if (exists) {
+		err = max_version(db, &have);
+		if (err != GH_OK)
+			return err;
+	}
+	if (have > (int64_t)n)
+		return refuse_newer(db, have, n);
+	for (i = 0; i < n; i++) {
+		if (m[i].version <= have)
+			continue;
+		err = gh_db_begin(db);
+		if (err != GH_OK)
+			return err;
+		err = gh_db_exec(db, "CREATE TABLE IF NOT EXISTS "
+		    "schema_migrations (version BIGINT PRIMARY KEY, "
+		    "name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+		if (err == GH_OK)
+			err = max_version(db, &have);
+		if (err != GH_OK)
+			goto fail;
+		if (have > (int64_t)n) {
+			err = refuse_newer(db, have, n);
+			goto fail;
+		}
+		if (m[i].version <= have) {
+			/* Another process got there first. */
+			gh_db_rollback(db);
+			continue;
+		}
+		err = gh_db_exec(db, m[i].sql);
+		if (err == GH_OK)
+			err = gh_db_run(db, "INSERT INTO schema_migrations "
+			    "(version, name, applied_at) VALUES (?, ?, ?)",
+			    "iti", (int64_t)m[i].version, m[i].name,
+			    gh_now_ms());
+		if (err == GH_OK)
+			err = gh_db_commit(db);
+		if (err != GH_OK) {
+			GH_LOG_ERR(err, "%s: migration %s failed",
+			    db_name(db), m[i].name);
+			goto fail;
+		}
+		GH_LOG_INFO("%s: applied migration %s", db_name(db),
+		    m[i].name);
+		have = m[i].version;
+	}
+	return GH_OK;
+fail:
+	gh_db_rollback(db);
+	return err;
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+
+static void
+pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	free(p->key);
+	free(p->region);
+	free(p->org_id);
+	free(p);
+}
+
+/* Finds or adds the pool for key. Called with st->mu held. */
+static gh_err
+pool_get(struct gh_store *st, const char *region, const char *org_id,
+    const char *key, struct pool **out)
+{
+	struct pool *p;
+
+	for (p = st->pools; p != NULL; p = p->next)
+		if (strcmp(p->key, key) == 0) {
+			*out = p;
+			return GH_OK;
+		}
+	p = calloc(1, sizeof *p);
+	if (p == NULL)
+		goto nomem;
+	p->key = gh_strdup(key);
+	p->region = gh_strdup(region);
+	p->org_id = gh_strdup(org_id);
+	if (p->key == NULL || (region != NULL && p->region == NULL) ||
+	    (org_id != NULL && p->org_id == NULL))
+		goto nomem;
+	p->next = st->pools;
+	st->pools = p;
+	*out = p;
+	return GH_OK;
+nomem:
+	pool_free(p);
+	GH_LOG_ERR(GH_ERR_NOMEM, "pool");
+	return GH_ERR_NOMEM;
+}
+
+/*
+ * Drops a pool that holds no connection, so that probing for tenants that
+ * do not exist cannot grow the list. Called with st->mu held.
+ */
+static void
+pool_drop_if_empty(struct gh_store *st, struct pool *p)
+{
+	struct pool **pp;
+
+	if (p->n_conns != 0 || p->n_opening != 0)
+		return;
+	for (pp = &st->pools; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			pool_free(p);
+			return;
+		}
+}
+
+/* Takes db out of its pool, dropping the pool if it empties. Called with
+ * st->mu held. */
+static void
+pool_remove(struct gh_store *st, struct gh_db *db)
+{
+	struct pool *p = db->pool;
+	int i;
+
+	st->n_open--;
+	for (i = 0; i < p->n_conns; i++)
+		if (p->conns[i] == db) {
+			p->conns[i] = p->conns[--p->n_conns];
+			p->conns[p->n_conns] = NULL;
+			break;
+		}
+	pool_drop_if_empty(st, p);
+}
+
+/* Opens one connection for p and migrates on the first use in this
+ * process. Called without st->mu; p stays alive since our reserved slot
+ * keeps n_opening above zero. */
+static gh_err
+conn_new(struct gh_store *st, struct pool *p, bool create, bool migrated,
+    struct gh_db **out)
+{
+	struct gh_db *db;
+	gh_err err;
+
+	*out = NULL;
+	db = calloc(1, sizeof *db);
+	if (db == NULL) {
+		GH_LOG_ERR(GH_ERR_NOMEM, "connection");
+		return GH_ERR_NOMEM;
+	}
+	db->st = st;
+	db->pool = p;
+	db->in_use = true;
+	err = st->be->conn_open(st->data_dir, p->region, p->org_id, create,
+	    st->busy_ms, &db->conn);
+	if (err == GH_OK && !migrated)
+		err = migrate(db);
+	if (err != GH_OK) {
+		st->be->conn_close(db->conn);
+		free(db);
+		return err;
+	}
+	*out = db;
+	return GH_OK;
+}
+
+/* Hands out a free connection to region/org_id (NULL, NULL: the
+ * directory), opening one if under the cap, else waiting for a release. */
+static gh_err
+acquire(struct gh_store *st, const char *region, const char *org_id,
+    bool create, struct gh_db **out)
+{
+	struct gh_buf key;
+	struct pool *p;
+	struct gh_db *db = NULL;
+	bool migrated;
+	gh_err err;
+	int i;
+
+	*out = NULL;
+	gh_buf_init(&key, 128, 0);
+	if (org_id != NULL)
+		gh_buf_printf(&key, "%s/%s", region, org_id);
+	err = gh_buf_err(&key);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "pool key");
+		goto out;
+	}
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		/* Looked up afresh after each wait: an empty pool may have
+		 * been dropped meanwhile. */
+		err = pool_get(st, region, org_id, gh_buf_cstr(&key), &p);
+		if (err != GH_OK)
+			break;
+		for (i = 0; i < p->n_conns; i++)
+			if (!p->conns[i]->in_use) {
+				db = p->conns[i];
+				db->in_use = true;
+				break;
+			}
+		if (db != NULL)
+			break;
+		if (p->n_conns + p->n_opening < GH_STORE_POOL_MAX) {
+			p->n_opening++;
+			migrated = p->migrated;
+			pthread_mutex_unlock(&st->mu);
+			/* Opening and migrating do I/O: not under the lock. */
+			err = conn_new(st, p, create, migrated, &db);
+			pthread_mutex_lock(&st->mu);
+			p->n_opening--;
+			if (err == GH_OK) {
+				st->n_open++;
+				p->conns[p->n_conns++] = db;
+				p->migrated = true;
+			} else {
+				pool_drop_if_empty(st, p);
+				/* A waiter may now open in our place. */
+				pthread_cond_broadcast(&st->cv);
+			}
+			break;
+		}
+		pthread_cond_wait(&st->cv, &st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (err == GH_OK)
+		*out = db;
+out:
+	gh_buf_free(&key);
+	return err;
+}
+
+gh_err
+gh_store_directory(struct gh_store *st, struct gh_db **out)
+{
+	return acquire(st, NULL, NULL, false, out);
+}
+
+gh_err
+gh_store_tenant(struct gh_store *st, const char *org_id, const char *region,
+    bool create, struct gh_db **out)
+{
+	*out = NULL;
+	/* Nothing from a client reaches the file system unchecked. */
+	if (org_id == NULL || !gh_id_valid(org_id)) {
+		gh_log(GH_LOG_LEVEL_DEBUG, __func__, GH_ERR_INVALID,
+		    "malformed org id");
+		return GH_ERR_INVALID;
+	}
+	if (!gh_store_region_valid(region)) {
+		gh_log(GH_LOG_LEVEL_DEBUG, __func__, GH_ERR_INVALID,
+		    "org %s: malformed region", org_id);
+		return GH_ERR_INVALID;
+	}
+	return acquire(st, region, org_id, create, out);
+}
+
+void
+gh_db_release(struct gh_db *db)
+{
+	struct gh_store *st;
+
+	if (db == NULL)
+		return;
+	st = db->st;
+	if (db->n_stmts != 0)
+		GH_PANIC("%s: released with %d live statement(s)", db_name(db),
+		    db->n_stmts);
+	if (!db->in_use)
+		GH_PANIC("%s: released twice", db_name(db));
+	gh_db_rollback(db);
+	pthread_mutex_lock(&st->mu);
+	/* If the rollback failed (logged), never hand this connection to
+	 * another thread mid-transaction: close it. Likewise when the store
+	 * holds more connections than it should keep. */
+	if (st->be->in_txn(db->conn) || st->n_open > st->open_max) {
+		pool_remove(st, db);
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		st->be->conn_close(db->conn);
+		free(db);
+		return;
+	}
+	db->in_use = false;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+const char *
+gh_db_org_id(const struct gh_db *db)
+{
+	return db->pool->org_id;
+}
+
+/* ---- the store ----------------------------------------------------------- */
+
+gh_err
+gh_store_open(const char *data_dir, bool create, struct gh_store **out)
+{
+	struct gh_store *st = NULL;
+	struct gh_db *db = NULL;
+	struct stat sb;
+	gh_err err;
+
+	*out = NULL;
+	if (data_dir == NULL || data_dir[0] == '\0') {
+		GH_LOG_ERR(GH_ERR_INVALID, "no data directory");
+		return GH_ERR_INVALID;
+	}
+	if (stat(data_dir, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+		GH_LOG_ERR(GH_ERR_NOTFOUND, "data directory %s does not exist",
+		    data_dir);
+		return GH_ERR_NOTFOUND;
+	}
+	st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		GH_LOG_ERR(GH_ERR_NOMEM, "store");
+		return GH_ERR_NOMEM;
+	}
+	st->be = &gh_store_backend_sqlite;
+	st->busy_ms = GH_STORE_BUSY_MS;
+	st->open_max = GH_STORE_OPEN_MAX;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	st->data_dir = gh_strdup(data_dir);
+	if (st->data_dir == NULL) {
+		err = GH_ERR_NOMEM;
+		GH_LOG_ERR(err, "store");
+		goto out;
+	}
+	/* Opens and migrates directory.db now, so that a bad data
+	 * directory fails at startup rather than on the first request. */
+	err = acquire(st, NULL, NULL, create, &db);
+	if (err != GH_OK)
+		goto out;
+	gh_db_release(db);
+	*out = st;
+	st = NULL;
+out:
+	gh_store_free(st);
+	return err;
+}
+
+void
+gh_store_free(struct gh_store *st)
+{
+	struct pool *p, *next;
+	int i;
+
+	if (st == NULL)
+		return;
+	for (p = st->pools; p != NULL; p = next) {
+		next = p->next;
+		if (p->n_opening != 0)
+			GH_PANIC("store freed while a connection is opening");
+		for (i = 0; i < p->n_conns; i++) {
+			if (p->conns[i]->in_use)
+				GH_PANIC("%s: store freed with a handle "
+				    "still acquired", db_name(p->conns[i]));
+			st->be->conn_close(p->conns[i]->conn);
+			free(p->conns[i]);
+		}
+		pool_free(p);
+	}
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	free(st->data_dir);
+	free(st);
+}
+
+const char *
+gh_store_data_dir(const struct gh_store *st)
+{
+	return st->data_dir;
+}
+
+void
+gh_store_set_busy_timeout(struct gh_store *st, int ms)
+{
+	struct pool *p;
+	int i;
+
+	pthread_mutex_lock(&st->mu);
+	st->busy_ms = ms;
+	for (p = st->pools; p != NULL; p = p->next)
+		for (i = 0; i < p->n_conns; i++)
+			if (!p->conns[i]->in_use)
+				st->be->set_busy_timeout(p->conns[i]->conn,
+				    ms);
+	pthread_mutex_unlock(&st->mu);
+}
+
+void
+gh_store_set_open_max(struct gh_store *st, int n)
+{
+	pthread_mutex_lock(&st->mu);
+	st->open_max = n;
+	pthread_mutex_unlock(&st->mu);
+}
+
+int
+gh_store_open_count(struct gh_store *st)
+{
+	int n;
+
+	pthread_mutex_lock(&st->mu);
+	n = st->n_open;
+	pthread_mutex_unlock(&st->mu);
+	return n;
+}
+
+/* ---- transactions and statements ----------------------------------------- */
+
+gh_err
+gh_db_exec(struct gh_db *db, const char *sql)
+{
+	int rc = db->st->be->exec(db->conn, sql);
+
+	if (!db->st->be->is_ok(rc))
+		return db_fail(db, "exec", rc);
+	return GH_OK;
+}
+
+gh_err
+gh_db_begin(struct gh_db *db)
+{
+	int rc;
+
+	if (db->st->be->in_txn(db->conn))
+		GH_PANIC("%s: transaction already open", db_name(db));
+	/* IMMEDIATE takes the write lock now, so the transaction cannot
+	 * fail later on a lock upgrade. (PG: plain BEGIN.) */
+	rc = db->st->be->exec(db->conn, "BEGIN IMMEDIATE");
+	if (!db->st->be->is_ok(rc))
+		return db_fail(db, "begin", rc);
+	return GH_OK;
+}
+
+gh_err
+gh_db_commit(struct gh_db *db)
+{
+	int rc = db->st->be->exec(db->conn, "COMMIT");
+
+	if (!db->st->be->is_ok(rc))
+		return db_fail(db, "commit", rc);
+	return GH_OK;
+}
+
+void
+gh_db_rollback(struct gh_db *db)
+{
+	int rc;
+
+	/* SQLite may already have rolled back on its own (after FULL or
+	 * an I/O error), which is why this asks first. */
+	if (!db->st->be->in_txn(db->conn))
+		return;
+	rc = db->st->be->exec(db->conn, "ROLLBACK");
+	if (!db->st->be->is_ok(rc))
+		(void)db_fail(db, "rollback", rc);
+}
+
+int64_t
+gh_db_changes(struct gh_db *db)
+{
+	return db->st->be->changes(db->conn);
+}
+
+gh_err
+gh_db_prepare(struct gh_db *db, const char *sql, struct gh_stmt **out)
+{
+	struct gh_stmt *s;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		GH_LOG_ERR(GH_ERR_NOMEM, "%s: statement", db_name(db));
+		return GH_ERR_NOMEM;
+	}
+	rc = db->st->be->prepare(db->conn, sql, &s->b);
+	if (!db->st->be->is_ok(rc)) {
+		free(s);
+		return db_fail(db, "prepare", rc);
+	}
+	s->db = db;
+	db->n_stmts++;
+	*out = s;
+	return GH_OK;
+}
+
+static gh_err
+stmt_vbind(struct gh_stmt *s, const char *fmt, va_list ap)
+{
+	const struct gh_store_backend *be = s->db->st->be;
+	const char *t;
+	const void *p;
+	size_t n;
+	int i, rc;
+
+	for (i = 0; fmt[i] != '\0'; i++) {
+		switch (fmt[i]) {
+		case 't':
+			t = va_arg(ap, const char *);
+			rc = t != NULL ? be->bind_text(s->b, i + 1, t) :
+			    be->bind_null(s->b, i + 1);
+			break;
+		case 'i':
+			rc = be->bind_int(s->b, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'b':
+			p = va_arg(ap, const void *);
+			n = va_arg(ap, size_t);
+			rc = p != NULL ? be->bind_blob(s->b, i + 1, p, n) :
+			    be->bind_null(s->b, i + 1);
+			break;
+		case 'n':
+			rc = be->bind_null(s->b, i + 1);
+			break;
+		default:
+			GH_PANIC("unknown bind format letter '%c' in \"%s\"",
+			    fmt[i], fmt);
+		}
+		if (!be->is_ok(rc))
+			return db_fail(s->db, "bind", rc);
+	}
+	return GH_OK;
+}
+
+gh_err
+gh_stmt_bind(struct gh_stmt *s, const char *fmt, ...)
+{
+	va_list ap;
+	gh_err err;
+
+	va_start(ap, fmt);
+	err = stmt_vbind(s, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+gh_err
+gh_stmt_step(struct gh_stmt *s, bool *row)
+{
+	const struct gh_store_backend *be = s->db->st->be;
+	gh_err err;
+	int rc;
+
+	*row = false;
+	rc = be->step(s->b);
+	if (be->is_row(rc)) {
+		*row = true;
+		return GH_OK;
+	}
+	if (be->is_done(rc))
+		return GH_OK;
+	err = db_fail(s->db, "step", rc);
+	/* Release the statement's locks now; the error was taken above. */
+	be->reset(s->b);
+	return err;
+}
+
+gh_err
+gh_stmt_run(struct gh_stmt *s)
+{
+	bool row;
+	gh_err err;
+
+	/* Rows (a stray RETURNING, say) are drained, not an error: the
+	 * write has happened by the first step. */
+	do {
+		err = gh_stmt_step(s, &row);
+	} while (err == GH_OK && row);
+	return err;
+}
+
+void
+gh_stmt_reset(struct gh_stmt *s)
+{
+	s->db->st->be->reset(s->b);
+}
+
+const char *
+gh_stmt_text(struct gh_stmt *s, int col)
+{
+	return s->db->st->be->col_text(s->b, col);
+}
+
+int64_t
+gh_stmt_int(struct gh_stmt *s, int col)
+{
+	return s->db->st->be->col_int(s->b, col);
+}
+
+bool
+gh_stmt_is_null(struct gh_stmt *s, int col)
+{
+	return s->db->st->be->col_is_null(s->b, col);
+}
+
+const void *
+gh_stmt_blob(struct gh_stmt *s, int col, size_t *len_out)
+{
+	return s->db->st->be->col_blob(s->b, col, len_out);
+}
+
+void
+gh_stmt_free(struct gh_stmt *s)
+{
+	if (s == NULL)
+		return;
+	s->db->st->be->finalize(s->b);
+	s->db->n_stmts--;
+	free(s);
+}
+
+gh_err
+gh_db_run(struct gh_db *db, const char *sql, const char *fmt, ...)
+{
+	struct gh_stmt *s = NULL;
+	va_list ap;
+	gh_err err;
+
+	err = gh_db_prepare(db, sql, &s);
+	if (err != GH_OK)
+		goto out;
+	va_start(ap, fmt);
+	err = stmt_vbind(s, fmt, ap);
+	va_end(ap);
+	if (err != GH_OK)
+		goto out;
+	err = gh_stmt_run(s);
+out:
+	gh_stmt_free(s);
+	return err;
+}

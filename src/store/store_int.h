@@ -1,0 +1,114 @@
+/*
+ * store_int.h: private to src/store and its tests.
+ *
+ * The generic layer (store.c: pool, transactions, migrations, the gh_db and
+ * gh_stmt API) talks to a database only through struct gh_store_backend.
+ * Today the only backend is SQLite (sqlite.c). A PostgreSQL backend would be
+ * a second table beside it (pg.c): it would map a tenant to a schema instead
+ * of a file, translate the common dialect on the way in (`?` placeholders to
+ * $1..$n, BLOB to BYTEA; see the note on prepare below) and map SQLSTATEs to
+ * gh_err in its own map_error. No caller of store.h changes.
+ */
+#ifndef GH_STORE_INT_H
+#define GH_STORE_INT_H
+
+#include "store/store.h"
+
+/* Connections cached per database (the directory and each tenant). */
+#define GH_STORE_POOL_MAX 4
+/* Connections kept open across all databases. Above it a released
+ * connection is closed instead of cached, so touching many tenants cannot
+ * exhaust file descriptors (each SQLite connection holds the database, -wal
+ * and -shm). Handles in use are bounded by the threads, not by this. */
+#define GH_STORE_OPEN_MAX 256
+/* How long a statement waits for another writer before GH_ERR_BUSY. */
+#define GH_STORE_BUSY_MS 5000
+
+/* A backend connection and statement are opaque to the generic layer. */
+struct gh_store_conn;
+struct gh_store_bstmt;
+
+struct gh_store_backend {
+	const char *name;
+
+	/*
+	 * Opens one connection to the directory database (org_id and region
+	 * NULL) or to org_id's tenant database in region, both already
+	 * validated. With create, makes the database if it is missing;
+	 * without, fails GH_ERR_NOTFOUND and creates nothing. Applies the
+	 * per-connection settings; migrations are the caller's job.
+	 */
+	gh_err (*conn_open)(const char *data_dir, const char *region,
+	    const char *org_id, bool create, int busy_ms,
+	    struct gh_store_conn **out);
+	/* Closes; NULL is a no-op. Statements must be finalized first. */
+	void (*conn_close)(struct gh_store_conn *c);
+	void (*set_busy_timeout)(struct gh_store_conn *c, int ms);
+	/* True while an explicit transaction is open. */
+	bool (*in_txn)(struct gh_store_conn *c);
+	int64_t (*changes)(struct gh_store_conn *c);
+	/* Whether a table exists (the one catalogue query that differs
+	 * between dialects). */
+	gh_err (*table_exists)(struct gh_store_conn *c, const char *table,
+	    bool *out);
+
+	/*
+	 * Runs parameterless SQL, possibly several statements. Native error
+	 * codes go through map_error; the failure is logged by the caller
+	 * with errmsg.
+	 */
+	int (*exec)(struct gh_store_conn *c, const char *sql);
+	/*
+	 * Prepares one statement in the common dialect. This is where a PG
+	 * backend rewrites `?` to `$n` (outside string literals) and BLOB to
+	 * BYTEA before PQprepare.
+	 */
+	int (*prepare)(struct gh_store_conn *c, const char *sql,
+	    struct gh_store_bstmt **out);
+	void (*finalize)(struct gh_store_bstmt *s);
+	void (*reset)(struct gh_store_bstmt *s);
+	/* Parameters are 1-based. */
+	int (*bind_text)(struct gh_store_bstmt *s, int i, const char *v);
+	int (*bind_int)(struct gh_store_bstmt *s, int i, int64_t v);
+	int (*bind_blob)(struct gh_store_bstmt *s, int i, const void *p,
+	    size_t n);
+	int (*bind_null)(struct gh_store_bstmt *s, int i);
+	/* Returns the backend's row, done or error code; see is_row/is_done. */
+	int (*step)(struct gh_store_bstmt *s);
+	bool (*is_row)(int rc);
+	bool (*is_done)(int rc);
+	bool (*is_ok)(int rc);
+
+	/* Columns are 0-based; NULL for SQL NULL. */
+	const char *(*col_text)(struct gh_store_bstmt *s, int col);
+	int64_t (*col_int)(struct gh_store_bstmt *s, int col);
+	bool (*col_is_null)(struct gh_store_bstmt *s, int col);
+	const void *(*col_blob)(struct gh_store_bstmt *s, int col,
+	    size_t *len_out);
+
+	/* Native code to gh_err: unique/primary key GH_ERR_CONFLICT, other
+	 * constraints GH_ERR_INVALID, locks GH_ERR_BUSY, full GH_ERR_FULL,
+	 * anything else GH_ERR_STORE. */
+	gh_err (*map_error)(int rc);
+	/* The backend's message for the last failure on c (no bound values). */
+	const char *(*errmsg)(struct gh_store_conn *c);
+};
+
+extern const struct gh_store_backend gh_store_backend_sqlite;
+
+/*
+ * For tests: the busy timeout (ms) for connections opened from now on and
+ * for every idle cached connection, so a lock test need not wait 5 s.
+ */
+void gh_store_set_busy_timeout(struct gh_store *st, int ms);
+
+/* For tests: lowers GH_STORE_OPEN_MAX, and counts open connections. */
+void gh_store_set_open_max(struct gh_store *st, int n);
+int gh_store_open_count(struct gh_store *st);
+
+/* Builds <data_dir>/directory.db or <data_dir>/<region>/<org_id>.db into
+ * out (cleared first); for the SQLite backend and tests. */
+gh_err gh_store_sqlite_path(const char *data_dir, const char *region,
+    const char *org_id, struct gh_buf *out) GH_MUST_CHECK;
+
+#endif
