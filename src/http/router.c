@@ -1,0 +1,321 @@
+/*
+ * router.c: maps (method, path) to a handler. Patterns are absolute paths
+ * of literal and {name} segments; at each segment a literal beats a
+ * parameter. A path that matches only under other methods gives 405 with
+ * the methods for Allow.
+ *
+ * Untrusted input: the request path, already decoded and checked by
+ * gh_http_path_valid. Secrets: none.
+ */
+#include "http/http_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct seg {
+	char *text;		/* literal text, or the parameter name */
+	bool param;
+};
+
+struct route {
+	char method[16];
+	char *pattern;
+	gh_http_handler fn;
+	struct seg segs[GH_HTTP_SEGS_MAX];
+	size_t nsegs;
+};
+
+struct gh_http_router {
+	struct route *v;
+	size_t len;
+	bool frozen;
+};
+
+gh_err
+gh_http_router_new(struct gh_http_router **out)
+{
+	*out = calloc(1, sizeof **out);
+	return *out != NULL ? GH_OK : GH_ERR_NOMEM;
+}
+
+static void
+route_clear(struct route *rt)
+{
+	for (size_t i = 0; i < rt->nsegs; i++)
+		free(rt->segs[i].text);
+	free(rt->pattern);
+}
+
+void
+gh_http_router_free(struct gh_http_router *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->len; i++)
+		route_clear(&r->v[i]);
+	free(r->v);
+	free(r);
+}
+
+static bool
+param_name_valid(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Splits pattern into rt->segs. "/" has no segment. */
+static gh_err
+pattern_split(const char *pattern, struct route *rt)
+{
+	size_t n = strlen(pattern), seg = 1;
+
+	if (n == 0 || pattern[0] != '/' || !gh_http_path_valid(pattern, n))
+		return GH_ERR_INVALID;
+	if (n == 1)
+		return GH_OK;
+	for (size_t i = 1; i <= n; i++) {
+		size_t len;
+		const char *s;
+		struct seg *sg;
+
+		if (i < n && pattern[i] != '/')
+			continue;
+		len = i - seg;
+		s = pattern + seg;
+		seg = i + 1;
+		if (rt->nsegs >= GH_HTTP_SEGS_MAX)
+			return GH_ERR_INVALID;
+		sg = &rt->segs[rt->nsegs];
+		if (len >= 2 && s[0] == '{' && s[len - 1] == '}') {
+			if (!param_name_valid(s + 1, len - 2))
+				return GH_ERR_INVALID;
+			sg->param = true;
+			s++;
+			len -= 2;
+		} else if (memchr(s, '{', len) != NULL ||
+		    memchr(s, '}', len) != NULL) {
+			return GH_ERR_INVALID;
+		}
+		sg->text = malloc(len + 1);
+		if (sg->text == NULL)
+			return GH_ERR_NOMEM;
+		memcpy(sg->text, s, len);
+		sg->text[len] = '\0';
+		rt->nsegs++;
+	}
+	return GH_OK;
+}
+
+/* Two routes collide when they have the same method and the same shape:
+ * both would match exactly the same paths. */
+static bool
+same_shape(const struct route *a, const struct route *b)
+{
+	if (a->nsegs != b->nsegs || strcmp(a->method, b->method) != 0)
+		return false;
+	for (size_t i = 0; i < a->nsegs; i++) {
+		if (a->segs[i].param != b->segs[i].param)
+			return false;
+		if (!a->segs[i].param &&
+		    strcmp(a->segs[i].text, b->segs[i].text) != 0)
+			return false;
+	}
+	return true;
+}
+
+gh_err
+gh_http_route(struct gh_http_router *r, const char *method,
+    const char *pattern, gh_http_handler fn)
+{
+	struct route rt, *v;
+	gh_err err;
+
+	if (r == NULL || method == NULL || pattern == NULL || fn == NULL)
+		return GH_ERR_INVALID;
+	if (r->frozen) {
+		GH_LOG_ERR(GH_ERR_INVALID, "route %s added after start",
+		    pattern);
+		return GH_ERR_INVALID;
+	}
+	memset(&rt, 0, sizeof rt);
+	if (!gh_http_token_valid(method, strlen(method)) ||
+	    !gh_strlcpy(rt.method, method, sizeof rt.method)) {
+		err = GH_ERR_INVALID;
+		goto out;
+	}
+	rt.fn = fn;
+	err = pattern_split(pattern, &rt);
+	if (err != GH_OK)
+		goto out;
+	for (size_t i = 0; i < r->len; i++) {
+		if (same_shape(&r->v[i], &rt)) {
+			err = GH_ERR_INVALID;
+			goto out;
+		}
+	}
+	rt.pattern = gh_strdup(pattern);
+	if (rt.pattern == NULL) {
+		err = GH_ERR_NOMEM;
+		goto out;
+	}
+	v = realloc(r->v, (r->len + 1) * sizeof *v);
+	if (v == NULL) {
+		err = GH_ERR_NOMEM;
+		goto out;
+	}
+	r->v = v;
+	r->v[r->len++] = rt;
+	return GH_OK;
+out:
+	if (err != GH_OK)
+		GH_LOG_ERR(err, "route %s %s refused", method != NULL ?
+		    method : "-", pattern != NULL ? pattern : "-");
+	route_clear(&rt);
+	return err;
+}
+
+size_t
+gh_http_router_len(const struct gh_http_router *r)
+{
+	return r->len;
+}
+
+const char *
+gh_http_router_label(const struct gh_http_router *r, size_t i)
+{
+	return i < r->len ? r->v[i].pattern : "unmatched";
+}
+
+void
+gh_http_router_freeze(struct gh_http_router *r)
+{
+	r->frozen = true;
+}
+
+/*
+ * Matches rt against the path's segments. On success fills score: bit
+ * (SEGS_MAX - 1 - i) set when segment i is a literal, so comparing scores
+ * prefers a literal at the leftmost differing segment.
+ */
+static bool
+route_matches(const struct route *rt, const char *path, size_t nsegs,
+    const size_t *off, const size_t *len, uint64_t *score)
+{
+	*score = 0;
+	if (rt->nsegs != nsegs)
+		return false;
+	for (size_t i = 0; i < nsegs; i++) {
+		const struct seg *sg = &rt->segs[i];
+
+		if (sg->param)
+			continue;
+		if (strlen(sg->text) != len[i] ||
+		    memcmp(sg->text, path + off[i], len[i]) != 0)
+			return false;
+		*score |= (uint64_t)1 << (GH_HTTP_SEGS_MAX - 1 - i);
+	}
+	return true;
+}
+
+static void
+allow_add(char *allow, size_t cap, const char *method)
+{
+	size_t mlen = strlen(method), pos = 0, used = strlen(allow);
+
+	/* Skip methods already listed. */
+	while (pos < used) {
+		size_t e = pos;
+
+		while (e < used && allow[e] != ',')
+			e++;
+		if (e - pos == mlen && memcmp(allow + pos, method, mlen) == 0)
+			return;
+		pos = e + 2;
+	}
+	if (used + mlen + 3 > cap)
+		return;
+	if (used > 0) {
+		memcpy(allow + used, ", ", 2);
+		used += 2;
+	}
+	memcpy(allow + used, method, mlen + 1);
+}
+
+gh_err
+gh_http_router_match(const struct gh_http_router *r, const char *method,
+    const char *path, struct gh_http_match *m)
+{
+	size_t off[GH_HTTP_SEGS_MAX], len[GH_HTTP_SEGS_MAX], nsegs = 0;
+	size_t n = strlen(path);
+	int best = -1, best_get = -1;
+	uint64_t best_score = 0, best_get_score = 0;
+	bool any = false;
+
+	memset(m, 0, sizeof *m);
+	m->route = -1;
+	m->label = "unmatched";
+	if (n > 1) {
+		size_t seg = 1;
+
+		for (size_t i = 1; i <= n; i++) {
+			if (i < n && path[i] != '/')
+				continue;
+			if (nsegs >= GH_HTTP_SEGS_MAX)
+				return GH_ERR_NOTFOUND;
+			off[nsegs] = seg;
+			len[nsegs] = i - seg;
+			nsegs++;
+			seg = i + 1;
+		}
+	}
+	for (size_t i = 0; i < r->len; i++) {
+		const struct route *rt = &r->v[i];
+		uint64_t score;
+
+		if (!route_matches(rt, path, nsegs, off, len, &score))
+			continue;
+		any = true;
+		allow_add(m->allow, sizeof m->allow, rt->method);
+		if (strcmp(rt->method, "GET") == 0) {
+			allow_add(m->allow, sizeof m->allow, "HEAD");
+			if (best_get < 0 || score > best_get_score) {
+				best_get = (int)i;
+				best_get_score = score;
+			}
+		}
+		if (strcmp(rt->method, method) != 0)
+			continue;
+		if (best < 0 || score > best_score) {
+			best = (int)i;
+			best_score = score;
+		}
+	}
+	/* HEAD falls back to the GET route; MHD drops the body. */
+	if (best < 0 && strcmp(method, "HEAD") == 0)
+		best = best_get;
+	if (best < 0)
+		return any ? GH_ERR_DENIED : GH_ERR_NOTFOUND;
+	m->route = best;
+	m->label = r->v[best].pattern;
+	m->fn = r->v[best].fn;
+	for (size_t i = 0; i < nsegs; i++) {
+		const struct seg *sg = &r->v[best].segs[i];
+
+		if (!sg->param)
+			continue;
+		m->param_names[m->nparams] = sg->text;
+		m->param_off[m->nparams] = off[i];
+		m->param_len[m->nparams] = len[i];
+		m->nparams++;
+	}
+	return GH_OK;
+}
