@@ -1,0 +1,941 @@
+/*
+ * auth_test.c: unit tests for password hashing, the password policy,
+ * sessions and API tokens. Session and token tests run against a real
+ * tenant database in a temporary directory; time is simulated by moving
+ * the rows' timestamps, never by sleeping.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <argon2.h>
+#include <crypt.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+
+#define TEST_ORG "0123456789abcdef0123456789abcdef"
+#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define MINUTE (60LL * 1000)
+#define HOUR (60 * MINUTE)
+
+/* ---- password hashing ----------------------------------------------------- */
+
+static void
+test_argon2id_hash_round_trips_and_refuses_a_wrong_password(void **state)
+{
+	struct gh_pw_params p;
+	char *hash = NULL;
+	bool rehash = true;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	assert_int_equal(gh_auth_pw_hash(&p, "correct horse", &hash), GH_OK);
+	assert_non_null(hash);
+	assert_true(strncmp(hash, "$argon2id$v=19$m=19456,t=2,p=1$", 31) == 0);
+	assert_true(gh_auth_pw_hash_supported(hash));
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "correct horse", &rehash),
+	    GH_OK);
+	assert_false(rehash);
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "correct horsE", &rehash),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "", &rehash),
+	    GH_ERR_DENIED);
+	gh_str_wipe_free(hash);
+}
+
+static void
+test_two_hashes_of_one_password_differ_by_their_salt(void **state)
+{
+	struct gh_pw_params p;
+	char *a = NULL, *b = NULL;
+	bool rehash;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	assert_int_equal(gh_auth_pw_hash(&p, "same password", &a), GH_OK);
+	assert_int_equal(gh_auth_pw_hash(&p, "same password", &b), GH_OK);
+	assert_string_not_equal(a, b);
+	assert_int_equal(gh_auth_pw_verify(&p, a, "same password", &rehash),
+	    GH_OK);
+	assert_int_equal(gh_auth_pw_verify(&p, b, "same password", &rehash),
+	    GH_OK);
+	gh_str_wipe_free(a);
+	gh_str_wipe_free(b);
+}
+
+static void
+test_bcrypt_hash_verifies_and_asks_for_rehash(void **state)
+{
+	static const char *const prefixes[] = { "$2b$", "$2a$", "$2y$" };
+	struct gh_pw_params p;
+	struct crypt_data cd;
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE], hash[128];
+	bool rehash;
+	size_t i;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	for (i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+		memset(&cd, 0, sizeof cd);
+		assert_non_null(crypt_gensalt_rn(prefixes[i], 4, NULL, 0,
+		    setting, sizeof setting));
+		assert_non_null(crypt_rn("legacy pass", setting, &cd,
+		    sizeof cd));
+		assert_true(cd.output[0] != '*');
+		gh_strlcpy(hash, cd.output, sizeof hash);
+		assert_true(gh_auth_pw_hash_supported(hash));
+		rehash = false;
+		assert_int_equal(gh_auth_pw_verify(&p, hash, "legacy pass",
+		    &rehash), GH_OK);
+		assert_true(rehash);
+		assert_int_equal(gh_auth_pw_verify(&p, hash, "legacy pasS",
+		    &rehash), GH_ERR_DENIED);
+		assert_false(rehash);
+	}
+	/* A mangled bcrypt string is of no supported kind. */
+	hash[10] = '!';
+	assert_false(gh_auth_pw_hash_supported(hash));
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "legacy pass", &rehash),
+	    GH_ERR_INVALID);
+}
+
+static void
+test_weaker_argon2id_hash_asks_for_rehash(void **state)
+{
+	struct gh_pw_params p, stronger;
+	const uint8_t salt[16] = "0123456789abcdef";
+	char enc[160], *hash = NULL;
+	bool rehash = false;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	/* Imported with less memory and one pass. */
+	assert_int_equal(argon2id_hash_encoded(1, 4096, 1, "old pass", 8, salt,
+	    sizeof salt, 32, enc, sizeof enc), ARGON2_OK);
+	assert_int_equal(gh_auth_pw_verify(&p, enc, "old pass", &rehash),
+	    GH_OK);
+	assert_true(rehash);
+	/* Our own hash, once the configured cost rises. */
+	assert_int_equal(gh_auth_pw_hash(&p, "some pass", &hash), GH_OK);
+	stronger = p;
+	stronger.t_cost = 3;
+	assert_int_equal(gh_auth_pw_verify(&stronger, hash, "some pass",
+	    &rehash), GH_OK);
+	assert_true(rehash);
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "some pass", &rehash),
+	    GH_OK);
+	assert_false(rehash);
+	gh_str_wipe_free(hash);
+}
+
+static void
+test_unsupported_hash_is_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"plaintext",
+		"$1$saltsalt$qjXMvbEw8oaL.CzflDugX/",
+		"$5$rounds=5000$salt$hash",
+		"$y$j9T$abc$def",
+		"$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"$argon2id$v=16$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		/* Memory above the ceiling: refused, not run. */
+		"$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdH*hbHRzYWx0c2FsdA$"
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA",
+		/* bcrypt with a cost that would take minutes. */
+		"$2b$31$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+	};
+	struct gh_pw_params p;
+	bool rehash = true;
+	size_t i;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_false(gh_auth_pw_hash_supported(bad[i]));
+		assert_int_equal(gh_auth_pw_verify(&p, bad[i], "x", &rehash),
+		    GH_ERR_INVALID);
+		assert_false(rehash);
+	}
+	assert_false(gh_auth_pw_hash_supported(NULL));
+	assert_int_equal(gh_auth_pw_verify(&p, NULL, "x", &rehash),
+	    GH_ERR_INVALID);
+}
+
+static void
+test_params_below_owasp_minimum_or_above_ceilings_are_refused(void **state)
+{
+	struct gh_pw_params p, q;
+	char *hash = NULL;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	assert_int_equal(p.m_kib, 19456);
+	assert_int_equal(p.t_cost, 2);
+	assert_int_equal(p.parallelism, 1);
+	assert_int_equal(gh_auth_pw_params_check(&p), GH_OK);
+	q = p, q.m_kib = 19455;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_ERR_INVALID);
+	assert_int_equal(gh_auth_pw_hash(&q, "password", &hash),
+	    GH_ERR_INVALID);
+	assert_null(hash);
+	q = p, q.t_cost = 1;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_ERR_INVALID);
+	q = p, q.parallelism = 0;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_ERR_INVALID);
+	q = p, q.t_cost = 11;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_ERR_INVALID);
+	q = p, q.m_kib = 1024 * 1024 + 1;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_ERR_INVALID);
+	q = p, q.parallelism = 17;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_ERR_INVALID);
+	q = p, q.t_cost = 10, q.m_kib = 1024 * 1024, q.parallelism = 16;
+	assert_int_equal(gh_auth_pw_params_check(&q), GH_OK);
+	assert_int_equal(gh_auth_pw_params_check(NULL), GH_ERR_INVALID);
+}
+
+static void
+test_overlong_or_malformed_password_is_refused_before_hashing(void **state)
+{
+	struct gh_pw_params p;
+	char big[GH_PW_MAX_LEN + 2], *hash = NULL;
+	bool rehash;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(gh_auth_pw_hash(&p, big, &hash), GH_ERR_INVALID);
+	assert_null(hash);
+	assert_int_equal(gh_auth_pw_hash(&p, "bad \xff byte", &hash),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_auth_pw_hash(&p, "overlong \xc0\xaf", &hash),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_auth_pw_hash(&p, NULL, &hash), GH_ERR_INVALID);
+	assert_int_equal(gh_auth_pw_verify(&p, "$2b$04$x", big, &rehash),
+	    GH_ERR_INVALID);
+	/* Exactly the limit is fine. */
+	big[GH_PW_MAX_LEN] = '\0';
+	assert_int_equal(gh_auth_pw_hash(&p, big, &hash), GH_OK);
+	assert_int_equal(gh_auth_pw_verify(&p, hash, big, &rehash), GH_OK);
+	gh_str_wipe_free(hash);
+}
+
+static void
+test_dummy_verification_spends_a_verification(void **state)
+{
+	struct gh_pw_params p, q;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	gh_auth_pw_verify_dummy(&p, "whoever");
+	gh_auth_pw_verify_dummy(&p, "whoever else");
+	q = p;
+	q.t_cost = 3;
+	gh_auth_pw_verify_dummy(&q, "with other params");
+	gh_auth_pw_verify_dummy(&p, "bad \xff");
+	gh_auth_pw_verify_dummy(NULL, "x");
+}
+
+/* ---- password policy ------------------------------------------------------ */
+
+static const char *
+policy_code(const struct gh_pw_policy *pol, const char *pw,
+    const struct gh_pw_context *ctx)
+{
+	const char *code = "unset";
+	char reason[256];
+	gh_err err;
+
+	err = gh_auth_pw_policy_check(pol, pw, ctx, &code, reason,
+	    sizeof reason);
+	if (err == GH_OK) {
+		assert_null(code);
+		return "ok";
+	}
+	assert_int_equal(err, GH_ERR_INVALID);
+	assert_non_null(code);
+	assert_true(strlen(reason) > 10);
+	/* The sentence never quotes the password. */
+	assert_null(strstr(reason, pw));
+	return code;
+}
+
+static void
+test_policy_default_is_valid_and_bounds_are_named(void **state)
+{
+	struct gh_pw_policy pol, bad;
+	const char *field = NULL;
+
+	(void)state;
+	gh_auth_pw_policy_default(&pol);
+	assert_int_equal(pol.min_length, 10);
+	assert_int_equal(pol.min_classes, 0);
+	assert_int_equal(pol.min_score, 30);
+	assert_true(pol.reject_common && pol.reject_context);
+	assert_int_equal(gh_auth_pw_policy_validate(&pol, &field), GH_OK);
+	assert_null(field);
+	bad = pol, bad.min_length = 7;
+	assert_int_equal(gh_auth_pw_policy_validate(&bad, &field),
+	    GH_ERR_INVALID);
+	assert_string_equal(field, "min_length");
+	bad = pol, bad.min_length = 129;
+	assert_int_equal(gh_auth_pw_policy_validate(&bad, &field),
+	    GH_ERR_INVALID);
+	bad = pol, bad.min_classes = 5;
+	assert_int_equal(gh_auth_pw_policy_validate(&bad, &field),
+	    GH_ERR_INVALID);
+	assert_string_equal(field, "min_classes");
+	bad = pol, bad.min_score = 101;
+	assert_int_equal(gh_auth_pw_policy_validate(&bad, &field),
+	    GH_ERR_INVALID);
+	assert_string_equal(field, "min_score");
+}
+
+static void
+test_policy_refuses_common_passwords_and_their_variants(void **state)
+{
+	static const char *const common[] = {
+		"password1", "P@ssw0rd!", "Password1", "iloveyou!!",
+		"Qwerty123!", "letmein2024", "Welcome1!", "admin12345",
+		"1dragon99", "abcdefgh", "aaaaaaaa", "87654321",
+		"passwordpassword", "abcabcabcabc", "zxcvbnm1",
+	};
+	static const char *const common_long[] = {
+		"123456789012", "qwertyuiop123", "qwertyuiopasdf",
+		"1234567890!!", "Sunshine2024!", "M0nkey!!!!!!",
+	};
+	struct gh_pw_policy pol;
+	size_t i;
+
+	(void)state;
+	gh_auth_pw_policy_default(&pol);
+	assert_string_equal(policy_code(&pol, "123456", NULL), "too_short");
+	assert_string_equal(policy_code(&pol, "password1", NULL), "too_short");
+	for (i = 0; i < sizeof common_long / sizeof common_long[0]; i++)
+		assert_string_equal(policy_code(&pol, common_long[i], NULL),
+		    "common");
+	pol.min_length = 8;
+	for (i = 0; i < sizeof common / sizeof common[0]; i++)
+		assert_string_equal(policy_code(&pol, common[i], NULL),
+		    "common");
+	pol.reject_common = false;
+	pol.min_score = 0;
+	assert_string_equal(policy_code(&pol, "P@ssw0rd!", NULL), "ok");
+}
+
+static void
+test_policy_accepts_good_passphrases(void **state)
+{
+	static const char *const good[] = {
+		"correct horse battery staple 9!",
+		"Tr0ub4dor&3x!",
+		"glacier mitten orbit pulse",
+		"Vq8#mL2!rT6zPw",
+		"späte Zugvögel über Kiel",
+	};
+	struct gh_pw_policy pol;
+	struct gh_pw_context ctx = { "alice", "alice.smith@example.com",
+		"acme", "Acme Corporation" };
+	size_t i;
+
+	(void)state;
+	gh_auth_pw_policy_default(&pol);
+	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+		assert_string_equal(policy_code(&pol, good[i], &ctx), "ok");
+		assert_string_equal(policy_code(&pol, good[i], NULL), "ok");
+	}
+}
+
+static void
+test_policy_refuses_the_users_own_context(void **state)
+{
+	struct gh_pw_policy pol;
+	struct gh_pw_context ctx = { "Alice", "alice.smith@example.com",
+		"acme-corp", "Globex Industries" };
+	struct gh_pw_context shorty = { "al", "al@x.io", "ab", "Zy" };
+
+	(void)state;
+	gh_auth_pw_policy_default(&pol);
+	assert_string_equal(policy_code(&pol, "velvet ALICE lantern 7", &ctx),
+	    "contains_username");
+	assert_string_equal(policy_code(&pol, "velvet 4lice lantern 7", &ctx),
+	    "contains_username");
+	assert_string_equal(policy_code(&pol,
+	    "Alice.Smith velvet lantern", &ctx), "contains_username");
+	ctx.username = "bob";
+	assert_string_equal(policy_code(&pol,
+	    "Alice.Smith velvet lantern", &ctx), "contains_email");
+	assert_string_equal(policy_code(&pol, "velvet ACME-corp lantern",
+	    &ctx), "contains_org");
+	assert_string_equal(policy_code(&pol,
+	    "velvet GlobexIndustries lantern", &ctx), "contains_org");
+	assert_string_equal(policy_code(&pol, "velvet acmecorp lantern",
+	    &ctx), "contains_org");
+	assert_string_equal(policy_code(&pol,
+	    "Globex Industries velvet", &ctx), "contains_org");
+	/* Strings under three characters are not checked. */
+	assert_string_equal(policy_code(&pol, "velvet al ab zy lantern",
+	    &shorty), "ok");
+	pol.reject_context = false;
+	assert_string_equal(policy_code(&pol, "velvet ALICE lantern 7", &ctx),
+	    "ok");
+}
+
+static void
+test_policy_counts_code_points_not_bytes(void **state)
+{
+	struct gh_pw_policy pol;
+
+	(void)state;
+	gh_auth_pw_policy_default(&pol);
+	pol.min_score = 0;
+	/* Nine characters, 27 bytes: too short despite the bytes. */
+	assert_string_equal(policy_code(&pol,
+	    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe5\xaf\x86"
+	    "\xe7\xa2\xbc\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82", NULL),
+	    "too_short");
+	/* Ten characters. */
+	assert_string_equal(policy_code(&pol,
+	    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe5\xaf\x86"
+	    "\xe7\xa2\xbc\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82\xe7\x8c\xab",
+	    NULL), "ok");
+}
+
+static void
+test_policy_checks_in_the_documented_order(void **state)
+{
+	struct gh_pw_policy pol;
+	struct gh_pw_context ctx = { "carol", NULL, NULL, NULL };
+	char big[GH_PW_MAX_LEN + 40];
+
+	(void)state;
+	gh_auth_pw_policy_default(&pol);
+	assert_string_equal(policy_code(&pol, "short\xff", NULL),
+	    "invalid_utf8");
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_string_equal(policy_code(&pol, big, NULL), "too_long");
+	/* Multibyte characters across the limit: still too long, not
+	 * broken text. */
+	for (size_t i = 0; i + 2 < sizeof big; i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	big[sizeof big - 1] = '\0';
+	if (((unsigned char)big[sizeof big - 2] & 0xe0) == 0xc0)
+		big[sizeof big - 2] = '\0';
+	assert_string_equal(policy_code(&pol, big, NULL), "too_long");
+	assert_string_equal(policy_code(&pol, "carol", &ctx), "too_short");
+	assert_string_equal(policy_code(&pol, "carol12345", &ctx),
+	    "contains_username");
+	assert_string_equal(policy_code(&pol, "password12", &ctx), "common");
+	pol.min_classes = 3;
+	assert_string_equal(policy_code(&pol, "glacier mitten orbit", &ctx),
+	    "too_few_classes");
+	assert_string_equal(policy_code(&pol, "Glacier mitten orbit", &ctx),
+	    "ok");
+	pol.min_classes = 0;
+	pol.reject_common = false;
+	assert_string_equal(policy_code(&pol, "qwertyuiopasdf", &ctx), "ok");
+	/* Passes our own rules; libpwquality finds too few different
+	 * characters. */
+	assert_string_equal(policy_code(&pol, "aB3$aB3$aB3$", &ctx),
+	    "too_weak");
+	assert_int_equal(gh_auth_pw_policy_check(&pol, NULL, NULL, NULL, NULL,
+	    0), GH_ERR_INVALID);
+}
+
+/* ---- a tenant database ------------------------------------------------------ */
+
+struct fixture {
+	char dir[64];
+	struct gh_store *store;
+	struct gh_db *db;
+};
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void
+insert_user(struct gh_db *db, const char *id, const char *name)
+{
+	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
+	    "username_key, email, state, role, created_at, updated_at) VALUES "
+	    "(?, ?, ?, ?, 'active', 'member', 0, 0)", "tttt", id, name, name,
+	    "x@example.com"), GH_OK);
+}
+
+static int
+db_setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/gh_auth_test.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	if (gh_store_open(f->dir, true, &f->store) != GH_OK)
+		return -1;
+	if (gh_store_tenant(f->store, TEST_ORG, "eu", true, &f->db) != GH_OK)
+		return -1;
+	insert_user(f->db, TEST_USER, "alice");
+	insert_user(f->db, OTHER_USER, "bob");
+	*state = f;
+	return 0;
+}
+
+static int
+db_teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f == NULL)
+		return 0;
+	gh_db_release(f->db);
+	gh_store_free(f->store);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void
+shift_session(struct gh_db *db, const char *id, const char *column,
+    int64_t by_ms)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof sql, "UPDATE sessions SET %s = %s - ? WHERE "
+	    "id = ?", column, column);
+	assert_int_equal(gh_db_run(db, sql, "it", by_ms, id), GH_OK);
+}
+
+static void
+set_user_state(struct gh_db *db, const char *id, const char *st)
+{
+	assert_int_equal(gh_db_run(db, "UPDATE users SET state = ? WHERE "
+	    "id = ?", "tt", st, id), GH_OK);
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+static const struct gh_session_limits limits = { 12 * HOUR, 30 * MINUTE };
+
+static void
+test_session_is_created_and_found_by_its_token(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_TOKEN_LEN + 1], digest_row[GH_TOKEN_HASH_LEN + 1];
+	struct gh_session s, found;
+	struct gh_stmt *st = NULL;
+	bool row;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    "203.0.113.7", "Mozilla/5.0\x01 test", token, &s), GH_OK);
+	assert_int_equal(strlen(token), GH_TOKEN_LEN);
+	assert_true(gh_id_valid(s.id));
+	assert_string_equal(s.user_id, TEST_USER);
+	assert_int_equal(s.expires_at, s.created_at + limits.absolute_ms);
+	assert_string_equal(s.user_agent, "Mozilla/5.0? test");
+	/* Only the digest is stored. */
+	assert_int_equal(gh_db_prepare(f->db, "SELECT token_hash FROM sessions "
+	    "WHERE id = ?", &st), GH_OK);
+	assert_int_equal(gh_stmt_bind(st, "t", s.id), GH_OK);
+	assert_int_equal(gh_stmt_step(st, &row), GH_OK);
+	assert_true(row);
+	gh_strlcpy(digest_row, gh_stmt_text(st, 0), sizeof digest_row);
+	gh_stmt_free(st);
+	assert_int_equal(strlen(digest_row), GH_TOKEN_HASH_LEN);
+	assert_null(strstr(digest_row, token));
+
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_OK);
+	assert_string_equal(found.id, s.id);
+	assert_string_equal(found.user_id, TEST_USER);
+	assert_string_equal(found.source_ip, "203.0.113.7");
+	gh_wipe(token, sizeof token);
+}
+
+static void
+test_session_check_refuses_a_wrong_or_malformed_token(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct gh_session s;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	token[5] = token[5] == 'A' ? 'B' : 'A';
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &s),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check(f->db, "short", &limits, &s),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check(f->db, NULL, &limits, &s),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check(f->db,
+	    "' OR 1=1 --'''''''''''''''''''''''''''''''", &limits, &s),
+	    GH_ERR_DENIED);
+	/* A session for a user who does not exist cannot be made. */
+	assert_int_equal(gh_auth_session_create(f->db,
+	    "cccccccccccccccccccccccccccccccc", &limits, NULL, NULL, token,
+	    &s), GH_ERR_NOTFOUND);
+	assert_int_equal(gh_auth_session_create(f->db, "not-an-id", &limits,
+	    NULL, NULL, token, &s), GH_ERR_INVALID);
+	assert_string_equal(token, "");
+	/* Misuse: no limits, no callback. */
+	assert_int_equal(gh_auth_session_check(f->db, token, NULL, &s),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_auth_session_list(f->db, TEST_USER, &limits, NULL,
+	    NULL), GH_ERR_INVALID);
+	assert_int_equal(gh_auth_session_revoke(f->db, NULL, NULL),
+	    GH_ERR_INVALID);
+}
+
+static void
+test_session_expires_after_idle_time_and_use_refreshes_it(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct gh_session s, found;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	/* Used 20 minutes ago: still live, and the use is recorded. */
+	shift_session(f->db, s.id, "last_seen_at", 20 * MINUTE);
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_OK);
+	assert_true(found.last_seen_at >= s.last_seen_at);
+	/* Used 20 more minutes ago after the refresh: still live. */
+	shift_session(f->db, s.id, "last_seen_at", 20 * MINUTE);
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_OK);
+	/* Untouched for 31 minutes: gone. */
+	shift_session(f->db, s.id, "last_seen_at", 31 * MINUTE);
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_ERR_DENIED);
+}
+
+static void
+test_session_expires_at_its_absolute_limit(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct gh_session s, found;
+	struct gh_session_limits shorter = { 2 * HOUR, 30 * MINUTE };
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	/* Created 3 hours ago and in use since: the 12-hour limit holds,
+	 * a policy lowered to 2 hours ends it. */
+	shift_session(f->db, s.id, "created_at", 3 * HOUR);
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_OK);
+	assert_int_equal(gh_auth_session_check(f->db, token, &shorter,
+	    &found), GH_ERR_DENIED);
+	/* Past the stored expiry, though used a minute ago. */
+	shift_session(f->db, s.id, "expires_at", 12 * HOUR + MINUTE);
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_ERR_DENIED);
+}
+
+static void
+count_session(const struct gh_session *s, void *arg)
+{
+	int64_t *prev = arg;
+
+	/* Newest first. */
+	assert_true(prev[1] == 0 || s->created_at <= prev[1]);
+	prev[1] = s->created_at;
+	prev[0]++;
+}
+
+static void
+test_session_revoke_is_owner_checked_and_final(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_TOKEN_LEN + 1], other[GH_TOKEN_LEN + 1];
+	struct gh_session s, o, found;
+	int64_t seen[2] = { 0, 0 };
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, other, &o), GH_OK);
+	shift_session(f->db, s.id, "created_at", MINUTE);
+	assert_int_equal(gh_auth_session_list(f->db, TEST_USER, &limits,
+	    count_session, seen), GH_OK);
+	assert_int_equal(seen[0], 2);
+	/* Bob cannot revoke Alice's session. */
+	assert_int_equal(gh_auth_session_revoke(f->db, s.id, OTHER_USER),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(gh_auth_session_revoke(f->db, s.id, TEST_USER),
+	    GH_OK);
+	assert_int_equal(gh_auth_session_revoke(f->db, s.id, NULL),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &found),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check(f->db, other, &limits, &found),
+	    GH_OK);
+	seen[0] = seen[1] = 0;
+	assert_int_equal(gh_auth_session_list(f->db, TEST_USER, &limits,
+	    count_session, seen), GH_OK);
+	assert_int_equal(seen[0], 1);
+}
+
+static void
+test_session_revoke_user_ends_every_session_of_that_user(void **state)
+{
+	struct fixture *f = *state;
+	char t1[GH_TOKEN_LEN + 1], t2[GH_TOKEN_LEN + 1], tb[GH_TOKEN_LEN + 1];
+	struct gh_session s;
+	int64_t count = -1;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t1, &s), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t2, &s), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, OTHER_USER, &limits,
+	    NULL, NULL, tb, &s), GH_OK);
+	assert_int_equal(gh_auth_session_revoke_user(f->db, TEST_USER, &count),
+	    GH_OK);
+	assert_int_equal(count, 2);
+	assert_int_equal(gh_auth_session_check(f->db, t1, &limits, &s),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check(f->db, t2, &limits, &s),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check(f->db, tb, &limits, &s), GH_OK);
+	assert_int_equal(gh_auth_session_revoke_user(f->db, TEST_USER, &count),
+	    GH_OK);
+	assert_int_equal(count, 0);
+}
+
+static void
+test_session_of_a_disabled_user_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct gh_session s;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	set_user_state(f->db, TEST_USER, "disabled");
+	assert_int_equal(gh_auth_session_check(f->db, token, &limits, &s),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_ERR_DENIED);
+	set_user_state(f->db, TEST_USER, "active");
+	assert_int_equal(gh_auth_session_check(f->db, "x", &limits, &s),
+	    GH_ERR_DENIED);
+}
+
+static void
+test_csrf_token_is_bound_to_its_session(void **state)
+{
+	char token[GH_TOKEN_LEN + 1], other[GH_TOKEN_LEN + 1];
+	char csrf[GH_TOKEN_LEN + 1], csrf2[GH_TOKEN_LEN + 1];
+
+	(void)state;
+	memset(token, 'A', GH_TOKEN_LEN);
+	token[GH_TOKEN_LEN] = '\0';
+	memcpy(other, token, sizeof other);
+	other[0] = 'B';
+	gh_auth_session_csrf(token, csrf);
+	gh_auth_session_csrf(token, csrf2);
+	assert_int_equal(strlen(csrf), GH_TOKEN_LEN);
+	assert_string_equal(csrf, csrf2);
+	assert_string_not_equal(csrf, token);
+	assert_true(gh_auth_session_csrf_ok(token, csrf));
+	assert_false(gh_auth_session_csrf_ok(other, csrf));
+	csrf2[3] = csrf2[3] == 'x' ? 'y' : 'x';
+	assert_false(gh_auth_session_csrf_ok(token, csrf2));
+	assert_false(gh_auth_session_csrf_ok(token, ""));
+	assert_false(gh_auth_session_csrf_ok(token, NULL));
+	csrf[GH_TOKEN_LEN - 1] = '\0';
+	assert_false(gh_auth_session_csrf_ok(token, csrf));
+	assert_false(gh_auth_session_csrf_ok(NULL, csrf));
+}
+
+/* ---- API tokens ---------------------------------------------------------- */
+
+static void
+count_token(const struct gh_api_token *t, void *arg)
+{
+	(void)t;
+	(*(int *)arg)++;
+}
+
+static void
+test_api_token_is_created_checked_and_its_use_recorded(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_API_TOKEN_LEN + 1];
+	struct gh_api_token t, found;
+	int64_t now = gh_now_ms();
+	int n = 0;
+
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "deploy",
+	    now + HOUR, token, &t), GH_OK);
+	assert_int_equal(strlen(token), GH_API_TOKEN_LEN);
+	assert_true(strncmp(token, "gh_", 3) == 0);
+	assert_string_equal(t.name, "deploy");
+	assert_int_equal(t.last_used_at, 0);
+	assert_int_equal(gh_auth_api_token_check(f->db, token, &found), GH_OK);
+	assert_string_equal(found.id, t.id);
+	assert_string_equal(found.user_id, TEST_USER);
+	assert_true(found.last_used_at >= now);
+	assert_int_equal(gh_auth_api_token_list(f->db, TEST_USER, count_token,
+	    &n), GH_OK);
+	assert_int_equal(n, 1);
+	n = 0;
+	assert_int_equal(gh_auth_api_token_list(f->db, OTHER_USER, count_token,
+	    &n), GH_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(gh_auth_api_token_list(f->db, NULL, count_token, &n),
+	    GH_OK);
+	assert_int_equal(n, 1);
+	/* Wrong secret, missing prefix, session-shaped token. */
+	token[10] = token[10] == 'A' ? 'B' : 'A';
+	assert_int_equal(gh_auth_api_token_check(f->db, token, &found),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_api_token_check(f->db, token + 3, &found),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_api_token_check(f->db, NULL, &found),
+	    GH_ERR_DENIED);
+}
+
+static void
+test_api_token_create_refuses_bad_names_and_expiries(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_API_TOKEN_LEN + 1], long_name[66];
+	struct gh_api_token t;
+	int64_t now = gh_now_ms();
+
+	memset(long_name, 'n', 65);
+	long_name[65] = '\0';
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "",
+	    now + HOUR, token, &t), GH_ERR_INVALID);
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, long_name,
+	    now + HOUR, token, &t), GH_ERR_INVALID);
+	long_name[64] = '\0';
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, long_name,
+	    now + HOUR, token, &t), GH_OK);
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "bad\xff",
+	    now + HOUR, token, &t), GH_ERR_INVALID);
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "ci",
+	    now - 1, token, &t), GH_ERR_INVALID);
+	assert_string_equal(token, "");
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "ci",
+	    now + GH_API_TOKEN_MAX_TTL_MS + MINUTE, token, &t),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "ci",
+	    now + GH_API_TOKEN_MAX_TTL_MS - MINUTE, token, &t), GH_OK);
+}
+
+static void
+test_api_token_expired_or_revoked_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	char t1[GH_API_TOKEN_LEN + 1], t2[GH_API_TOKEN_LEN + 1];
+	struct gh_api_token a, b, found;
+	int n = 0;
+
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "one",
+	    gh_now_ms() + HOUR, t1, &a), GH_OK);
+	assert_int_equal(gh_auth_api_token_create(f->db, TEST_USER, "two",
+	    gh_now_ms() + HOUR, t2, &b), GH_OK);
+	assert_int_equal(gh_db_run(f->db, "UPDATE api_tokens SET expires_at = "
+	    "? WHERE id = ?", "it", gh_now_ms() - 1, a.id), GH_OK);
+	assert_int_equal(gh_auth_api_token_check(f->db, t1, &found),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_api_token_revoke(f->db, b.id), GH_OK);
+	assert_int_equal(gh_auth_api_token_revoke(f->db, b.id),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(gh_auth_api_token_revoke(f->db,
+	    "cccccccccccccccccccccccccccccccc"), GH_ERR_NOTFOUND);
+	assert_int_equal(gh_auth_api_token_check(f->db, t2, &found),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_api_token_list(f->db, TEST_USER, count_token,
+	    &n), GH_OK);
+	assert_int_equal(n, 0);
+}
+
+static void
+test_api_token_of_a_disabled_user_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	char token[GH_API_TOKEN_LEN + 1], second[GH_API_TOKEN_LEN + 1];
+	struct gh_api_token t, found;
+
+	assert_int_equal(gh_auth_api_token_create(f->db, OTHER_USER, "bot",
+	    gh_now_ms() + HOUR, token, &t), GH_OK);
+	set_user_state(f->db, OTHER_USER, "disabled");
+	assert_int_equal(gh_auth_api_token_check(f->db, token, &found),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_auth_api_token_create(f->db, OTHER_USER, "bot2",
+	    gh_now_ms() + HOUR, second, &t), GH_ERR_DENIED);
+	set_user_state(f->db, OTHER_USER, "active");
+	assert_int_equal(gh_auth_api_token_check(f->db, token, &found), GH_OK);
+}
+
+#define DB_TEST(fn) cmocka_unit_test_setup_teardown(fn, db_setup, db_teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_argon2id_hash_round_trips_and_refuses_a_wrong_password),
+		cmocka_unit_test(
+		    test_two_hashes_of_one_password_differ_by_their_salt),
+		cmocka_unit_test(test_bcrypt_hash_verifies_and_asks_for_rehash),
+		cmocka_unit_test(test_weaker_argon2id_hash_asks_for_rehash),
+		cmocka_unit_test(test_unsupported_hash_is_invalid),
+		cmocka_unit_test(
+		  test_params_below_owasp_minimum_or_above_ceilings_are_refused),
+		cmocka_unit_test(
+		  test_overlong_or_malformed_password_is_refused_before_hashing),
+		cmocka_unit_test(test_dummy_verification_spends_a_verification),
+		cmocka_unit_test(
+		    test_policy_default_is_valid_and_bounds_are_named),
+		cmocka_unit_test(
+		    test_policy_refuses_common_passwords_and_their_variants),
+		cmocka_unit_test(test_policy_accepts_good_passphrases),
+		cmocka_unit_test(test_policy_refuses_the_users_own_context),
+		cmocka_unit_test(test_policy_counts_code_points_not_bytes),
+		cmocka_unit_test(test_policy_checks_in_the_documented_order),
+		DB_TEST(test_session_is_created_and_found_by_its_token),
+		DB_TEST(test_session_check_refuses_a_wrong_or_malformed_token),
+		DB_TEST(
+		    test_session_expires_after_idle_time_and_use_refreshes_it),
+		DB_TEST(test_session_expires_at_its_absolute_limit),
+		DB_TEST(test_session_revoke_is_owner_checked_and_final),
+		DB_TEST(
+		    test_session_revoke_user_ends_every_session_of_that_user),
+		DB_TEST(test_session_of_a_disabled_user_is_refused),
+		cmocka_unit_test(test_csrf_token_is_bound_to_its_session),
+		DB_TEST(
+		    test_api_token_is_created_checked_and_its_use_recorded),
+		DB_TEST(test_api_token_create_refuses_bad_names_and_expiries),
+		DB_TEST(test_api_token_expired_or_revoked_is_refused),
+		DB_TEST(test_api_token_of_a_disabled_user_is_refused),
+	};
+
+	return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
+}

@@ -1,0 +1,306 @@
+/*
+ * session.c: browser sessions. A session is a row in the tenant's sessions
+ * table keyed by hex(SHA-256(token)); the token itself (32 random bytes,
+ * base64url) goes to the client once, in a cookie, and is never stored or
+ * logged.
+ *
+ * Untrusted input: the token and the CSRF token presented by clients (shape
+ * checked, then hashed and compared in constant time), the source address
+ * and user agent (truncated and made printable before they are stored).
+ *
+ * Transactions: none of these functions BEGINs or COMMITs. The caller's
+ * transaction covers them, so that a change and its audit event commit
+ * together; outside one, each statement commits on its own.
+ */
+#include "auth/auth_int.h"
+
+#include <string.h>
+
+#define SESSION_COLUMNS \
+	"s.id, s.token_hash, s.user_id, s.created_at, s.last_seen_at, " \
+	"s.expires_at, s.source_ip, s.user_agent"
+
+/* The conditions of a live session: not revoked, its user active, before
+ * its stored expiry and within the caller's absolute and idle limits. Takes
+ * (now, now, absolute_ms, now, idle_ms) after whatever precedes it. */
+#define SESSION_LIVE \
+	"s.revoked_at IS NULL AND u.state = 'active' AND s.expires_at > ? " \
+	"AND s.created_at > ? - ? AND s.last_seen_at > ? - ?"
+
+static bool
+limits_ok(const struct gh_session_limits *lim)
+{
+	return lim != NULL && lim->absolute_ms > 0 && lim->idle_ms > 0;
+}
+
+/*
+ * Copies a client-supplied header into dst (cap bytes), cut at a character
+ * boundary, with control characters and anything that is not UTF-8 turned
+ * into '?', so that what is stored and shown later is plain text.
+ */
+static void
+printable_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n, i;
+
+	if (src == NULL)
+		src = "";
+	n = strnlen(src, cap - 1);
+	while (n > 0 && src[n] != '\0' &&
+	    ((unsigned char)src[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	for (i = 0; i < n; i++)
+		if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+			dst[i] = '?';
+	if (!gh_utf8_valid(dst, n))
+		for (i = 0; i < n; i++)
+			if ((unsigned char)dst[i] >= 0x80)
+				dst[i] = '?';
+}
+
+/* Reads the columns of SESSION_COLUMNS from the current row; col 1, the
+ * digest, is the caller's business. */
+static void
+session_from_row(struct gh_stmt *st, struct gh_session *s)
+{
+	memset(s, 0, sizeof *s);
+	gh_strlcpy(s->id, gh_stmt_text(st, 0) ? gh_stmt_text(st, 0) : "",
+	    sizeof s->id);
+	gh_strlcpy(s->user_id, gh_stmt_text(st, 2) ? gh_stmt_text(st, 2) : "",
+	    sizeof s->user_id);
+	s->created_at = gh_stmt_int(st, 3);
+	s->last_seen_at = gh_stmt_int(st, 4);
+	s->expires_at = gh_stmt_int(st, 5);
+	gh_strlcpy(s->source_ip, gh_stmt_text(st, 6) ? gh_stmt_text(st, 6) :
+	    "", sizeof s->source_ip);
+	gh_strlcpy(s->user_agent, gh_stmt_text(st, 7) ? gh_stmt_text(st, 7) :
+	    "", sizeof s->user_agent);
+}
+
+gh_err
+gh_auth_session_create(struct gh_db *db, const char *user_id,
+    const struct gh_session_limits *lim, const char *source_ip,
+    const char *user_agent, char token_out[static GH_TOKEN_LEN + 1],
+    struct gh_session *out)
+{
+	char token[GH_TOKEN_LEN + 1], digest[GH_TOKEN_HASH_LEN + 1];
+	struct gh_session s;
+	gh_err err;
+
+	token_out[0] = '\0';
+	memset(&s, 0, sizeof s);
+	if (db == NULL || user_id == NULL || !gh_id_valid(user_id) ||
+	    !limits_ok(lim)) {
+		err = GH_ERR_INVALID;
+		goto out;
+	}
+	err = auth_user_active(db, user_id);
+	if (err != GH_OK)
+		goto out;
+	err = gh_id_new(s.id);
+	if (err != GH_OK)
+		goto out;
+	err = auth_token_new(token);
+	if (err != GH_OK)
+		goto out;
+	auth_token_digest(token, GH_TOKEN_LEN, digest);
+	gh_strlcpy(s.user_id, user_id, sizeof s.user_id);
+	s.created_at = gh_now_ms();
+	s.last_seen_at = s.created_at;
+	s.expires_at = s.created_at + lim->absolute_ms;
+	printable_copy(s.source_ip, sizeof s.source_ip, source_ip);
+	printable_copy(s.user_agent, sizeof s.user_agent, user_agent);
+	err = gh_db_run(db, "INSERT INTO sessions (id, token_hash, user_id, "
+	    "created_at, last_seen_at, expires_at, source_ip, user_agent) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "tttiiitt", s.id, digest,
+	    s.user_id, s.created_at, s.last_seen_at, s.expires_at,
+	    s.source_ip, s.user_agent);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "user %s: session insert failed", user_id);
+		goto out;
+	}
+	memcpy(token_out, token, sizeof token);
+	if (out != NULL)
+		*out = s;
+out:
+	gh_wipe(token, sizeof token);
+	gh_wipe(digest, sizeof digest);
+	return err;
+}
+
+gh_err
+gh_auth_session_check(struct gh_db *db, const char *token,
+    const struct gh_session_limits *lim, struct gh_session *out)
+{
+	char digest[GH_TOKEN_HASH_LEN + 1];
+	struct gh_stmt *st = NULL;
+	struct gh_session s;
+	int64_t now;
+	gh_err err;
+	bool row;
+
+	if (db == NULL || !limits_ok(lim))
+		return GH_ERR_INVALID;
+	/* A token of the wrong shape cannot be ours: no need to hash it. */
+	if (!auth_token_shape_ok(token, GH_TOKEN_LEN))
+		return GH_ERR_DENIED;
+	auth_token_digest(token, GH_TOKEN_LEN, digest);
+	now = gh_now_ms();
+	err = gh_db_prepare(db, "SELECT " SESSION_COLUMNS " FROM sessions s "
+	    "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND "
+	    SESSION_LIVE, &st);
+	if (err != GH_OK)
+		goto out;
+	err = gh_stmt_bind(st, "tiiiii", digest, now, now, lim->absolute_ms,
+	    now, lim->idle_ms);
+	if (err != GH_OK)
+		goto out;
+	err = gh_stmt_step(st, &row);
+	if (err != GH_OK)
+		goto out;
+	/* The SQL equality found the row; the constant-time comparison is
+	 * the one that decides. */
+	if (!row || !auth_digest_eq(gh_stmt_text(st, 1), digest)) {
+		err = GH_ERR_DENIED;
+		goto out;
+	}
+	session_from_row(st, &s);
+	gh_stmt_free(st);
+	st = NULL;
+	if (now - s.last_seen_at >= AUTH_SESSION_TOUCH_MS) {
+		err = gh_db_run(db, "UPDATE sessions SET last_seen_at = ? "
+		    "WHERE id = ? AND last_seen_at < ?", "iti", now, s.id, now);
+		if (err != GH_OK) {
+			GH_LOG_ERR(err, "session %s: touch failed", s.id);
+			goto out;
+		}
+		s.last_seen_at = now;
+	}
+	if (out != NULL)
+		*out = s;
+out:
+	gh_stmt_free(st);
+	gh_wipe(digest, sizeof digest);
+	return err;
+}
+
+void
+gh_auth_session_csrf(const char *token, char out[static GH_TOKEN_LEN + 1])
+{
+	uint8_t d[GH_SHA256_LEN];
+	char msg[4 + GH_TOKEN_LEN];
+	size_t n;
+
+	out[0] = '\0';
+	if (!auth_token_shape_ok(token, GH_TOKEN_LEN))
+		return;
+	n = strlen(token);
+	memcpy(msg, "csrf", 4);
+	memcpy(msg + 4, token, n);
+	gh_sha256(msg, 4 + n, d);
+	gh_b64url_encode(d, sizeof d, out);
+	gh_wipe(msg, sizeof msg);
+	gh_wipe(d, sizeof d);
+}
+
+bool
+gh_auth_session_csrf_ok(const char *token, const char *submitted)
+{
+	char expected[GH_TOKEN_LEN + 1];
+	bool ok;
+
+	if (submitted == NULL ||
+	    strnlen(submitted, GH_TOKEN_LEN + 1) != GH_TOKEN_LEN)
+		return false;
+	gh_auth_session_csrf(token, expected);
+	ok = expected[0] != '\0' &&
+	    gh_ct_eq(expected, submitted, GH_TOKEN_LEN);
+	gh_wipe(expected, sizeof expected);
+	return ok;
+}
+
+gh_err
+gh_auth_session_list(struct gh_db *db, const char *user_id,
+    const struct gh_session_limits *lim,
+    void (*fn)(const struct gh_session *s, void *arg), void *arg)
+{
+	struct gh_stmt *st = NULL;
+	struct gh_session s;
+	int64_t now;
+	gh_err err;
+	bool row;
+
+	if (db == NULL || user_id == NULL || fn == NULL || !limits_ok(lim))
+		return GH_ERR_INVALID;
+	now = gh_now_ms();
+	err = gh_db_prepare(db, "SELECT " SESSION_COLUMNS " FROM sessions s "
+	    "JOIN users u ON u.id = s.user_id WHERE s.user_id = ? AND "
+	    SESSION_LIVE " ORDER BY s.created_at DESC, s.id DESC", &st);
+	if (err != GH_OK)
+		goto out;
+	err = gh_stmt_bind(st, "tiiiii", user_id, now, now, lim->absolute_ms,
+	    now, lim->idle_ms);
+	if (err != GH_OK)
+		goto out;
+	for (;;) {
+		err = gh_stmt_step(st, &row);
+		if (err != GH_OK || !row)
+			break;
+		session_from_row(st, &s);
+		fn(&s, arg);
+	}
+out:
+	gh_stmt_free(st);
+	return err;
+}
+
+gh_err
+gh_auth_session_revoke(struct gh_db *db, const char *session_id,
+    const char *user_id)
+{
+	gh_err err;
+
+	if (db == NULL || session_id == NULL)
+		return GH_ERR_INVALID;
+	if (user_id != NULL)
+		err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
+		    "id = ? AND user_id = ? AND revoked_at IS NULL", "itt",
+		    gh_now_ms(), session_id, user_id);
+	else
+		err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
+		    "id = ? AND revoked_at IS NULL", "it", gh_now_ms(),
+		    session_id);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "session %s: revoke failed", session_id);
+		return err;
+	}
+	return gh_db_changes(db) == 0 ? GH_ERR_NOTFOUND : GH_OK;
+}
+
+gh_err
+gh_auth_session_revoke_user(struct gh_db *db, const char *user_id,
+    int64_t *count_out)
+{
+	int64_t now;
+	gh_err err;
+
+	if (count_out != NULL)
+		*count_out = 0;
+	if (db == NULL || user_id == NULL)
+		return GH_ERR_INVALID;
+	now = gh_now_ms();
+	/* Sessions past their absolute expiry are dead already; the idle
+	 * limit is the caller's policy, so every other one is revoked. */
+	err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
+	    "user_id = ? AND revoked_at IS NULL AND expires_at > ?", "iti",
+	    now, user_id, now);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "user %s: revoking sessions failed", user_id);
+		return err;
+	}
+	if (count_out != NULL)
+		*count_out = gh_db_changes(db);
+	return GH_OK;
+}
