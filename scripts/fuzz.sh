@@ -16,7 +16,7 @@ esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
-targets="form cookie path json"
+targets="form cookie path json user_fields"
 
 cd "$root"
 if [ ! -f "$build/build.ninja" ]; then

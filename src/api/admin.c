@@ -352,57 +352,13 @@ h_user_get(void *app, struct gh_http_req *req)
 	ctx_close(&ctx);
 }
 
-/* Validated fields of a create or update body. */
-struct user_fields {
-	const char *username, *email, *display_name, *role, *state;
-	const char *password, *password_hash;
-};
-
 static bool
 user_fields_read(struct gh_http_req *req, json_t *body, struct user_fields *f)
 {
-	memset(f, 0, sizeof *f);
-	if (!member_str(req, body, "username", &f->username) ||
-	    !member_str(req, body, "email", &f->email) ||
-	    !member_str(req, body, "display_name", &f->display_name) ||
-	    !member_str(req, body, "role", &f->role) ||
-	    !member_str(req, body, "state", &f->state) ||
-	    !member_str(req, body, "password", &f->password) ||
-	    !member_str(req, body, "password_hash", &f->password_hash))
-		return false;
-	if (json_is_null(json_object_get(body, "email")))
-		f->email = "";
-	if (f->username && !gh_identity_username_valid(f->username)) {
-		respond_invalid(req, "username: 1 to %d letters, digits or "
-		    "._@+-", GH_USERNAME_MAX);
-		return false;
-	}
-	if (f->email && f->email[0] && !gh_identity_email_valid(f->email)) {
-		respond_invalid(req, "email: not a valid e-mail address");
-		return false;
-	}
-	if (f->display_name && !gh_identity_display_name_valid(f->display_name)) {
-		respond_invalid(req, "display_name: at most %d bytes of text",
-		    GH_DISPLAY_NAME_MAX);
-		return false;
-	}
-	if (f->role && !gh_identity_role_valid(f->role)) {
-		respond_invalid(req, "role: one of owner, admin, member");
-		return false;
-	}
-	if (f->state && !gh_identity_user_state_valid(f->state)) {
-		respond_invalid(req, "state: one of active, disabled");
-		return false;
-	}
-	if (f->password && f->password_hash) {
-		respond_invalid(req, "password_hash: give a password or a hash, "
-		    "not both");
-		return false;
-	}
-	if (f->password_hash && (strlen(f->password_hash) > GH_PW_HASH_MAX ||
-	    !gh_auth_pw_hash_supported(f->password_hash))) {
-		respond_invalid(req, "password_hash: must be an argon2id or "
-		    "bcrypt ($2b$) hash");
+	char msg[200];
+
+	if (user_fields_parse(body, f, msg, sizeof msg) != GH_OK) {
+		gh_http_respond_error(req, 400, "invalid_request", msg);
 		return false;
 	}
 	return true;

@@ -85,6 +85,20 @@ void respond_sessions(struct api_ctx *ctx, const char *user_id);
 
 json_t *session_json(const struct gh_session *s, bool current);
 
+/* Validated fields of a user create or update body; strings point into
+ * the JSON object. */
+struct user_fields {
+	const char *username, *email, *display_name, *role, *state;
+	const char *password, *password_hash;
+};
+
+/* Reads the user members of body (each optional, each a string; a null
+ * email clears it) and validates them. On failure writes a message naming
+ * the field to msg and returns GH_ERR_INVALID. Pure: the fuzz target
+ * fuzz/fuzz_user_fields.c drives it. */
+gh_err user_fields_parse(json_t *body, struct user_fields *f, char *msg,
+    size_t msg_cap) GH_MUST_CHECK;
+
 /* Route groups. */
 gh_err routes_account(struct gh_http_router *r);
 gh_err routes_admin(struct gh_http_router *r);
