@@ -224,7 +224,21 @@ w_session_create(void *appv, struct gh_http_req *req)
 	json_t *body;
 	gh_err err;
 
-	if (!ctx_open(appv, req, &ctx))
+	char peek_name[GH_USERNAME_MAX + 1] = "";
+	json_t *peek = NULL;
+	char msg[8];
+
+	/* The username, if readable, for the record of a refused attempt. */
+	if (gh_http_req_json(req, &peek, msg, sizeof msg) == GH_OK &&
+	    json_is_string(json_object_get(peek, "username")))
+		gh_strlcpy(peek_name, json_string_value(json_object_get(peek,
+		    "username")), sizeof peek_name);
+	if (json_is_string(json_object_get(peek, "password")))
+		gh_wipe((char *)json_string_value(json_object_get(peek,
+		    "password")), json_string_length(json_object_get(peek,
+		    "password")));
+	json_decref(peek);
+	if (!ctx_open_signin(appv, req, &ctx, peek_name))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL)

@@ -35,6 +35,10 @@ struct api_ctx {
  * response has been sent and false is returned. Close with ctx_close. */
 bool ctx_open(struct gh_app *app, struct gh_http_req *req,
     struct api_ctx *ctx);
+/* ctx_open for sign-in endpoints: a refused attempt against a suspended
+ * organisation is still recorded in its sign-in log. */
+bool ctx_open_signin(struct gh_app *app, struct gh_http_req *req,
+    struct api_ctx *ctx, const char *username);
 /* Authenticates the caller by API token or session cookie, checking CSRF
  * for unsafe cookie requests; with admin, requires the owner or admin role.
  * On failure responds and returns false. */

@@ -129,11 +129,6 @@ ctx_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
 		respond_err(req, err);
 		return false;
 	}
-	if (strcmp(ctx->org.state, "suspended") == 0) {
-		gh_http_respond_error(req, 403, "org_suspended",
-		    "This organisation is suspended.");
-		return false;
-	}
 	err = gh_store_tenant(app->store, ctx->org.id, ctx->org.region, false,
 	    &ctx->db);
 	if (err != GH_OK) {
@@ -144,7 +139,45 @@ ctx_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
 	}
 	ctx->actor.source_ip = gh_http_req_client_ip(req);
 	ctx->actor.request_id = gh_http_req_id(req);
+	if (strcmp(ctx->org.state, "suspended") == 0) {
+		gh_http_respond_error(req, 403, "org_suspended",
+		    "This organisation is suspended.");
+		ctx_close(ctx);
+		return false;
+	}
 	return true;
+}
+
+bool
+ctx_open_signin(struct gh_app *app, struct gh_http_req *req,
+    struct api_ctx *ctx, const char *username)
+{
+	const char *ua = gh_http_req_header(req, "User-Agent");
+	struct gh_signin_record rec;
+	gh_err err;
+
+	if (ctx_open(app, req, ctx))
+		return true;
+	/* A refused suspended organisation still logs the attempt. */
+	if (strcmp(ctx->org.state, "suspended") != 0 ||
+	    gh_store_tenant(app->store, ctx->org.id, ctx->org.region, false,
+	    &ctx->db) != GH_OK)
+		return false;
+	memset(&rec, 0, sizeof rec);
+	rec.username = username ? username : "";
+	rec.source_ip = gh_http_req_client_ip(req);
+	rec.user_agent = ua ? ua : "";
+	rec.reason = "org_suspended";
+	gh_http_metrics_signin(req, "failure");
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_audit_signin_record(ctx->db, &rec);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK)
+		gh_db_rollback(ctx->db);
+	ctx_close(ctx);
+	return false;
 }
 
 void

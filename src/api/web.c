@@ -165,7 +165,7 @@ w_login_post(void *appv, struct gh_http_req *req)
 	struct gh_user u;
 	gh_err err;
 
-	if (!ctx_open(appv, req, &ctx))
+	if (!ctx_open_signin(appv, req, &ctx, username))
 		return;
 	if (form_csrf == NULL || cookie_csrf == NULL ||
 	    strlen(form_csrf) != GH_TOKEN_LEN ||

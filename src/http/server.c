@@ -752,7 +752,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->start_ns = gh_mono_ns();
 	req->match.route = -1;
 	req->match.label = "unmatched";
-	gh_buf_init(&req->body, srv->cfg.max_body, 0);
+	/* Secret: bodies carry passwords; growth must not leave copies. */
+	gh_buf_init(&req->body, srv->cfg.max_body, GH_BUF_SECRET);
 	req->raw_uri = gh_strdup(uri);
 	if (req->raw_uri == NULL || gh_id_new(req->id) != GH_OK) {
 		free(req->raw_uri);
@@ -775,7 +776,7 @@ req_free(struct gh_http_req *req)
 	}
 	gh_http_kvs_free(&req->cookies);
 	gh_http_kvs_free(&req->form);
-	gh_buf_free(&req->body);
+	gh_buf_free(&req->body);	/* secret: wiped */
 	if (req->resp_body != NULL) {
 		gh_wipe(req->resp_body, req->resp_len);
 		free(req->resp_body);
