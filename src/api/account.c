@@ -75,7 +75,7 @@ record_attempt(struct api_ctx *ctx, const char *user_id, const char *username,
 }
 
 /* Records a failed attempt in its own transaction. */
-static void
+void
 record_failure(struct api_ctx *ctx, const char *user_id, const char *username,
     const char *reason)
 {
@@ -212,11 +212,32 @@ respond_signed_in(struct api_ctx *ctx, const struct gh_user *u,
 	gh_http_respond_json(ctx->req, 200, body);
 }
 
+/* The username of a sign-in body, if it has one, for the record of an
+ * attempt refused before the body is fully read. The password in the
+ * parsed copy is wiped. */
+static void
+peek_username(struct gh_http_req *req, char out[static GH_USERNAME_MAX + 1])
+{
+	json_t *peek = NULL, *pw;
+	char msg[8];
+
+	out[0] = '\0';
+	if (gh_http_req_json(req, &peek, msg, sizeof msg) != GH_OK)
+		return;
+	if (json_is_string(json_object_get(peek, "username")))
+		gh_strlcpy(out, json_string_value(json_object_get(peek,
+		    "username")), GH_USERNAME_MAX + 1);
+	pw = json_object_get(peek, "password");
+	if (json_is_string(pw))
+		gh_wipe((char *)json_string_value(pw), json_string_length(pw));
+	json_decref(peek);
+}
+
 static void
 w_session_create(void *appv, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "username", "password", NULL };
-	char csrf[GH_TOKEN_LEN + 1];
+	char csrf[GH_TOKEN_LEN + 1], name[GH_USERNAME_MAX + 1];
 	const char *username = NULL, *password = NULL, *reason;
 	struct gh_session s;
 	struct api_ctx ctx;
@@ -224,32 +245,17 @@ w_session_create(void *appv, struct gh_http_req *req)
 	json_t *body;
 	gh_err err;
 
-	char peek_name[GH_USERNAME_MAX + 1] = "";
-	json_t *peek = NULL;
-	char msg[8];
-
-	/* The username, if readable, for the record of a refused attempt. */
-	if (gh_http_req_json(req, &peek, msg, sizeof msg) == GH_OK &&
-	    json_is_string(json_object_get(peek, "username")))
-		gh_strlcpy(peek_name, json_string_value(json_object_get(peek,
-		    "username")), sizeof peek_name);
-	if (json_is_string(json_object_get(peek, "password")))
-		gh_wipe((char *)json_string_value(json_object_get(peek,
-		    "password")), json_string_length(json_object_get(peek,
-		    "password")));
-	json_decref(peek);
-	if (!ctx_open_signin(appv, req, &ctx, peek_name))
+	peek_username(req, name);
+	if (!ctx_open_signin(appv, req, &ctx, name))
 		return;
 	body = body_object(req, keys);
-	if (body == NULL)
-		goto out;
-	if (!member_str(req, body, "username", &username) ||
+	if (body == NULL || !member_str(req, body, "username", &username) ||
 	    !member_str(req, body, "password", &password))
-		goto out;
+		goto refused;
 	if (username == NULL || password == NULL) {
 		respond_invalid(req, "%s: required",
 		    username == NULL ? "username" : "password");
-		goto out;
+		goto refused;
 	}
 	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason);
 	if (err == GH_ERR_DENIED)
@@ -260,6 +266,10 @@ w_session_create(void *appv, struct gh_http_req *req)
 	else
 		respond_signed_in(&ctx, &u, &s, csrf);
 	gh_wipe(csrf, sizeof csrf);
+	goto out;
+refused:
+	/* Malformed attempts are attempts too: record them. */
+	record_failure(&ctx, NULL, name, "invalid_request");
 out:
 	if (password != NULL)
 		gh_wipe((char *)password, strlen(password));

@@ -508,7 +508,7 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 	struct gh_user before = *u;
 	json_t *changes = json_object();
 	bool disable;
-	int64_t revoked = 0;
+	int64_t revoked = 0, tokens = 0;
 	gh_err err = GH_OK;
 
 	if (f->email)
@@ -542,12 +542,21 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 	    strcmp(u->state, "disabled") == 0;
 	if (json_object_size(changes) > 0) {
 		err = gh_identity_user_update(ctx->db, u);
-		/* A disabled user or a new password ends every session. */
+		/* A disabled user or a new password ends every session, and
+		 * disabling also revokes API tokens: re-enabling the user
+		 * must not bring either back. */
 		if (err == GH_OK && (disable || hash != NULL))
-			err = revoke_sessions_except(ctx, u->id, NULL, &revoked);
+			err = gh_auth_session_revoke_user(ctx->db, u->id,
+			    &revoked);
 		if (err == GH_OK && revoked > 0)
 			json_object_set_new(changes, "sessions_revoked",
 			    json_integer(revoked));
+		if (err == GH_OK && disable)
+			err = gh_auth_api_token_revoke_user(ctx->db, u->id,
+			    &tokens);
+		if (err == GH_OK && tokens > 0)
+			json_object_set_new(changes, "api_tokens_revoked",
+			    json_integer(tokens));
 		if (err == GH_OK)
 			err = gh_audit_append(ctx->db, &ctx->actor, action,
 			    "user", u->id, changes);

@@ -87,6 +87,11 @@ gh_err revoke_sessions_except(struct api_ctx *ctx, const char *user_id,
 /* Answers {"sessions": [...]} for user_id. */
 void respond_sessions(struct api_ctx *ctx, const char *user_id);
 
+/* Records a refused sign-in attempt (its own transaction) and counts it
+ * in the metrics. user_id may be NULL. */
+void record_failure(struct api_ctx *ctx, const char *user_id,
+    const char *username, const char *reason);
+
 json_t *session_json(const struct gh_session *s, bool current);
 
 /* Validated fields of a user create or update body; strings point into

@@ -171,12 +171,16 @@ w_login_post(void *appv, struct gh_http_req *req)
 	    strlen(form_csrf) != GH_TOKEN_LEN ||
 	    strlen(cookie_csrf) != GH_TOKEN_LEN ||
 	    !gh_ct_eq(form_csrf, cookie_csrf, GH_TOKEN_LEN)) {
+		record_failure(&ctx, NULL, username ? username : "",
+		    "csrf_failed");
 		login_page(&ctx, 403, "The form expired. Please try again.",
 		    NULL);
 		goto out;
 	}
 	if (!field_ok(username, GH_USERNAME_MAX) ||
 	    !field_ok(password, GH_PW_MAX_LEN)) {
+		record_failure(&ctx, NULL, username ? username : "",
+		    "invalid_request");
 		login_page(&ctx, 400, "Enter your username and password.",
 		    NULL);
 		goto out;

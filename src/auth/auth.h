@@ -187,5 +187,10 @@ gh_err gh_auth_api_token_list(struct gh_db *db, const char *user_id,
 /* Revokes; GH_ERR_NOTFOUND if absent or already revoked. */
 gh_err gh_auth_api_token_revoke(struct gh_db *db, const char *token_id)
     GH_MUST_CHECK;
+/* Revokes every unexpired token of user_id (a disabled user's tokens must
+ * not come back when the user is enabled again); *count_out gets how
+ * many. */
+gh_err gh_auth_api_token_revoke_user(struct gh_db *db, const char *user_id,
+    int64_t *count_out) GH_MUST_CHECK;
 
 #endif

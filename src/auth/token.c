@@ -218,3 +218,27 @@ gh_auth_api_token_revoke(struct gh_db *db, const char *token_id)
 	}
 	return gh_db_changes(db) == 0 ? GH_ERR_NOTFOUND : GH_OK;
 }
+
+gh_err
+gh_auth_api_token_revoke_user(struct gh_db *db, const char *user_id,
+    int64_t *count_out)
+{
+	int64_t now;
+	gh_err err;
+
+	if (count_out != NULL)
+		*count_out = 0;
+	if (db == NULL || user_id == NULL)
+		return GH_ERR_INVALID;
+	now = gh_now_ms();
+	err = gh_db_run(db, "UPDATE api_tokens SET revoked_at = ? WHERE "
+	    "user_id = ? AND revoked_at IS NULL AND expires_at > ?", "iti",
+	    now, user_id, now);
+	if (err != GH_OK) {
+		GH_LOG_ERR(err, "user %s: revoking API tokens failed", user_id);
+		return err;
+	}
+	if (count_out != NULL)
+		*count_out = gh_db_changes(db);
+	return GH_OK;
+}

@@ -66,28 +66,32 @@ cli_org_create(struct gh_store *st, const char *slug, const char *name,
 }
 
 static void
-print_org(const struct gh_org *org, void *arg)
+print_org_row(const struct gh_org *org, void *arg)
 {
-	bool json = *(bool *)arg;
-	json_t *j;
-	char *s;
+	json_t *all = arg;
 
-	if (!json) {
-		printf("%-24s  %-9s  %-8s  %-32s  %s\n", org->slug, org->state,
-		    org->region, org->id, org->name);
+	if (all != NULL) {
+		json_array_append_new(all, gh_identity_org_json(org));
 		return;
 	}
-	j = gh_identity_org_json(org);
-	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	printf("%-24s  %-9s  %-8s  %-32s  %s\n", org->slug, org->state,
+	    org->region, org->id, org->name);
+}
+
+static void
+print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+
 	if (s != NULL)
 		puts(s);
 	free(s);
-	json_decref(j);
 }
 
 static int
 org_list(struct gh_store *st, bool json)
 {
+	json_t *all = json ? json_array() : NULL;
 	struct gh_db *dir = NULL;
 	gh_err err;
 
@@ -96,8 +100,11 @@ org_list(struct gh_store *st, bool json)
 		    "REGION", "ID", "NAME");
 	err = gh_store_directory(st, &dir);
 	if (err == GH_OK)
-		err = gh_identity_org_list(dir, print_org, &json);
+		err = gh_identity_org_list(dir, print_org_row, all);
 	gh_db_release(dir);
+	if (err == GH_OK && json)
+		print_json(all);
+	json_decref(all);
 	if (err != GH_OK) {
 		fprintf(stderr, "gatehouse: %s\n", gh_err_str(err));
 		return EXIT_FAIL;
@@ -126,7 +133,10 @@ org_show(struct gh_store *st, const char *slug, bool json)
 		return EXIT_FAIL;
 	}
 	if (json) {
-		print_org(&org, &json);
+		json_t *j = gh_identity_org_json(&org);
+
+		print_json(j);
+		json_decref(j);
 		return 0;
 	}
 	gh_time_rfc3339(org.created_at, created);

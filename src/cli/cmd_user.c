@@ -366,6 +366,11 @@ user_commit(struct gh_db *db, struct gh_user *u, const char *action,
 	if (err == GH_OK && n > 0)
 		json_object_set_new(changes, "sessions_revoked",
 		    json_integer(n));
+	if (err == GH_OK && strcmp(u->state, "disabled") == 0)
+		err = gh_auth_api_token_revoke_user(db, u->id, &n);
+	if (err == GH_OK && strcmp(u->state, "disabled") == 0 && n > 0)
+		json_object_set_new(changes, "api_tokens_revoked",
+		    json_integer(n));
 	if (err == GH_OK)
 		err = gh_audit_append(db, &actor, action, "user", u->id,
 		    changes);

@@ -554,7 +554,7 @@ test_oversized_header_block_is_refused(void **state)
 	exchange(f->port, req, &r);
 	assert_true(r.closed || r.status == 431);
 	if (!r.closed)
-		assert_json_error(&r, "header_too_large");
+		assert_json_error(&r, "headers_too_large");
 	resp_free(&r);
 
 	/* Far over: MHD's memory limit refuses it before we see it. */
@@ -594,7 +594,7 @@ test_bad_paths_give_400(void **state)
 	}
 	get(f->port, "/info?q=%ff", &r);
 	assert_int_equal(r.status, 400);
-	assert_json_error(&r, "invalid_query");
+	assert_json_error(&r, "invalid_request");
 	resp_free(&r);
 
 	exchange(f->port, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Bad: \xff\xfe"

@@ -903,7 +903,7 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 	    &s);
 	if (s.total > srv->cfg.max_header) {
 		gh_buf_free(&cookies);
-		return refuse_now(req, 431, "header_too_large",
+		return refuse_now(req, 431, "headers_too_large",
 		    "request line and headers are too large");
 	}
 	if (s.bad) {
@@ -944,7 +944,7 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 	    scan_header, &s);
 	if (s.bad && req->early_status == 0) {
 		req->early_status = 400;
-		req->early_code = "invalid_query";
+		req->early_code = "invalid_request";
 		req->early_msg = "the query string is not valid UTF-8";
 	}
 	/* Our own decoding of the raw target, and MHD's. */
@@ -1182,19 +1182,22 @@ gh_http_server_tls(const struct gh_http_server *srv)
 void
 gh_http_server_stop(struct gh_http_server *srv)
 {
+	MHD_socket fd = MHD_INVALID_SOCKET;
+
 	if (srv == NULL)
 		return;
-	if (srv->daemon != NULL) {
-		MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-
-		if (fd != MHD_INVALID_SOCKET)
-			close(fd);
-	}
+	if (srv->daemon != NULL)
+		fd = MHD_quiesce_daemon(srv->daemon);
 	/* Every suspended connection is resumed before the daemon stops:
 	 * MHD refuses to stop with suspended connections. */
 	pool_stop(srv);
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
+	/* Only now: MHD 0.9.75 with a thread pool and epoll still removes
+	 * the quiesced listen socket from its epoll sets while stopping,
+	 * and aborts if it was closed before. */
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
 	gh_http_metrics_free(srv->metrics);
 	free(srv->cert_pem);
 	gh_buf_free(&srv->key_pem);

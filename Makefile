@@ -1,0 +1,102 @@
+# Gatehouse: the top-level driver around meson and ninja.
+#
+#   make / make build   build/gatehouse
+#   make run            install run deps, build, init ./data once, serve --dev
+#   make test           unit, sanitizer unit, integration (plain + sanitizer),
+#                       fuzz smoke run
+#   make unit | asan | integration | integration-asan | fuzz | clean
+#
+# Every recipe stops at the first failing command; test output (meson and
+# pytest summaries, cmocka's stderr) is sent to stdout.
+
+ORG    ?= acme
+ADMIN  ?= admin
+LISTEN ?= 127.0.0.1:8080
+DATA   ?= ./data
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PYTHON     ?= /usr/bin/python3
+FUZZ_SECONDS ?= 10
+
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+.NOTPARALLEL:
+
+.PHONY: build compile run test deps-run deps-test unit asan asan-compile \
+	asan-build integration integration-asan fuzz clean
+
+build: compile
+	@test -x $(BUILD)/gatehouse || \
+		{ echo "$(BUILD)/gatehouse was not built" >&2; exit 1; }
+
+# Configures build/ on first use, then compiles whatever exists so far.
+compile:
+	@command -v meson >/dev/null && command -v ninja >/dev/null || \
+		{ echo "meson/ninja missing: run scripts/install-deps.sh run" >&2; exit 1; }
+	@if [ ! -f $(BUILD)/build.ninja ]; then meson setup $(BUILD); fi
+	ninja -C $(BUILD)
+
+deps-run:
+	@scripts/install-deps.sh run
+
+deps-test:
+	@scripts/install-deps.sh test
+
+run: deps-run
+	@$(MAKE) --no-print-directory build
+	@if [ ! -f "$(DATA)/directory.db" ]; then \
+		GATEHOUSE_LISTEN="$(LISTEN)" $(BUILD)/gatehouse init --data-dir "$(DATA)" \
+			--org "$(ORG)" --admin "$(ADMIN)"; \
+	else \
+		echo "$(DATA) is already initialised; to reset the admin password run:"; \
+		echo "  $(BUILD)/gatehouse user reset-password --data-dir $(DATA) --org $(ORG) $(ADMIN)"; \
+	fi
+	exec $(BUILD)/gatehouse serve --data-dir "$(DATA)" --listen "$(LISTEN)" --dev
+
+test: deps-test
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-asan
+	@if [ -x scripts/fuzz.sh ]; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10; \
+	else \
+		echo "scripts/fuzz.sh not present: fuzz smoke run skipped"; \
+	fi
+	@echo "make test: all suites passed"
+
+unit: compile
+	meson test -C $(BUILD) --print-errorlogs 2>&1
+
+asan-compile:
+	@if [ ! -f $(ASAN_BUILD)/build.ninja ]; then \
+		meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false; \
+	fi
+	ninja -C $(ASAN_BUILD)
+
+asan-build: asan-compile
+	@test -x $(ASAN_BUILD)/gatehouse || \
+		{ echo "$(ASAN_BUILD)/gatehouse was not built" >&2; exit 1; }
+
+asan: asan-compile
+	$(SANITIZER_ENV) meson test -C $(ASAN_BUILD) --print-errorlogs 2>&1
+
+integration: build
+	GATEHOUSE_BIN=$(abspath $(BUILD))/gatehouse \
+		$(PYTHON) -m pytest -q tests/integration 2>&1
+
+integration-asan: asan-build
+	GATEHOUSE_BIN=$(abspath $(ASAN_BUILD))/gatehouse GATEHOUSE_SANITIZER=1 \
+		$(SANITIZER_ENV) $(PYTHON) -m pytest -q tests/integration 2>&1
+
+fuzz:
+	@test -x scripts/fuzz.sh || { echo "scripts/fuzz.sh is missing" >&2; exit 1; }
+	scripts/fuzz.sh $(FUZZ_SECONDS) 2>&1
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
