@@ -417,14 +417,8 @@ h_me_session_delete(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "session.revoke",
 		    "session", sid, NULL);
-	if (err == GH_OK)
-		err = gh_db_commit(ctx.db);
-	if (err != GH_OK) {
-		gh_db_rollback(ctx.db);
-		respond_err(req, err);
-	} else {
+	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
-	}
 out:
 	ctx_close(&ctx);
 }
@@ -537,14 +531,8 @@ w_me_password(void *appv, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = revoke_sessions_except(&ctx, u.id,
 		    ctx.via_session ? ctx.session.id : NULL, NULL);
-	if (err == GH_OK)
-		err = gh_db_commit(ctx.db);
-	if (err != GH_OK) {
-		gh_db_rollback(ctx.db);
-		respond_err(req, err);
-	} else {
+	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
-	}
 	gh_wipe(&u, sizeof u);
 out:
 	if (cur != NULL)

@@ -66,19 +66,6 @@ respond_cursor_list(struct gh_http_req *req, const char *key, json_t *arr,
 	gh_http_respond_json(req, 200, body);
 }
 
-/* Commits, or rolls back and answers the error. True when committed. */
-static bool
-finish(struct api_ctx *ctx, gh_err err)
-{
-	if (err == GH_OK)
-		err = gh_db_commit(ctx->db);
-	if (err == GH_OK)
-		return true;
-	gh_db_rollback(ctx->db);
-	respond_err(ctx->req, err);
-	return false;
-}
-
 static bool
 admin_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
 {

@@ -50,6 +50,10 @@ void ctx_close(struct api_ctx *ctx);
 
 /* Answers for a failed operation: maps the error code to a status. */
 void respond_err(struct gh_http_req *req, gh_err err);
+/* Ends the open transaction: commits when err is GH_OK, else (or when
+ * the commit fails) rolls back and answers the error. True when
+ * committed. */
+bool finish(struct api_ctx *ctx, gh_err err);
 void respond_invalid(struct gh_http_req *req, const char *fmt, ...)
     GH_PRINTF(2, 3);
 

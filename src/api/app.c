@@ -105,6 +105,18 @@ respond_invalid(struct gh_http_req *req, const char *fmt, ...)
 }
 
 bool
+finish(struct api_ctx *ctx, gh_err err)
+{
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err == GH_OK)
+		return true;
+	gh_db_rollback(ctx->db);
+	respond_err(ctx->req, err);
+	return false;
+}
+
+bool
 ctx_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
 {
 	const char *slug = gh_http_req_param(req, "org");
