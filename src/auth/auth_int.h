@@ -30,4 +30,8 @@ bool auth_digest_eq(const char *stored,
  * such user, GH_ERR_DENIED if the user is disabled. */
 gh_err auth_user_active(struct gh_db *db, const char *user_id) GH_MUST_CHECK;
 
+/* How many argon2id computations this process has run (hashes and
+ * verifications, dummy ones included). For tests. */
+unsigned long auth_argon2_runs(void);
+
 #endif

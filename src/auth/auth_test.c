@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/auth_int.h"
 
 #define TEST_ORG "0123456789abcdef0123456789abcdef"
 #define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -238,16 +239,39 @@ static void
 test_dummy_verification_spends_a_verification(void **state)
 {
 	struct gh_pw_params p, q;
+	unsigned long before;
+	char *hash = NULL;
+	bool rehash;
 
 	(void)state;
 	gh_auth_pw_params_default(&p);
+	assert_int_equal(gh_auth_pw_hash(&p, "Known-user-pass 1", &hash), GH_OK);
+	/* A wrong password for a known user costs one argon2id run... */
+	before = auth_argon2_runs();
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "wrong", &rehash),
+	    GH_ERR_DENIED);
+	assert_int_equal(auth_argon2_runs() - before, 1);
+	/* ...and so does an unknown user, every time (the first call also
+	 * makes the dummy hash once: not counted against the next). */
 	gh_auth_pw_verify_dummy(&p, "whoever");
+	before = auth_argon2_runs();
 	gh_auth_pw_verify_dummy(&p, "whoever else");
+	assert_int_equal(auth_argon2_runs() - before, 1);
+	/* Other parameters than the dummy's: still exactly one run. */
 	q = p;
 	q.t_cost = 3;
+	before = auth_argon2_runs();
 	gh_auth_pw_verify_dummy(&q, "with other params");
+	assert_int_equal(auth_argon2_runs() - before, 1);
+	/* Input that the real verification refuses early is refused early
+	 * here too: no run on either path. */
+	before = auth_argon2_runs();
 	gh_auth_pw_verify_dummy(&p, "bad \xff");
 	gh_auth_pw_verify_dummy(NULL, "x");
+	assert_int_equal(gh_auth_pw_verify(&p, hash, "bad \xff", &rehash),
+	    GH_ERR_INVALID);
+	assert_int_equal(auth_argon2_runs() - before, 0);
+	gh_str_wipe_free(hash);
 }
 
 /* ---- password policy ------------------------------------------------------ */

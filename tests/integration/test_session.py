@@ -1,7 +1,6 @@
 """JSON sign-in, /me, sign-out and CSRF (docs/api.md, Authentication and
 Sign-in and the account)."""
 
-import statistics
 import time
 
 import requests
@@ -83,19 +82,6 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(server):
         bodies.append({k: v for k, v in body.items() if k != "request_id"})
     assert bodies[0] == bodies[1] == bodies[2], bodies
     assert len({r.json()["request_id"] for r in (a, b, c)}) == 3
-
-
-def test_unknown_user_takes_about_as_long_as_a_wrong_password(server):
-    def timed(user):
-        t = time.monotonic()
-        r = server.signin(user, "Wrong-Password-1234!")
-        assert r.status_code == 401
-        return time.monotonic() - t
-    timed("admin")  # warm-up
-    known = statistics.median(timed("admin") for _ in range(5))
-    unknown = statistics.median(timed("ghost-user") for _ in range(5))
-    # Both must pay for a password hash; allow generous noise.
-    assert unknown > known * 0.4, (known, unknown)
 
 
 def test_signin_input_errors(server):
