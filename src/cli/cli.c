@@ -21,7 +21,8 @@
 static const char usage[] =
 "Usage: gatehouse [--config FILE] COMMAND [OPTIONS]\n"
 "\n"
-"Gatehouse: multi-tenant single sign-on, MFA and access control.\n"
+"Gatehouse: multi-tenant sign-in, sessions, users and audit for\n"
+"organisations (single sign-on and MFA are on the way).\n"
 "\n"
 "Commands:\n"
 "  init --org SLUG --admin USERNAME [--org-name NAME] [--region R] [--email E]\n"
@@ -61,11 +62,15 @@ gh_cli_main(int argc, char **argv)
 	int i = 1;
 
 	json_object_seed(0);
-	while (i < argc && strncmp(argv[i], "--", 2) == 0) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+	/* Help wins wherever it stands: "gatehouse user add --help". */
+	for (int k = 1; k < argc; k++) {
+		if (strcmp(argv[k], "--help") == 0 ||
+		    strcmp(argv[k], "-h") == 0) {
 			fputs(usage, stdout);
 			return 0;
 		}
+	}
+	while (i < argc && strncmp(argv[i], "--", 2) == 0) {
 		if (strcmp(argv[i], "--version") == 0) {
 			printf("gatehouse %s\n", GH_VERSION);
 			return 0;

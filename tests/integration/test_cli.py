@@ -18,6 +18,14 @@ def test_help_lists_the_commands_and_exits_0(gatehouse_bin):
         assert word in out, f"--help does not mention {word}: {out!r}"
 
 
+@pytest.mark.parametrize("words", [["user", "add"], ["org"], ["serve"],
+                                   ["init", "--org"]])
+def test_help_works_after_any_command(gatehouse_bin, words):
+    r = run_cli([str(gatehouse_bin), *words, "--help"])
+    assert r.returncode == 0
+    assert "Usage: gatehouse" in r.stdout
+
+
 def test_version_prints_the_project_version(gatehouse_bin):
     r = run_cli([str(gatehouse_bin), "--version"])
     assert re.search(r"\b\d+\.\d+\.\d+\b", r.stdout), r.stdout
