@@ -4,6 +4,7 @@ commands, configuration precedence and errors."""
 import json
 import re
 
+import pytest
 import requests
 
 from conftest import (ADMIN_PASSWORD, OTHER_PASSWORD, USER_PASSWORD, Server,
