@@ -130,23 +130,37 @@ h_org_patch(void *app, struct gh_http_req *req)
 		gh_http_respond_json(req, 200, gh_identity_org_json(&ctx.org));
 		goto out;
 	}
-	/* The name lives in the directory; the event in the tenant log.
-	 * Lock order: directory, then tenant (ctx.db is held already, but
-	 * no other path holds the directory while waiting for a tenant). */
+	/*
+	 * The name lives in the directory, the event in the tenant's log: two
+	 * databases, so no single transaction. Both transactions open (the
+	 * directory's first, as everywhere), the event commits first and the
+	 * name last, so that a failure can leave an event for a change that
+	 * did not happen, never a change without its event.
+	 */
 	changes = json_pack("{s:{s:s, s:s}}", "name", "from", ctx.org.name,
 	    "to", name);
 	err = gh_store_directory(ctx.app->store, &dir);
+	if (err == GH_OK)
+		err = gh_db_begin(dir);
+	if (err == GH_OK)
+		err = gh_identity_org_set_name(dir, ctx.org.id, name);
 	if (err == GH_OK)
 		err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "org.update", "org",
 		    ctx.org.id, changes);
-	if (err == GH_OK)
-		err = gh_identity_org_set_name(dir, ctx.org.id, name);
 	json_decref(changes);
 	if (finish(&ctx, err)) {
-		gh_strlcpy(ctx.org.name, name, sizeof ctx.org.name);
-		gh_http_respond_json(req, 200, gh_identity_org_json(&ctx.org));
+		err = gh_db_commit(dir);
+		if (err != GH_OK) {
+			GH_LOG_ERR(err, "org %s: rename audited but not saved",
+			    ctx.org.id);
+			respond_err(req, err);
+		} else {
+			gh_strlcpy(ctx.org.name, name, sizeof ctx.org.name);
+			gh_http_respond_json(req, 200,
+			    gh_identity_org_json(&ctx.org));
+		}
 	}
 	gh_db_release(dir);
 out:
