@@ -5,6 +5,9 @@
 #   make test           unit, sanitizer unit, integration (plain + sanitizer),
 #                       fuzz smoke run
 #   make unit | asan | integration | integration-asan | fuzz | clean
+#   make bench          optimised build in build-bench/, then bench/run.sh
+#                       (BENCH_REV=<git rev> benchmarks a committed revision
+#                       instead of the working tree)
 #
 # Every recipe stops at the first failing command; test output (meson and
 # pytest summaries, cmocka's stderr) is sent to stdout.
@@ -16,6 +19,8 @@ DATA   ?= ./data
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-bench
+BENCH_REV  ?=
 PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 10
 
@@ -28,7 +33,7 @@ SHELL := /bin/bash
 .NOTPARALLEL:
 
 .PHONY: build compile run test deps-run deps-test unit asan asan-compile \
-	asan-build integration integration-asan fuzz clean
+	asan-build integration integration-asan fuzz clean bench
 
 build: compile
 	@test -x $(BUILD)/gatehouse || \
@@ -97,6 +102,25 @@ integration-asan: asan-build
 fuzz:
 	@test -x scripts/fuzz.sh || { echo "scripts/fuzz.sh is missing" >&2; exit 1; }
 	scripts/fuzz.sh $(FUZZ_SECONDS) 2>&1
+
+# Benchmarks (bench/run.sh): prints one table, raw results in
+# bench/results/<timestamp>/. Timings are printed, never asserted.
+bench: deps-run
+	@bench/deps.sh
+	@if [ -n "$(BENCH_REV)" ]; then \
+		rm -rf $(BENCH_BUILD)-rev && mkdir -p $(BENCH_BUILD)-rev/src && \
+		git archive "$(BENCH_REV)" | tar -x -C $(BENCH_BUILD)-rev/src && \
+		meson setup $(BENCH_BUILD)-rev/build $(BENCH_BUILD)-rev/src \
+			-Dbuildtype=release -Dtests=false && \
+		ninja -C $(BENCH_BUILD)-rev/build; \
+	else \
+		if [ ! -f $(BENCH_BUILD)/build.ninja ]; then \
+			meson setup $(BENCH_BUILD) -Dbuildtype=release -Dtests=false; \
+		fi; \
+		ninja -C $(BENCH_BUILD); \
+	fi
+	GATEHOUSE_BIN=$(abspath $(if $(BENCH_REV),$(BENCH_BUILD)-rev/build,$(BENCH_BUILD)))/gatehouse \
+		BENCH_REV="$(BENCH_REV)" bench/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
