@@ -8,7 +8,9 @@
  * gh_store_region_valid) before they are joined into a path. SQL text is the
  * programmers'; values arrive only as bound parameters. Secrets: none are
  * held here, though bound values may be sensitive, so no error message
- * includes them (SQLite's own messages name columns, never values).
+ * includes them (SQLite's own messages name columns, never values). With
+ * page keys set, a tenant connection holds its keys (struct
+ * gh_store_crypt, see crypt.c) from open to close and wipes them then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +27,10 @@
 
 struct gh_store_conn {
 	sqlite3 *db;
+	struct gh_store_crypt *crypt;	/* NULL: a plain database */
 };
+
+static const char sqlite_magic[16] = "SQLite format 3";
 
 struct gh_store_bstmt {
 	sqlite3_stmt *stmt;
@@ -200,9 +205,131 @@ set_wal(sqlite3 *db, const char *path, int busy_ms)
 	return err;
 }
 
+/*
+ * Refuses to mix up the two formats before SQLite sees the file: a plain
+ * database starts with SQLite's magic, an encrypted one with ciphertext.
+ * Either would fail later anyway (the VFS refuses a plain page 1, SQLite
+ * an encrypted one), but with a vaguer message. *empty_out: a new file.
+ */
+static gh_err
+check_format(const char *path, const char *org_id, bool encrypted,
+    bool *empty_out)
+{
+	char head[sizeof sqlite_magic];
+	struct stat sb;
+	gh_err err = GH_OK;
+	ssize_t n;
+	bool plain;
+	int fd;
+
+	*empty_out = false;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &sb) == -1) {
+		err = GH_ERR_STORE;
+		GH_LOG_ERR(err, "open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	*empty_out = sb.st_size == 0;
+	n = pread(fd, head, sizeof head, 0);
+	if (n != (ssize_t)sizeof head)
+		goto out;	/* new, or too short for SQLite to accept */
+	plain = memcmp(head, sqlite_magic, sizeof head) == 0;
+	if (encrypted && plain) {
+		err = GH_ERR_STORE;
+		GH_LOG_ERR(err, "org %s: the database is plain SQLite but page "
+		    "keys are set; refusing to open it", org_id);
+	} else if (!encrypted && !plain) {
+		err = GH_ERR_STORE;
+		GH_LOG_ERR(err, "org %s: the database is not plain SQLite "
+		    "(encrypted?) and no page keys are set; refusing to open "
+		    "it", org_id);
+	}
+out:
+	if (fd != -1)
+		close(fd);
+	return err;
+}
+
+/*
+ * Settings an encrypted connection needs before its first write: the
+ * fixed page size with room for the VFS's per-page metadata, temporary
+ * data kept in memory (a temp file would be plaintext; the VFS refuses
+ * it), and no memory-mapped reads. A new file goes from no journal
+ * straight to WAL, so no rollback journal (plaintext) is ever written: its
+ * first transaction only creates page 1 of an empty database.
+ */
+/*
+ * Leaves a still-empty database without a rollback journal, so that its
+ * conversion to WAL (set_wal) writes no journal file. Reads first: if
+ * another connection has converted the file since we found it empty, the
+ * pager is in WAL mode now and must stay there.
+ */
+static int
+journal_off_if_new(sqlite3 *db)
+{
+	sqlite3_stmt *stmt = NULL;
+	const char *mode;
+	bool wal;
+	int rc;
+
+	rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL,
+	    NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt,
+		    NULL);
+	if (rc == SQLITE_OK && sqlite3_step(stmt) != SQLITE_ROW)
+		rc = sqlite3_errcode(db);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(stmt);
+		return rc;
+	}
+	mode = (const char *)sqlite3_column_text(stmt, 0);
+	wal = mode != NULL && strcasecmp(mode, "wal") == 0;
+	sqlite3_finalize(stmt);
+	if (wal)
+		return SQLITE_OK;
+	return sqlite3_exec(db, "PRAGMA journal_mode=MEMORY", NULL, NULL,
+	    NULL);
+}
+
+static gh_err
+crypt_settings(sqlite3 *db, const char *path, bool empty, int busy_ms)
+{
+	static const char *const settings =
+	    "PRAGMA page_size=4096;"
+	    "PRAGMA temp_store=MEMORY;"
+	    "PRAGMA mmap_size=0;";
+	uint64_t deadline = gh_mono_ns() + (uint64_t)busy_ms * 1000000u;
+	int n, rc;
+	gh_err err;
+
+	for (;;) {
+		n = GH_STORE_PAGE_RESERVE;
+		rc = sqlite3_exec(db, settings, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_file_control(db, "main",
+			    SQLITE_FCNTL_RESERVE_BYTES, &n);
+		if (rc == SQLITE_OK && empty)
+			rc = journal_off_if_new(db);
+		/* As in set_wal: another process or thread making the same
+		 * new file can make SQLite report BUSY without waiting. */
+		if ((rc & 0xff) != SQLITE_BUSY || gh_mono_ns() >= deadline)
+			break;
+		sqlite3_sleep(10);
+	}
+	if (rc != SQLITE_OK) {
+		err = sqlite_map_error(rc);
+		GH_LOG_ERR(err, "%s: encryption settings: %s", path,
+		    sqlite3_errmsg(db));
+		return err;
+	}
+	return GH_OK;
+}
+
 static gh_err
 sqlite_conn_open(const char *data_dir, const char *region,
-    const char *org_id, bool create, int busy_ms, struct gh_store_conn **out)
+    const char *org_id, const struct gh_store_keys *keys, bool create,
+    int busy_ms, struct gh_store_conn **out)
 {
 	static const char *const settings =
 	    "PRAGMA trusted_schema=OFF;"
@@ -211,10 +338,12 @@ sqlite_conn_open(const char *data_dir, const char *region,
 	    "PRAGMA synchronous=FULL;"
 	    "PRAGMA foreign_keys=ON;";
 	struct gh_store_conn *c = NULL;
+	struct gh_store_crypt *crypt = NULL;
 	struct gh_buf path;
 	struct stat sb;
 	const char *dir;
 	char dirbuf[PATH_MAX];
+	bool empty = false;
 	gh_err err;
 	int rc;
 
@@ -224,6 +353,14 @@ sqlite_conn_open(const char *data_dir, const char *region,
 	if (err != GH_OK) {
 		GH_LOG_ERR(err, "data directory path too long");
 		goto out;
+	}
+	if (keys != NULL && org_id != NULL) {
+		/* Keys first: an org whose keys are gone gets no file. */
+		err = gh_store_crypt_register();
+		if (err == GH_OK)
+			err = gh_store_crypt_new(keys, org_id, &crypt);
+		if (err != GH_OK)
+			goto out;
 	}
 	if (!create) {
 		if (stat(gh_buf_cstr(&path), &sb) == -1) {
@@ -250,6 +387,12 @@ sqlite_conn_open(const char *data_dir, const char *region,
 		if (err != GH_OK)
 			goto out;
 	}
+	if (org_id != NULL) {
+		err = check_format(gh_buf_cstr(&path), org_id, crypt != NULL,
+		    &empty);
+		if (err != GH_OK)
+			goto out;
+	}
 
 	c = calloc(1, sizeof *c);
 	if (c == NULL) {
@@ -257,14 +400,25 @@ sqlite_conn_open(const char *data_dir, const char *region,
 		GH_LOG_ERR(err, "connection");
 		goto out;
 	}
+	c->crypt = crypt;
+	crypt = NULL;
 	/*
 	 * NOMUTEX: store.c hands a connection to one thread at a time under
 	 * its own mutex. No CREATE: the file exists (made above with 0600)
 	 * or this is the create=false case. NOFOLLOW: no symlinked database.
 	 */
+	gh_store_crypt_hand_over(c->crypt);
 	rc = sqlite3_open_v2(gh_buf_cstr(&path), &c->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW |
-	    SQLITE_OPEN_EXRESCODE, NULL);
+	    SQLITE_OPEN_EXRESCODE, c->crypt != NULL ? GH_STORE_CRYPT_VFS : NULL);
+	gh_store_crypt_hand_over(NULL);
+	if (rc == SQLITE_OK && c->crypt != NULL &&
+	    !gh_store_crypt_attached(c->crypt)) {
+		err = GH_ERR_INTERNAL;
+		GH_LOG_ERR(err, "open %s: the VFS did not take the page keys",
+		    gh_buf_cstr(&path));
+		goto out;
+	}
 	if (rc != SQLITE_OK) {
 		err = c->db == NULL ? GH_ERR_NOMEM : GH_ERR_STORE;
 		GH_LOG_ERR(err, "open %s: %s", gh_buf_cstr(&path),
@@ -285,16 +439,30 @@ sqlite_conn_open(const char *data_dir, const char *region,
 		    sqlite3_errmsg(c->db));
 		goto out;
 	}
+	if (c->crypt != NULL) {
+		err = crypt_settings(c->db, gh_buf_cstr(&path), empty,
+		    busy_ms);
+		if (err != GH_OK)
+			goto out;
+	}
 	err = set_wal(c->db, gh_buf_cstr(&path), busy_ms);
+	if (err == GH_OK && c->crypt != NULL)
+		err = pragma_expect(c->db, gh_buf_cstr(&path),
+		    "PRAGMA temp_store", "2", false);
 	if (err != GH_OK)
 		goto out;
 	*out = c;
 	c = NULL;
 out:
 	if (c != NULL) {
-		sqlite3_close_v2(c->db);
+		/* No statement is open, so this closes every file now and
+		 * the keys the files borrow can go. */
+		if (sqlite3_close(c->db) != SQLITE_OK)
+			GH_PANIC("close failed: %s", sqlite3_errmsg(c->db));
+		gh_store_crypt_free(c->crypt);
 		free(c);
 	}
+	gh_store_crypt_free(crypt);
 	gh_buf_free(&path);
 	return err;
 }
@@ -307,6 +475,7 @@ sqlite_conn_close(struct gh_store_conn *c)
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		GH_PANIC("close with unfinalized statements: %s",
 		    sqlite3_errmsg(c->db));
+	gh_store_crypt_free(c->crypt);	/* wipes the page keys */
 	free(c);
 }
 
@@ -467,6 +636,41 @@ sqlite_col_is_null(struct gh_store_bstmt *s, int col)
 	return sqlite3_column_type(s->stmt, col) == SQLITE_NULL;
 }
 
+static int
+sqlite_col_count(struct gh_store_bstmt *s)
+{
+	return sqlite3_column_count(s->stmt);
+}
+
+static const char *
+sqlite_col_name(struct gh_store_bstmt *s, int col)
+{
+	return sqlite3_column_name(s->stmt, col);
+}
+
+static enum gh_col_type
+sqlite_col_type(struct gh_store_bstmt *s, int col)
+{
+	switch (sqlite3_column_type(s->stmt, col)) {
+	case SQLITE_INTEGER:
+		return GH_COL_INT;
+	case SQLITE_FLOAT:
+		return GH_COL_REAL;
+	case SQLITE_BLOB:
+		return GH_COL_BLOB;
+	case SQLITE_NULL:
+		return GH_COL_NULL;
+	default:
+		return GH_COL_TEXT;
+	}
+}
+
+static bool
+sqlite_readonly(struct gh_store_bstmt *s)
+{
+	return sqlite3_stmt_readonly(s->stmt) != 0;
+}
+
 static const void *
 sqlite_col_blob(struct gh_store_bstmt *s, int col, size_t *len_out)
 {
@@ -486,6 +690,85 @@ sqlite_col_blob(struct gh_store_bstmt *s, int col, size_t *len_out)
 	/* SQLite returns NULL for an empty blob; keep it apart from SQL
 	 * NULL. */
 	return p != NULL ? p : empty;
+}
+
+/*
+ * VACUUM rebuilds the database in memory (temp_store=MEMORY) and writes
+ * every page back through the WAL under the connection's newest key, in
+ * one transaction. The TRUNCATE checkpoint then moves those pages into the
+ * database file and empties the WAL, so no page under an older key stays
+ * on disk. A crash before the commit leaves the old database whole; one
+ * after it leaves the new one in the WAL; re-running finishes either way.
+ */
+static gh_err
+sqlite_rekey(struct gh_store_conn *c, int64_t *pages_out)
+{
+	sqlite3_stmt *stmt = NULL;
+	gh_err err = GH_OK;
+	int rc;
+
+	*pages_out = 0;
+	if (c->crypt == NULL) {
+		GH_LOG_ERR(GH_ERR_INVALID, "rekey of a plain database");
+		return GH_ERR_INVALID;
+	}
+	rc = sqlite3_exec(c->db, "VACUUM", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		err = sqlite_map_error(rc);
+		GH_LOG_ERR(err, "rekey: vacuum: %s", sqlite3_errmsg(c->db));
+		return err;
+	}
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1,
+	    &stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		err = sqlite_map_error(rc);
+		GH_LOG_ERR(err, "rekey: checkpoint: %s", sqlite3_errmsg(c->db));
+		goto out;
+	}
+	if (sqlite3_column_int(stmt, 0) != 0) {
+		/* Readers held older snapshots: the new pages are safe in
+		 * the WAL but not yet in the database file. */
+		err = GH_ERR_BUSY;
+		GH_LOG_WARN(err, "rekey: checkpoint incomplete; run again");
+		goto out;
+	}
+	sqlite3_finalize(stmt);
+	stmt = NULL;
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA page_count", -1, &stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		err = sqlite_map_error(rc);
+		GH_LOG_ERR(err, "rekey: page count: %s", sqlite3_errmsg(c->db));
+		goto out;
+	}
+	*pages_out = sqlite3_column_int64(stmt, 0);
+	GH_LOG_INFO("rekeyed %lld pages under page key version %u",
+	    (long long)*pages_out, (unsigned)gh_store_crypt_version(c->crypt));
+out:
+	sqlite3_finalize(stmt);
+	return err;
+}
+
+static gh_err
+sqlite_min_key_version(const char *data_dir, const char *region,
+    const char *org_id, uint32_t *version_out)
+{
+	struct gh_buf path;
+	gh_err err;
+
+	*version_out = 0;
+	gh_buf_init(&path, PATH_MAX, 0);
+	err = gh_store_sqlite_path(data_dir, region, org_id, &path);
+	if (err != GH_OK)
+		GH_LOG_ERR(err, "data directory path too long");
+	else
+		err = gh_store_crypt_min_version(gh_buf_cstr(&path),
+		    version_out);
+	gh_buf_free(&path);
+	return err;
 }
 
 const struct gh_store_backend gh_store_backend_sqlite = {
@@ -512,6 +795,12 @@ const struct gh_store_backend gh_store_backend_sqlite = {
 	.col_int = sqlite_col_int,
 	.col_is_null = sqlite_col_is_null,
 	.col_blob = sqlite_col_blob,
+	.col_count = sqlite_col_count,
+	.col_name = sqlite_col_name,
+	.col_type = sqlite_col_type,
+	.readonly = sqlite_readonly,
 	.map_error = sqlite_map_error,
 	.errmsg = sqlite_errmsg,
+	.rekey = sqlite_rekey,
+	.min_key_version = sqlite_min_key_version,
 };

@@ -7,7 +7,9 @@
  * both are validated here before the backend sees them, so nothing else
  * reaches the file system. Bound values are passed through to the backend
  * and never logged. Secrets: none held; values bound by callers (password
- * hashes, token hashes) are copied by the backend and not kept here.
+ * hashes, token hashes) are copied by the backend and not kept here. The
+ * page-key callback is kept (a function and its argument, no key); the
+ * backend fetches and holds the keys per connection.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@ struct pool {
 	int n_conns;		/* open connections in conns */
 	int n_opening;		/* slots reserved by threads opening */
 	bool migrated;		/* migrations checked by this process */
+	unsigned gen;		/* bumped by an eviction */
 };
 
 struct gh_db {
@@ -36,6 +39,8 @@ struct gh_db {
 	struct gh_store_conn *conn;
 	bool in_use;
 	int n_stmts;		/* live statements; must be 0 on release */
+	unsigned gen;		/* the pool's gen when this was opened */
+	struct gh_db *next_victim;	/* gh_store_tenant_evict's list */
 };
 
 struct gh_stmt {
@@ -52,6 +57,7 @@ struct gh_store {
 	int n_open;		/* connections open across all pools */
 	int open_max;
 	int busy_ms;
+	struct gh_store_keys keys;	/* page_key NULL: plain tenants */
 };
 
 /* The database's name in logs: "directory" or the org id. */
@@ -304,8 +310,8 @@ pool_remove(struct gh_store *st, struct gh_db *db)
  * process. Called without st->mu; p stays alive since our reserved slot
  * keeps n_opening above zero. */
 static gh_err
-conn_new(struct gh_store *st, struct pool *p, bool create, bool migrated,
-    struct gh_db **out)
+conn_new(struct gh_store *st, struct pool *p, const struct gh_store_keys *keys,
+    bool create, bool migrated, unsigned gen, struct gh_db **out)
 {
 	struct gh_db *db;
 	gh_err err;
@@ -319,8 +325,9 @@ conn_new(struct gh_store *st, struct pool *p, bool create, bool migrated,
 	db->st = st;
 	db->pool = p;
 	db->in_use = true;
-	err = st->be->conn_open(st->data_dir, p->region, p->org_id, create,
-	    st->busy_ms, &db->conn);
+	db->gen = gen;
+	err = st->be->conn_open(st->data_dir, p->region, p->org_id, keys,
+	    create, st->busy_ms, &db->conn);
 	if (err == GH_OK && !migrated)
 		err = migrate(db);
 	if (err != GH_OK) {
@@ -341,7 +348,9 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 	struct gh_buf key;
 	struct pool *p;
 	struct gh_db *db = NULL;
-	bool migrated;
+	struct gh_store_keys keys;
+	bool migrated, with_keys;
+	unsigned gen;
 	gh_err err;
 	int i;
 
@@ -362,7 +371,8 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 		if (err != GH_OK)
 			break;
 		for (i = 0; i < p->n_conns; i++)
-			if (!p->conns[i]->in_use) {
+			if (!p->conns[i]->in_use &&
+			    p->conns[i]->gen == p->gen) {
 				db = p->conns[i];
 				db->in_use = true;
 				break;
@@ -372,9 +382,13 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 		if (p->n_conns + p->n_opening < GH_STORE_POOL_MAX) {
 			p->n_opening++;
 			migrated = p->migrated;
+			gen = p->gen;
+			keys = st->keys;
+			with_keys = org_id != NULL && keys.page_key != NULL;
 			pthread_mutex_unlock(&st->mu);
 			/* Opening and migrating do I/O: not under the lock. */
-			err = conn_new(st, p, create, migrated, &db);
+			err = conn_new(st, p, with_keys ? &keys : NULL, create,
+			    migrated, gen, &db);
 			pthread_mutex_lock(&st->mu);
 			p->n_opening--;
 			if (err == GH_OK) {
@@ -383,9 +397,10 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 				p->migrated = true;
 			} else {
 				pool_drop_if_empty(st, p);
-				/* A waiter may now open in our place. */
-				pthread_cond_broadcast(&st->cv);
 			}
+			/* A waiter may now open in our place, or an
+			 * eviction may be waiting for openers. */
+			pthread_cond_broadcast(&st->cv);
 			break;
 		}
 		pthread_cond_wait(&st->cv, &st->mu);
@@ -440,8 +455,10 @@ gh_db_release(struct gh_db *db)
 	pthread_mutex_lock(&st->mu);
 	/* If the rollback failed (logged), never hand this connection to
 	 * another thread mid-transaction: close it. Likewise when the store
-	 * holds more connections than it should keep. */
-	if (st->be->in_txn(db->conn) || st->n_open > st->open_max) {
+	 * holds more connections than it should keep, or when the org's keys
+	 * changed while it was out (gh_store_tenant_evict). */
+	if (st->be->in_txn(db->conn) || st->n_open > st->open_max ||
+	    db->gen != db->pool->gen) {
 		pool_remove(st, db);
 		pthread_cond_broadcast(&st->cv);
 		pthread_mutex_unlock(&st->mu);
@@ -458,6 +475,181 @@ const char *
 gh_db_org_id(const struct gh_db *db)
 {
 	return db->pool->org_id;
+}
+
+/* ---- page keys ----------------------------------------------------------- */
+
+void
+gh_store_set_keys(struct gh_store *st, const struct gh_store_keys *keys)
+{
+	pthread_mutex_lock(&st->mu);
+	if (keys != NULL && keys->page_key != NULL)
+		st->keys = *keys;
+	else
+		st->keys = (struct gh_store_keys){ NULL, NULL };
+	pthread_mutex_unlock(&st->mu);
+}
+
+/*
+ * Takes the org's idle connections opened before this eviction out of
+ * their pools and links them through next_victim; reports whether any
+ * such connection is still in use or being opened. Called with st->mu.
+ */
+static struct gh_db *
+evict_collect(struct gh_store *st, const char *org_id, bool *busy)
+{
+	struct pool *p, *next;
+	struct gh_db *victims = NULL, *db;
+	bool last;
+	int i;
+
+	*busy = false;
+	for (p = st->pools; p != NULL; p = next) {
+		next = p->next;
+		if (p->org_id == NULL || strcmp(p->org_id, org_id) != 0)
+			continue;
+		if (p->n_opening != 0)
+			*busy = true;
+		/* Downwards: pool_remove moves the last entry into i. */
+		for (i = p->n_conns - 1; i >= 0; i--) {
+			db = p->conns[i];
+			if (db->gen == p->gen)
+				continue;
+			if (db->in_use) {
+				*busy = true;
+				continue;
+			}
+			last = p->n_conns == 1 && p->n_opening == 0;
+			pool_remove(st, db);	/* frees p if it empties */
+			db->next_victim = victims;
+			victims = db;
+			if (last)
+				break;
+		}
+	}
+	return victims;
+}
+
+/*
+ * Marks the org's connections stale and closes the idle ones; stale
+ * handles in use are closed when released. With wait, returns only once
+ * none is left, so that every later operation uses freshly fetched keys.
+ */
+static void
+evict(struct gh_store *st, const char *org_id, bool wait)
+{
+	struct gh_db *victims, *db;
+	struct pool *p;
+	bool busy;
+
+	pthread_mutex_lock(&st->mu);
+	for (p = st->pools; p != NULL; p = p->next)
+		if (p->org_id != NULL && strcmp(p->org_id, org_id) == 0)
+			p->gen++;
+	for (;;) {
+		victims = evict_collect(st, org_id, &busy);
+		if (victims != NULL) {
+			/* Closing does I/O (a checkpoint): not under the
+			 * lock. */
+			pthread_mutex_unlock(&st->mu);
+			while ((db = victims) != NULL) {
+				victims = db->next_victim;
+				st->be->conn_close(db->conn);
+				free(db);
+			}
+			pthread_mutex_lock(&st->mu);
+			pthread_cond_broadcast(&st->cv);
+			continue;
+		}
+		if (!busy || !wait)
+			break;
+		/* Handles in use are closed by gh_db_release; openers
+		 * broadcast when done. */
+		pthread_cond_wait(&st->cv, &st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+}
+
+void
+gh_store_tenant_evict(struct gh_store *st, const char *org_id)
+{
+	if (org_id != NULL)
+		evict(st, org_id, true);
+}
+
+/* Validates a tenant's names and that its database is encrypted. */
+static gh_err
+check_encrypted_tenant(struct gh_store *st, const char *org_id,
+    const char *region, const char *what)
+{
+	bool with_keys;
+
+	if (org_id == NULL || !gh_id_valid(org_id) ||
+	    !gh_store_region_valid(region)) {
+		gh_log(GH_LOG_LEVEL_DEBUG, what, GH_ERR_INVALID,
+		    "malformed org id or region");
+		return GH_ERR_INVALID;
+	}
+	pthread_mutex_lock(&st->mu);
+	with_keys = st->keys.page_key != NULL;
+	pthread_mutex_unlock(&st->mu);
+	if (!with_keys) {
+		GH_LOG_ERR(GH_ERR_INVALID, "org %s: %s: tenant databases are "
+		    "not encrypted (no page keys set)", org_id, what);
+		return GH_ERR_INVALID;
+	}
+	return GH_OK;
+}
+
+gh_err
+gh_store_tenant_rekey(struct gh_store *st, const char *org_id,
+    const char *region, int64_t *pages_out)
+{
+	struct gh_store_conn *conn = NULL;
+	struct gh_store_keys keys;
+	int64_t pages = 0;
+	gh_err err;
+	int busy_ms;
+
+	if (pages_out != NULL)
+		*pages_out = 0;
+	err = check_encrypted_tenant(st, org_id, region, "rekey");
+	if (err != GH_OK)
+		return err;
+	/*
+	 * Cached connections may hold an older newest key: retire them
+	 * (those in use when released; not waited for, so a caller holding
+	 * one of the org's handles cannot deadlock here). The rewrite runs
+	 * on a connection of its own, which fetches the newest key now.
+	 */
+	evict(st, org_id, false);
+	pthread_mutex_lock(&st->mu);
+	keys = st->keys;
+	busy_ms = st->busy_ms;
+	pthread_mutex_unlock(&st->mu);
+	err = st->be->conn_open(st->data_dir, region, org_id, &keys, false,
+	    busy_ms, &conn);
+	if (err != GH_OK)
+		return err;
+	err = st->be->rekey(conn, &pages);
+	st->be->conn_close(conn);
+	if (err == GH_OK && pages_out != NULL)
+		*pages_out = pages;
+	return err;
+}
+
+gh_err
+gh_store_tenant_min_key_version(struct gh_store *st, const char *org_id,
+    const char *region, uint32_t *version_out)
+{
+	gh_err err;
+
+	*version_out = 0;
+	err = check_encrypted_tenant(st, org_id, region, "min key version");
+	if (err != GH_OK)
+		return err;
+	return st->be->min_key_version(st->data_dir, region, org_id,
+	    version_out);
 }
 
 /* ---- the store ----------------------------------------------------------- */
@@ -658,16 +850,17 @@ gh_db_prepare(struct gh_db *db, const char *sql, struct gh_stmt **out)
 }
 
 static gh_err
-stmt_vbind(struct gh_stmt *s, const char *fmt, va_list ap)
+stmt_vbind(struct gh_stmt *s, int first, const char *fmt, va_list ap)
 {
 	const struct gh_store_backend *be = s->db->st->be;
 	const char *t;
 	const void *p;
 	size_t n;
-	int i, rc;
+	int k, i, rc;
 
-	for (i = 0; fmt[i] != '\0'; i++) {
-		switch (fmt[i]) {
+	for (k = 0; fmt[k] != '\0'; k++) {
+		i = first - 1 + k;
+		switch (fmt[k]) {
 		case 't':
 			t = va_arg(ap, const char *);
 			rc = t != NULL ? be->bind_text(s->b, i + 1, t) :
@@ -687,7 +880,7 @@ stmt_vbind(struct gh_stmt *s, const char *fmt, va_list ap)
 			break;
 		default:
 			GH_PANIC("unknown bind format letter '%c' in \"%s\"",
-			    fmt[i], fmt);
+			    fmt[k], fmt);
 		}
 		if (!be->is_ok(rc))
 			return db_fail(s->db, "bind", rc);
@@ -702,9 +895,47 @@ gh_stmt_bind(struct gh_stmt *s, const char *fmt, ...)
 	gh_err err;
 
 	va_start(ap, fmt);
-	err = stmt_vbind(s, fmt, ap);
+	err = stmt_vbind(s, 1, fmt, ap);
 	va_end(ap);
 	return err;
+}
+
+gh_err
+gh_stmt_bind_at(struct gh_stmt *s, int first, const char *fmt, ...)
+{
+	va_list ap;
+	gh_err err;
+
+	if (first < 1)
+		GH_PANIC("bind index %d", first);
+	va_start(ap, fmt);
+	err = stmt_vbind(s, first, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+bool
+gh_stmt_readonly(struct gh_stmt *s)
+{
+	return s->db->st->be->readonly(s->b);
+}
+
+int
+gh_stmt_columns(struct gh_stmt *s)
+{
+	return s->db->st->be->col_count(s->b);
+}
+
+const char *
+gh_stmt_column_name(struct gh_stmt *s, int col)
+{
+	return s->db->st->be->col_name(s->b, col);
+}
+
+enum gh_col_type
+gh_stmt_column_type(struct gh_stmt *s, int col)
+{
+	return s->db->st->be->col_type(s->b, col);
 }
 
 gh_err
@@ -793,7 +1024,7 @@ gh_db_run(struct gh_db *db, const char *sql, const char *fmt, ...)
 	if (err != GH_OK)
 		goto out;
 	va_start(ap, fmt);
-	err = stmt_vbind(s, fmt, ap);
+	err = stmt_vbind(s, 1, fmt, ap);
 	va_end(ap);
 	if (err != GH_OK)
 		goto out;

@@ -35,6 +35,43 @@ void gh_store_free(struct gh_store *st);
 /* The data directory path (borrowed for the store's lifetime). */
 const char *gh_store_data_dir(const struct gh_store *st);
 
+/*
+ * Page encryption of tenant databases. When set, every tenant database is
+ * encrypted page by page (AES-256-GCM, the page number and org id as AAD,
+ * the key version stored with each page) through a SQLite VFS, WAL
+ * included; the directory database stays plain (it holds no customer
+ * data). page_key gives the org's page key: version 0 asks for the newest,
+ * whose number goes to *version_out. It returns GH_ERR_DENIED while the
+ * org's keys are unavailable (a revoked customer key) and GH_ERR_NOTFOUND
+ * once they are destroyed; the tenant then does not open. The store wipes
+ * every key it is given.
+ */
+struct gh_store_keys {
+	gh_err (*page_key)(void *arg, const char *org_id, uint32_t version,
+	    uint32_t *version_out, uint8_t key[32]);
+	void *arg;
+};
+
+/* Installs the page keys (copied). Call before the first tenant opens.
+ * Without it tenant databases are plain SQLite (unit tests only). */
+void gh_store_set_keys(struct gh_store *st, const struct gh_store_keys *keys);
+
+/* Re-encrypts every page of a tenant database under the newest page key
+ * (a VACUUM through the encrypting VFS: atomic, so a crash leaves the old
+ * file whole and re-running finishes the job). *pages_out, if not NULL,
+ * gets the page count. */
+gh_err gh_store_tenant_rekey(struct gh_store *st, const char *org_id,
+    const char *region, int64_t *pages_out) GH_MUST_CHECK;
+/* The oldest page-key version still used by any page of the tenant
+ * database (so that older versions can be retired). */
+gh_err gh_store_tenant_min_key_version(struct gh_store *st,
+    const char *org_id, const char *region, uint32_t *version_out)
+    GH_MUST_CHECK;
+/* Closes the org's cached connections (after its keys changed or were
+ * destroyed), so that the next acquire opens with the current keys. Waits
+ * for handles in use: never call it while holding one of that org. */
+void gh_store_tenant_evict(struct gh_store *st, const char *org_id);
+
 /* Acquires the directory database. Release with gh_db_release. */
 gh_err gh_store_directory(struct gh_store *st, struct gh_db **out)
     GH_MUST_CHECK;
@@ -84,6 +121,14 @@ gh_err gh_db_prepare(struct gh_db *db, const char *sql,
  */
 gh_err gh_stmt_bind(struct gh_stmt *st, const char *fmt, ...) GH_MUST_CHECK;
 
+/* Like gh_stmt_bind but starting at parameter index first (1-based), for
+ * callers that bind one value at a time. */
+gh_err gh_stmt_bind_at(struct gh_stmt *st, int first, const char *fmt, ...)
+    GH_MUST_CHECK;
+
+/* True when the statement cannot change the database. */
+bool gh_stmt_readonly(struct gh_stmt *st);
+
 /* Steps. GH_OK with *row true for a row, false when done. Maps the
  * backend's errors: unique violation GH_ERR_CONFLICT, lock timeout
  * GH_ERR_BUSY, disk full GH_ERR_FULL, anything else GH_ERR_STORE. */
@@ -99,6 +144,15 @@ const char *gh_stmt_text(struct gh_stmt *st, int col);
 int64_t gh_stmt_int(struct gh_stmt *st, int col);
 bool gh_stmt_is_null(struct gh_stmt *st, int col);
 const void *gh_stmt_blob(struct gh_stmt *st, int col, size_t *len_out);
+
+/* Result shape, for generic consumers (the operator's db sql command). */
+enum gh_col_type { GH_COL_NULL, GH_COL_INT, GH_COL_REAL, GH_COL_TEXT,
+	GH_COL_BLOB };
+int gh_stmt_columns(struct gh_stmt *st);
+/* Borrowed until the statement is freed. */
+const char *gh_stmt_column_name(struct gh_stmt *st, int col);
+/* The type of col in the current row. */
+enum gh_col_type gh_stmt_column_type(struct gh_stmt *st, int col);
 
 /* Finalizes. NULL is a no-op. */
 void gh_stmt_free(struct gh_stmt *st);

@@ -38,9 +38,16 @@ struct gh_store_backend {
 	 * without, fails GH_ERR_NOTFOUND and creates nothing. Applies the
 	 * per-connection settings; migrations are the caller's job.
 	 */
+	/*
+	 * keys (tenants only; NULL: plain) encrypt the tenant database page
+	 * by page; the newest key is fetched before anything is created, so
+	 * a callback error (GH_ERR_DENIED, GH_ERR_NOTFOUND) is returned as
+	 * is and leaves no file behind. A plain database with keys, or an
+	 * encrypted one without, fails GH_ERR_STORE.
+	 */
 	gh_err (*conn_open)(const char *data_dir, const char *region,
-	    const char *org_id, bool create, int busy_ms,
-	    struct gh_store_conn **out);
+	    const char *org_id, const struct gh_store_keys *keys,
+	    bool create, int busy_ms, struct gh_store_conn **out);
 	/* Closes; NULL is a no-op. Statements must be finalized first. */
 	void (*conn_close)(struct gh_store_conn *c);
 	void (*set_busy_timeout)(struct gh_store_conn *c, int ms);
@@ -83,6 +90,10 @@ struct gh_store_backend {
 	const char *(*col_text)(struct gh_store_bstmt *s, int col);
 	int64_t (*col_int)(struct gh_store_bstmt *s, int col);
 	bool (*col_is_null)(struct gh_store_bstmt *s, int col);
+	int (*col_count)(struct gh_store_bstmt *s);
+	const char *(*col_name)(struct gh_store_bstmt *s, int col);
+	enum gh_col_type (*col_type)(struct gh_store_bstmt *s, int col);
+	bool (*readonly)(struct gh_store_bstmt *s);
 	const void *(*col_blob)(struct gh_store_bstmt *s, int col,
 	    size_t *len_out);
 
@@ -92,6 +103,15 @@ struct gh_store_backend {
 	gh_err (*map_error)(int rc);
 	/* The backend's message for the last failure on c (no bound values). */
 	const char *(*errmsg)(struct gh_store_conn *c);
+
+	/* Rewrites every page of an encrypted tenant database under the
+	 * connection's newest key, atomically; *pages_out gets the page
+	 * count. */
+	gh_err (*rekey)(struct gh_store_conn *c, int64_t *pages_out);
+	/* The oldest page-key version on disk for org_id's database
+	 * (0 when no page is sealed yet). */
+	gh_err (*min_key_version)(const char *data_dir, const char *region,
+	    const char *org_id, uint32_t *version_out);
 };
 
 extern const struct gh_store_backend gh_store_backend_sqlite;
@@ -110,5 +130,40 @@ int gh_store_open_count(struct gh_store *st);
  * out (cleared first); for the SQLite backend and tests. */
 gh_err gh_store_sqlite_path(const char *data_dir, const char *region,
     const char *org_id, struct gh_buf *out) GH_MUST_CHECK;
+
+/* ---- crypt.c: the page-encrypting VFS ------------------------------------ */
+
+#define GH_STORE_CRYPT_VFS "gh-crypt"
+/* Encrypted databases have this fixed page size, and SQLite reserves the
+ * last GH_STORE_PAGE_RESERVE bytes of each page for the key version, nonce
+ * and tag. */
+#define GH_STORE_PAGE_SIZE 4096
+#define GH_STORE_PAGE_RESERVE 32
+
+/* One connection's page keys: the newest, fetched at creation, and a few
+ * older versions fetched as pages need them. */
+struct gh_store_crypt;
+
+/* Registers the VFS with SQLite (once per process; not as the default). */
+gh_err gh_store_crypt_register(void) GH_MUST_CHECK;
+/* Fetches org_id's newest page key through keys (copied). Callback errors
+ * are returned as they are. */
+gh_err gh_store_crypt_new(const struct gh_store_keys *keys,
+    const char *org_id, struct gh_store_crypt **out) GH_MUST_CHECK;
+/* Wipes and frees. NULL is a no-op. Only after the connection using it is
+ * closed: its files borrow it. */
+void gh_store_crypt_free(struct gh_store_crypt *c);
+/* The newest key's version. */
+uint32_t gh_store_crypt_version(const struct gh_store_crypt *c);
+/* Hands c to the next main database this thread opens through the VFS:
+ * call right before sqlite3_open_v2 and with NULL right after. */
+void gh_store_crypt_hand_over(struct gh_store_crypt *c);
+/* Whether the VFS took c for the database just opened. */
+bool gh_store_crypt_attached(const struct gh_store_crypt *c);
+/* Reads the key version of every sealed page of db_path and of every frame
+ * of its WAL, stale frames included; *version_out gets the smallest (0 if
+ * none). GH_ERR_INVALID for a plain database. */
+gh_err gh_store_crypt_min_version(const char *db_path,
+    uint32_t *version_out) GH_MUST_CHECK;
 
 #endif
