@@ -333,13 +333,28 @@ h_me(void *app, struct gh_http_req *req)
 {
 	char csrf[GH_TOKEN_LEN + 1];
 	struct api_ctx ctx;
-	json_t *body;
+	json_t *body, *attrs = NULL;
+	gh_err err;
 
 	if (!ctx_open(app, req, &ctx))
 		return;
 	if (!ctx_auth(&ctx, false))
 		goto out;
+	/* The user's own attributes, except those classified sensitive. */
+	err = gh_identity_attr_values_json(ctx.db, ctx.app->kms, ctx.user.id,
+	    GH_ATTR_PERSONAL, &attrs);
+	if (err == GH_ERR_DENIED) {
+		gh_http_respond_error(req, 503, "keys_unavailable",
+		    "The encryption keys of this organisation are unavailable.");
+		goto out;
+	} else if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
 	body = json_pack("{s:o}", "user", gh_identity_user_json(&ctx.user));
+	if (body != NULL)
+		json_object_set(json_object_get(body, "user"), "attributes",
+		    attrs);
 	if (ctx.via_session && body != NULL) {
 		gh_auth_session_csrf(ctx.session_token, csrf);
 		json_object_set_new(body, "session",
@@ -348,6 +363,7 @@ h_me(void *app, struct gh_http_req *req)
 	}
 	gh_http_respond_json(req, 200, body);
 out:
+	json_decref(attrs);
 	ctx_close(&ctx);
 }
 

@@ -1,9 +1,12 @@
 /*
  * admin.c: the organisation admin API: organisation settings, password
- * policy, users, users' sessions, API tokens, the audit and sign-in logs.
- * Open to the owner and admin roles. Untrusted input: bodies, ids in paths,
- * list filters. Secrets: passwords in user bodies (hashed on the worker
- * pool, wiped) and new API tokens (shown once, wiped).
+ * policy, users (with their custom attributes), users' sessions, API
+ * tokens, the audit and sign-in logs. Open to the owner and admin roles.
+ * Untrusted input: bodies, ids in paths, list filters. Secrets: passwords
+ * in user bodies (hashed on the worker pool, wiped), new API tokens (shown
+ * once, wiped) and values of encrypted attributes (decrypted by
+ * src/identity only into the responses of callers allowed to see them;
+ * never logged, never audited).
  */
 #include "api/api_int.h"
 
@@ -278,15 +281,154 @@ out:
 	ctx_close(&ctx);
 }
 
+/* ---- users' custom attributes ------------------------------------------------- */
+
+static void
+respond_keys_unavailable(struct gh_http_req *req)
+{
+	gh_http_respond_error(req, 503, "keys_unavailable",
+	    "The encryption keys of this organisation are unavailable.");
+}
+
+/* finish() for writes that touch attributes: keys that are unavailable
+ * answer 503 keys_unavailable rather than 403. */
+static bool
+finish_user(struct api_ctx *ctx, gh_err err)
+{
+	if (err != GH_ERR_DENIED)
+		return finish(ctx, err);
+	gh_db_rollback(ctx->db);
+	respond_keys_unavailable(ctx->req);
+	return false;
+}
+
+/* Writes a body's "attributes" for user_id inside the open transaction
+ * and records the changes. On failure rolls back, answers and returns
+ * false. */
+static bool
+attrs_write(struct api_ctx *ctx, const char *user_id, json_t *attrs,
+    bool creating, json_t *changes)
+{
+	struct gh_attr_defs defs;
+	char msg[256] = "";
+	gh_err err;
+
+	err = gh_identity_attr_def_list(ctx->db, &defs);
+	if (err != GH_OK)
+		return finish(ctx, err);
+	err = gh_identity_attr_values_set(ctx->db, ctx->app->kms, &defs,
+	    user_id, attrs, creating, changes, msg, sizeof msg);
+	gh_identity_attr_defs_free(&defs);
+	if (err == GH_OK)
+		return true;
+	if (err == GH_ERR_INVALID) {
+		gh_db_rollback(ctx->db);
+		gh_http_respond_error(ctx->req, 400, "invalid_request", msg);
+	} else if (err == GH_ERR_CONFLICT) {
+		gh_db_rollback(ctx->db);
+		gh_http_respond_error(ctx->req, 409, "attribute_not_unique",
+		    msg);
+	} else {
+		finish_user(ctx, err);
+	}
+	return false;
+}
+
+/* Adds "attributes" (every classification: the admin API is for owners
+ * and admins) to a user object whose "id" names the user. */
+static gh_err
+user_add_attrs(struct api_ctx *ctx, json_t *user)
+{
+	const char *id = json_string_value(json_object_get(user, "id"));
+	json_t *attrs = NULL;
+	gh_err err;
+
+	if (id == NULL)
+		return GH_ERR_NOMEM;
+	err = gh_identity_attr_values_json(ctx->db, ctx->app->kms, id,
+	    GH_ATTR_SENSITIVE, &attrs);
+	if (err == GH_OK && json_object_set_new(user, "attributes", attrs) != 0)
+		err = GH_ERR_NOMEM;
+	return err;
+}
+
+/* The admin view of u: the user object with its attributes. */
+static gh_err
+user_view(struct api_ctx *ctx, const struct gh_user *u, json_t **out)
+{
+	json_t *j = gh_identity_user_json(u);
+	gh_err err;
+
+	*out = NULL;
+	if (j == NULL)
+		return GH_ERR_NOMEM;
+	err = user_add_attrs(ctx, j);
+	if (err != GH_OK) {
+		json_decref(j);
+		return err;
+	}
+	*out = j;
+	return GH_OK;
+}
+
+/* Answers 200 with the admin view of u, or the error. */
+static void
+respond_user(struct api_ctx *ctx, const struct gh_user *u)
+{
+	json_t *view;
+	gh_err err;
+
+	err = user_view(ctx, u, &view);
+	if (err == GH_ERR_DENIED)
+		respond_keys_unavailable(ctx->req);
+	else if (err != GH_OK)
+		respond_err(ctx->req, err);
+	else
+		gh_http_respond_json(ctx->req, 200, view);
+}
+
+/*
+ * Reads the attr.NAME=VALUE filters of a user list: one query argument
+ * per defined attribute is looked up (the HTTP layer offers no way to
+ * enumerate arguments, so an attr.* name that is not defined is not
+ * seen). conds borrow names from defs. False after answering.
+ */
+static bool
+attr_filters(struct api_ctx *ctx, const struct gh_attr_defs *defs,
+    struct gh_attr_cond conds[static GH_ATTR_FILTERS_MAX], size_t *n_out)
+{
+	char qname[GH_ATTR_NAME_MAX + 6];
+	const char *v;
+
+	*n_out = 0;
+	for (size_t i = 0; i < defs->len; i++) {
+		snprintf(qname, sizeof qname, "attr.%s", defs->v[i].name);
+		if ((v = gh_http_req_query(ctx->req, qname)) == NULL)
+			continue;
+		if (*n_out == GH_ATTR_FILTERS_MAX) {
+			respond_invalid(ctx->req, "attr.*: at most %d attribute "
+			    "filters", GH_ATTR_FILTERS_MAX);
+			return false;
+		}
+		conds[*n_out].name = defs->v[i].name;
+		conds[*n_out].value = v;
+		(*n_out)++;
+	}
+	return true;
+}
+
 /* ---- users -------------------------------------------------------------------- */
 
 static void
 h_users_list(void *app, struct gh_http_req *req)
 {
+	struct gh_attr_cond conds[GH_ATTR_FILTERS_MAX];
+	struct gh_attr_defs defs = { 0 };
 	struct gh_user_filter f = { 0 };
 	struct api_ctx ctx;
-	json_t *users = NULL;
-	char *next = NULL;
+	json_t *users = NULL, *v;
+	char *next = NULL, msg[256] = "";
+	size_t n_conds = 0, i;
 	int64_t limit;
 	gh_err err;
 
@@ -310,17 +452,41 @@ h_users_list(void *app, struct gh_http_req *req)
 		    "state" : "role");
 		goto out;
 	}
-	err = gh_identity_user_list(ctx.db, &f, &users, &next);
-	if (err == GH_ERR_INVALID)
+	err = gh_identity_attr_def_list(ctx.db, &defs);
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (!attr_filters(&ctx, &defs, conds, &n_conds))
+		goto out;
+	/* Attribute filters match exactly: the canonical text of plain
+	 * values, the blind index of encrypted ones; nothing is decrypted
+	 * to search. */
+	if (n_conds > 0)
+		err = gh_identity_attr_user_list(ctx.db, ctx.app->kms, &f, conds,
+		    n_conds, &users, &next, msg, sizeof msg);
+	else
+		err = gh_identity_user_list(ctx.db, &f, &users, &next);
+	json_array_foreach(users, i, v) {
+		if (err == GH_OK)
+			err = user_add_attrs(&ctx, v);
+	}
+	if (err == GH_ERR_INVALID && msg[0] != '\0')
+		respond_invalid(req, "%s", msg);
+	else if (err == GH_ERR_INVALID)
 		respond_invalid(req, "cursor: not a cursor from this API");
+	else if (err == GH_ERR_DENIED)
+		respond_keys_unavailable(req);
 	else if (err != GH_OK)
 		respond_err(req, err);
 	else
-		gh_http_respond_json(req, 200, json_pack("{s:o, s:o}", "users",
+		gh_http_respond_json(req, 200, json_pack("{s:O, s:o}", "users",
 		    users, "next_cursor", next ? json_string(next) :
 		    json_null()));
+	json_decref(users);
 	free(next);
 out:
+	gh_identity_attr_defs_free(&defs);
 	ctx_close(&ctx);
 }
 
@@ -348,7 +514,7 @@ h_user_get(void *app, struct gh_http_req *req)
 	if (!admin_open(app, req, &ctx))
 		return;
 	if (target_user(&ctx, &u))
-		gh_http_respond_json(req, 200, gh_identity_user_json(&u));
+		respond_user(&ctx, &u);
 	gh_wipe(&u, sizeof u);
 	ctx_close(&ctx);
 }
@@ -379,11 +545,11 @@ w_users_create(void *appv, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "username", "email",
 		"display_name", "role", "state", "password", "password_hash",
-		NULL };
+		"attributes", NULL };
 	struct user_fields f;
 	struct api_ctx ctx;
 	struct gh_user u;
-	json_t *body = NULL, *changes = NULL;
+	json_t *body = NULL, *changes = NULL, *view = NULL;
 	char *hash = NULL;
 	gh_err err;
 
@@ -436,17 +602,30 @@ w_users_create(void *appv, struct gh_http_req *req)
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_identity_user_insert(ctx.db, &u);
-	if (err == GH_OK)
-		err = gh_audit_append(ctx.db, &ctx.actor, "user.create", "user",
-		    u.id, changes);
 	if (err == GH_ERR_CONFLICT) {
 		gh_db_rollback(ctx.db);
 		gh_http_respond_error(req, 409, "username_taken",
 		    "That username is taken.");
-	} else if (finish(&ctx, err)) {
-		gh_http_respond_json(req, 201, gh_identity_user_json(&u));
+		goto out;
+	}
+	if (err != GH_OK) {
+		finish(&ctx, err);
+		goto out;
+	}
+	/* Always, even without "attributes": required ones must be given. */
+	if (!attrs_write(&ctx, u.id, json_object_get(body, "attributes"), true,
+	    changes))
+		goto out;
+	err = gh_audit_append(ctx.db, &ctx.actor, "user.create", "user", u.id,
+	    changes);
+	if (err == GH_OK)
+		err = user_view(&ctx, &u, &view);
+	if (finish_user(&ctx, err)) {
+		gh_http_respond_json(req, 201, view);
+		view = NULL;
 	}
 out:
+	json_decref(view);
 	if (body != NULL)
 		wipe_body_secret(body, "password");
 	json_decref(changes);
@@ -500,14 +679,14 @@ keeps_an_owner(struct api_ctx *ctx, const struct gh_user *before,
 	return true;
 }
 
-/* Applies f to u inside the open transaction, audits it under action, and
- * answers. Consumes nothing. */
+/* Applies f and the attributes attrs (may be NULL) to u inside the open
+ * transaction, audits it under action, and answers. Consumes nothing. */
 static void
 user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
-    const char *hash, const char *action)
+    json_t *attrs, const char *hash, const char *action)
 {
 	struct gh_user before = *u;
-	json_t *changes = json_object();
+	json_t *changes = json_object(), *view = NULL;
 	bool disable;
 	int64_t revoked = 0, tokens = 0;
 	gh_err err = GH_OK;
@@ -541,6 +720,11 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 		    f->password_hash ? "imported" : "changed"));
 	disable = strcmp(before.state, "active") == 0 &&
 	    strcmp(u->state, "disabled") == 0;
+	if (attrs != NULL && !attrs_write(ctx, u->id, attrs, false, changes)) {
+		json_decref(changes);
+		gh_wipe(&before, sizeof before);
+		return;
+	}
 	if (json_object_size(changes) > 0) {
 		err = gh_identity_user_update(ctx->db, u);
 		/* A disabled user or a new password ends every session, and
@@ -563,8 +747,13 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 			    "user", u->id, changes);
 	}
 	json_decref(changes);
-	if (finish(ctx, err))
-		gh_http_respond_json(ctx->req, 200, gh_identity_user_json(u));
+	if (err == GH_OK)
+		err = user_view(ctx, u, &view);
+	if (finish_user(ctx, err)) {
+		gh_http_respond_json(ctx->req, 200, view);
+		view = NULL;
+	}
+	json_decref(view);
 	gh_wipe(&before, sizeof before);
 }
 
@@ -572,7 +761,7 @@ static void
 w_user_patch(void *appv, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "email", "display_name", "role",
-		"state", "password", "password_hash", NULL };
+		"state", "password", "password_hash", "attributes", NULL };
 	struct user_fields f;
 	struct api_ctx ctx;
 	struct gh_user u;
@@ -604,7 +793,8 @@ w_user_patch(void *appv, struct gh_http_req *req)
 		finish(&ctx, err);
 		goto out;
 	}
-	user_apply(&ctx, &u, &f, hash ? hash : f.password_hash, "user.update");
+	user_apply(&ctx, &u, &f, json_object_get(body, "attributes"),
+	    hash ? hash : f.password_hash, "user.update");
 out:
 	if (body != NULL)
 		wipe_body_secret(body, "password");
@@ -636,7 +826,7 @@ h_user_disable(void *app, struct gh_http_req *req)
 	} else if (!target_user(&ctx, &u)) {
 		gh_db_rollback(ctx.db);
 	} else {
-		user_apply(&ctx, &u, &f, NULL, "user.disable");
+		user_apply(&ctx, &u, &f, NULL, NULL, "user.disable");
 		gh_wipe(&u, sizeof u);
 	}
 	ctx_close(&ctx);

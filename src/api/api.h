@@ -22,9 +22,12 @@ struct gh_app_config {
 	struct gh_session_limits session;
 };
 
-/* Makes the serving context. The store is borrowed and must outlive it. */
-gh_err gh_api_app_new(struct gh_store *store, const struct gh_app_config *cfg,
-    struct gh_app **out) GH_MUST_CHECK;
+struct gh_kms;
+
+/* Makes the serving context. The store and the kms are borrowed and must
+ * outlive it. */
+gh_err gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
+    const struct gh_app_config *cfg, struct gh_app **out) GH_MUST_CHECK;
 void gh_api_app_free(struct gh_app *app);
 
 /* Registers every route on r; handlers receive the gh_app as their app. */

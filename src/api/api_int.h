@@ -7,12 +7,14 @@
 #include "api/api.h"
 #include "audit/audit.h"
 #include "identity/identity.h"
+#include "kms/kms.h"
 
 #define SESSION_COOKIE "gh_session"
 #define LOGIN_CSRF_COOKIE "gh_login_csrf"
 
 struct gh_app {
 	struct gh_store *store;
+	struct gh_kms *kms;	/* borrowed; NULL only in tests without keys */
 	struct gh_app_config cfg;
 };
 
@@ -116,6 +118,8 @@ gh_err user_fields_parse(json_t *body, struct user_fields *f, char *msg,
 gh_err routes_account(struct gh_http_router *r);
 gh_err routes_admin(struct gh_http_router *r);
 gh_err routes_web(struct gh_http_router *r);
+gh_err routes_attrs(struct gh_http_router *r);
 gh_err routes_health(struct gh_http_router *r);
+gh_err routes_keys(struct gh_http_router *r);
 
 #endif

@@ -13,8 +13,8 @@
 #include <string.h>
 
 gh_err
-gh_api_app_new(struct gh_store *store, const struct gh_app_config *cfg,
-    struct gh_app **out)
+gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
+    const struct gh_app_config *cfg, struct gh_app **out)
 {
 	struct gh_app *app;
 
@@ -23,6 +23,7 @@ gh_api_app_new(struct gh_store *store, const struct gh_app_config *cfg,
 	if (app == NULL)
 		return GH_ERR_NOMEM;
 	app->store = store;
+	app->kms = kms;
 	app->cfg = *cfg;
 	*out = app;
 	return GH_OK;
@@ -45,7 +46,11 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_admin(r);
 	if (err == GH_OK)
+		err = routes_attrs(r);
+	if (err == GH_OK)
 		err = routes_web(r);
+	if (err == GH_OK)
+		err = routes_keys(r);
 	return err;
 }
 
@@ -143,6 +148,14 @@ ctx_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
 	}
 	err = gh_store_tenant(app->store, ctx->org.id, ctx->org.region, false,
 	    &ctx->db);
+	if (err == GH_ERR_DENIED) {
+		/* Its customer key is revoked: the data stays unreadable, and
+		 * nothing is served in its place. */
+		gh_http_respond_error(req, 503, "org_keys_unavailable",
+		    "This organisation's data is locked: its customer key is "
+		    "revoked.");
+		return false;
+	}
 	if (err != GH_OK) {
 		GH_LOG_ERR(err, "org %s: tenant database unavailable",
 		    ctx->org.id);

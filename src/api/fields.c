@@ -38,6 +38,33 @@ member(json_t *body, const char *key, const char **out, char *msg, size_t cap)
 	return GH_OK;
 }
 
+/*
+ * The shape of an "attributes" member: an object of at most
+ * GH_ATTR_DEFS_MAX members whose values are scalars or null. Which names
+ * exist and what each value must be depends on the org's definitions,
+ * checked by src/identity when the values are written.
+ */
+static gh_err
+attributes_shape(json_t *attrs, char *msg, size_t cap)
+{
+	const char *key;
+	json_t *v;
+
+	if (attrs == NULL)
+		return GH_OK;
+	if (!json_is_object(attrs) || json_object_size(attrs) > GH_ATTR_DEFS_MAX)
+		return fail(msg, cap, "attributes: must be an object of at most "
+		    "100 members");
+	json_object_foreach(attrs, key, v) {
+		if (json_is_object(v) || json_is_array(v)) {
+			snprintf(msg, cap, "attributes.%.64s: must be a string, "
+			    "number, boolean or null", key);
+			return GH_ERR_INVALID;
+		}
+	}
+	return GH_OK;
+}
+
 gh_err
 user_fields_parse(json_t *body, struct user_fields *f, char *msg,
     size_t msg_cap)
@@ -90,5 +117,6 @@ user_fields_parse(json_t *body, struct user_fields *f, char *msg,
 	    !gh_auth_pw_hash_supported(f->password_hash)))
 		return fail(msg, msg_cap, "password_hash: must be an argon2id or "
 		    "bcrypt ($2b$) hash");
-	return GH_OK;
+	return attributes_shape(json_object_get(body, "attributes"), msg,
+	    msg_cap);
 }

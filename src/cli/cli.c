@@ -35,6 +35,9 @@ static const char usage[] =
 "  org list [--json]\n"
 "  org show SLUG [--json]\n"
 "  org suspend|activate|delete SLUG\n"
+"  org purge [SLUG [--force]]\n"
+"                      destroy the keys (crypto-shredding) and data of\n"
+"                      deleted organisations past org_retention_days\n"
 "  user add --org SLUG USERNAME [--email E] [--display-name N]\n"
 "           [--role owner|admin|member]   (password from\n"
 "                      GATEHOUSE_USER_PASSWORD, or generated and printed)\n"
@@ -43,6 +46,16 @@ static const char usage[] =
 "  user disable --org SLUG USERNAME\n"
 "  user reset-password --org SLUG USERNAME   (new password from\n"
 "                      GATEHOUSE_NEW_PASSWORD, or generated and printed)\n"
+"  keys status [--json]\n"
+"  keys rotate --master | --org SLUG\n"
+"                      re-wrap under a new master key, or new org and data\n"
+"                      keys followed by re-encryption of the org's data\n"
+"  keys reencrypt --org SLUG   resume an interrupted re-encryption\n"
+"  keys customer-key set|revoke --org SLUG   (key from\n"
+"                      GATEHOUSE_CUSTOMER_KEY: 32 bytes, base64url)\n"
+"  db sql --org SLUG [--write] [--params JSON-ARRAY] SQL\n"
+"                      run one statement on the org's encrypted database\n"
+"                      and print the rows as JSON (writes are audited)\n"
 "\n"
 "Options accepted by every command that touches data:\n"
 "  --data-dir DIR      the data directory (default ./data)\n"
@@ -100,6 +113,10 @@ gh_cli_main(int argc, char **argv)
 		return cmd_org(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "user") == 0)
 		return cmd_user(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "keys") == 0)
+		return cmd_keys(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "db") == 0)
+		return cmd_db(argc - i - 1, argv + i + 1);
 	fprintf(stderr, "gatehouse: unknown command '%s'\n"
 	    "Run 'gatehouse --help' for usage.\n", argv[i]);
 	return EXIT_USAGE;
@@ -138,6 +155,7 @@ cli_parse(int argc, char **argv, const char *allowed, struct cli_opts *o)
 		{ "display-name", offsetof(struct cli_opts, display_name) },
 		{ "role", offsetof(struct cli_opts, role) },
 		{ "listen", offsetof(struct cli_opts, listen) },
+		{ "params", offsetof(struct cli_opts, params) },
 	};
 
 	memset(o, 0, sizeof *o);
@@ -166,6 +184,18 @@ cli_parse(int argc, char **argv, const char *allowed, struct cli_opts *o)
 		}
 		if (strcmp(a, "json") == 0) {
 			o->json = true;
+			continue;
+		}
+		if (strcmp(a, "force") == 0) {
+			o->force = true;
+			continue;
+		}
+		if (strcmp(a, "master") == 0) {
+			o->master = true;
+			continue;
+		}
+		if (strcmp(a, "write") == 0) {
+			o->write = true;
 			continue;
 		}
 		for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) {
@@ -199,25 +229,82 @@ cli_config(const struct cli_opts *o, struct gh_config *cfg)
 	if (err == GH_OK && o->dev)
 		cfg->dev = true;
 	if (err == GH_OK)
+		err = config_derive(cfg);
+	if (err == GH_OK)
 		err = config_check(cfg);
 	if (err == GH_OK && gh_log_level_parse(cfg->log_level, &lvl) == GH_OK)
 		gh_log_set_level(lvl);
 	return err;
 }
 
-gh_err
-cli_store(const struct gh_config *cfg, struct gh_store **out)
+void
+cli_kms_config(const struct gh_config *cfg, struct gh_kms_config *out)
 {
+	memset(out, 0, sizeof *out);
+	out->provider = cfg->kms_provider;
+	out->master_key_file = cfg->master_key_file;
+	out->key_store_file = cfg->key_store_file;
+	out->pkcs11_module = cfg->pkcs11_module;
+	out->pkcs11_token = cfg->pkcs11_token;
+	out->pkcs11_pin = cfg->pkcs11_pin;
+}
+
+static gh_err
+page_key(void *arg, const char *org_id, uint32_t version,
+    uint32_t *version_out, uint8_t key[32])
+{
+	return gh_kms_storage_key(arg, org_id, version, version_out, key);
+}
+
+void
+cli_store_keys(struct gh_store *st, struct gh_kms *kms)
+{
+	struct gh_store_keys keys = { page_key, kms };
+
+	gh_store_set_keys(st, &keys);
+}
+
+gh_err
+cli_store(const struct gh_config *cfg, struct gh_store **st_out,
+    struct gh_kms **kms_out)
+{
+	struct gh_kms_config kc;
+	char msg[512];
 	gh_err err;
 
-	err = gh_store_open(cfg->data_dir, false, out);
-	if (err == GH_ERR_NOTFOUND)
+	*st_out = NULL;
+	*kms_out = NULL;
+	err = gh_store_open(cfg->data_dir, false, st_out);
+	if (err == GH_ERR_NOTFOUND) {
 		fprintf(stderr, "gatehouse: %s is not an initialised data "
 		    "directory; run 'gatehouse init' first\n", cfg->data_dir);
-	else if (err != GH_OK)
+		return err;
+	}
+	if (err != GH_OK) {
 		fprintf(stderr, "gatehouse: cannot open the data directory %s: "
 		    "%s\n", cfg->data_dir, gh_err_str(err));
-	return err;
+		return err;
+	}
+	cli_kms_config(cfg, &kc);
+	msg[0] = '\0';
+	err = gh_kms_open(&kc, kms_out, msg, sizeof msg);
+	if (err != GH_OK) {
+		/* Refuse to go on rather than touch data without its keys. */
+		fprintf(stderr, "gatehouse: cannot open the keys: %s\n",
+		    msg[0] ? msg : gh_err_str(err));
+		gh_store_free(*st_out);
+		*st_out = NULL;
+		return err;
+	}
+	cli_store_keys(*st_out, *kms_out);
+	return GH_OK;
+}
+
+void
+cli_close(struct gh_store *st, struct gh_kms *kms)
+{
+	gh_store_free(st);
+	gh_kms_free(kms);
 }
 
 const char *

@@ -9,6 +9,7 @@
 #include "audit/audit.h"
 #include "core/core.h"
 #include "identity/identity.h"
+#include "kms/kms.h"
 #include "store/store.h"
 
 /* Exit statuses. */
@@ -36,6 +37,13 @@ struct gh_config {
 	unsigned argon2_parallelism;
 	char default_region[33];
 	char log_level[8];
+	char kms_provider[16];
+	char master_key_file[PATH_MAX];
+	char key_store_file[PATH_MAX];
+	char pkcs11_module[PATH_MAX];
+	char pkcs11_token[64];
+	char pkcs11_pin[128];
+	unsigned org_retention_days;
 };
 
 /* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*
@@ -45,6 +53,8 @@ gh_err config_load(struct gh_config *cfg, const char *path) GH_MUST_CHECK;
 /* Sets one key from a flag or elsewhere; prints an error naming origin. */
 gh_err config_set(struct gh_config *cfg, const char *key, const char *value,
     const char *origin) GH_MUST_CHECK;
+/* Fills derived defaults (key file paths beside the data directory). */
+gh_err config_derive(struct gh_config *cfg) GH_MUST_CHECK;
 /* Cross-key checks (argon2 minimums, listen syntax...). */
 gh_err config_check(const struct gh_config *cfg) GH_MUST_CHECK;
 /* Splits listen into host and port. */
@@ -66,8 +76,12 @@ struct cli_opts {
 	const char *display_name;
 	const char *role;
 	const char *listen;
+	const char *params;
+	bool write;
 	bool dev;
 	bool json;
+	bool force;
+	bool master;
 	const char *args[4];	/* positional arguments */
 	int nargs;
 };
@@ -78,9 +92,20 @@ gh_err cli_parse(int argc, char **argv, const char *allowed,
 /* Loads the configuration and applies --data-dir / --listen / --dev. */
 gh_err cli_config(const struct cli_opts *o, struct gh_config *cfg)
     GH_MUST_CHECK;
-/* Opens the store of an initialised data directory, printing why not. */
-gh_err cli_store(const struct gh_config *cfg, struct gh_store **out)
-    GH_MUST_CHECK;
+/* The kms settings of cfg, with the derived default paths: the master key
+ * file "<data_dir>.master-key" and the key store "<data_dir>.keystore",
+ * both beside the data directory, never inside it. Strings point into
+ * cfg. */
+void cli_kms_config(const struct gh_config *cfg, struct gh_kms_config *out);
+
+/* Opens the store of an initialised data directory and its keys (the
+ * store gets the org page keys from the kms), printing why not. Free with
+ * cli_close. */
+gh_err cli_store(const struct gh_config *cfg, struct gh_store **st_out,
+    struct gh_kms **kms_out) GH_MUST_CHECK;
+void cli_close(struct gh_store *st, struct gh_kms *kms);
+/* Hands page keys from kms to st. */
+void cli_store_keys(struct gh_store *st, struct gh_kms *kms);
 /* The operator's name for audit events ("cli:root"). */
 const char *cli_operator(void);
 /* Makes a random password that meets the default policy; caller wipes
@@ -97,12 +122,15 @@ gh_err cli_user_create(struct gh_store *st, const struct gh_config *cfg,
 
 /* Creates an organisation and its tenant database, audited. Prints why
  * it fails. */
-gh_err cli_org_create(struct gh_store *st, const char *slug, const char *name,
-    const char *region, struct gh_org *out) GH_MUST_CHECK;
+gh_err cli_org_create(struct gh_store *st, struct gh_kms *kms,
+    const char *slug, const char *name, const char *region,
+    struct gh_org *out) GH_MUST_CHECK;
 
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_org(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_db(int argc, char **argv);
 
 #endif

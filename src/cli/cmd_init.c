@@ -76,8 +76,12 @@ cmd_init(int argc, char **argv)
 {
 	char dbpath[PATH_MAX + 16], tenant[PATH_MAX + 80], base[300];
 	struct gh_store *st = NULL;
+	struct gh_kms *kms = NULL;
+	struct gh_kms_config kc;
 	struct gh_config cfg;
 	struct cli_opts o;
+	bool made_keys = false;
+	char msg[512];
 	struct gh_user u;
 	struct gh_org org;
 	struct stat sb;
@@ -120,18 +124,34 @@ cmd_init(int argc, char **argv)
 	}
 	if (make_dirs(cfg.data_dir) != GH_OK)
 		return EXIT_FAIL;
-	err = gh_store_open(cfg.data_dir, true, &st);
+	/* The master key and the key store first, beside the data. */
+	cli_kms_config(&cfg, &kc);
+	msg[0] = '\0';
+	err = gh_kms_create(&kc, msg, sizeof msg);
 	if (err != GH_OK) {
-		fprintf(stderr, "gatehouse: cannot create the store in %s: %s\n",
-		    cfg.data_dir, gh_err_str(err));
-		unlink_db(dbpath);
+		fprintf(stderr, "gatehouse: cannot create the keys: %s\n",
+		    msg[0] ? msg : gh_err_str(err));
 		return EXIT_FAIL;
 	}
-	err = cli_org_create(st, o.org, name, region, &org);
+	made_keys = true;
+	err = gh_kms_open(&kc, &kms, msg, sizeof msg);
+	if (err != GH_OK)
+		fprintf(stderr, "gatehouse: cannot open the new keys: %s\n",
+		    msg[0] ? msg : gh_err_str(err));
+	if (err == GH_OK) {
+		err = gh_store_open(cfg.data_dir, true, &st);
+		if (err != GH_OK)
+			fprintf(stderr, "gatehouse: cannot create the store in "
+			    "%s: %s\n", cfg.data_dir, gh_err_str(err));
+	}
+	if (err == GH_OK) {
+		cli_store_keys(st, kms);
+		err = cli_org_create(st, kms, o.org, name, region, &org);
+	}
 	if (err == GH_OK)
 		err = cli_user_create(st, &cfg, &org, &o, o.admin, "owner",
 		    "GATEHOUSE_ADMIN_PASSWORD", &pw, &generated, &u);
-	gh_store_free(st);
+	cli_close(st, kms);
 	if (err != GH_OK) {
 		if (org.id[0] != '\0') {
 			snprintf(tenant, sizeof tenant, "%s/%s/%s.db",
@@ -139,14 +159,22 @@ cmd_init(int argc, char **argv)
 			unlink_db(tenant);
 		}
 		unlink_db(dbpath);
+		if (made_keys && strcmp(cfg.kms_provider, "file") == 0)
+			(void)unlink(cfg.master_key_file);
+		if (made_keys)
+			unlink_db(cfg.key_store_file);
 		fprintf(stderr, "gatehouse: init failed; nothing was kept\n");
 		return err == GH_ERR_INVALID ? EXIT_USAGE : EXIT_FAIL;
 	}
 	config_base_url(&cfg, base, sizeof base);
-	printf("Gatehouse is initialised in %s.\n\n"
+	printf("Gatehouse is initialised in %s.\n"
+	    "Its keys are in %s and %s: keep them apart from the data and "
+	    "from its backups.\n\n"
 	    "  organisation:  %s (%s)\n"
 	    "  sign-in URL:   %s/o/%s/login\n"
-	    "  admin user:    %s\n", cfg.data_dir, org.slug, org.name, base,
+	    "  admin user:    %s\n", cfg.data_dir,
+	    strcmp(cfg.kms_provider, "file") == 0 ? cfg.master_key_file :
+	    "the PKCS#11 token", cfg.key_store_file, org.slug, org.name, base,
 	    org.slug, u.username);
 	if (generated)
 		printf("  password:      %s\n\nThe password is shown only "

@@ -7,13 +7,15 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 gh_err
-cli_org_create(struct gh_store *st, const char *slug, const char *name,
-    const char *region, struct gh_org *out)
+cli_org_create(struct gh_store *st, struct gh_kms *kms, const char *slug,
+    const char *name, const char *region, struct gh_org *out)
 {
 	struct gh_db *dir = NULL, *tenant = NULL;
 	json_t *changes = NULL;
+	bool keyed = false;
 	gh_err err;
 
 	if (!gh_identity_slug_valid(slug)) {
@@ -37,8 +39,13 @@ cli_org_create(struct gh_store *st, const char *slug, const char *name,
 		err = gh_db_begin(dir);
 	if (err == GH_OK)
 		err = gh_identity_org_create(dir, slug, name, region, out);
-	/* The tenant database exists before the organisation row commits,
-	 * so a listed organisation always has its database. */
+	/* Its keys, then its (encrypted) tenant database, exist before the
+	 * organisation row commits, so a listed organisation always has
+	 * both. */
+	if (err == GH_OK) {
+		err = gh_kms_org_create(kms, out->id);
+		keyed = err == GH_OK;
+	}
 	if (err == GH_OK)
 		err = gh_store_tenant(st, out->id, out->region, true, &tenant);
 	gh_db_release(tenant);
@@ -53,6 +60,10 @@ cli_org_create(struct gh_store *st, const char *slug, const char *name,
 	if (err != GH_OK) {
 		if (dir != NULL)
 			gh_db_rollback(dir);
+		/* No org row: its keys must not outlive the failure. */
+		if (keyed && gh_kms_org_shred(kms, out->id) != GH_OK)
+			GH_LOG_WARN(GH_ERR_STORE, "org %s: orphan keys kept",
+			    out->id);
 		if (err == GH_ERR_CONFLICT)
 			fprintf(stderr, "gatehouse: an organisation '%s' exists "
 			    "already\n", slug);
@@ -196,11 +207,113 @@ org_set_state(struct gh_store *st, const char *slug, const char *state,
 	return 0;
 }
 
+struct purge_list {
+	struct gh_org orgs[64];
+	size_t n;
+};
+
+static void
+collect_due(const struct gh_org *org, void *arg)
+{
+	struct purge_list *l = arg;
+
+	if (l->n < sizeof l->orgs / sizeof l->orgs[0])
+		l->orgs[l->n++] = *org;
+}
+
+/* Crypto-shreds one deleted org: destroys its keys (every copy of its data
+ * becomes unreadable), removes its tenant database files, records it. */
+static gh_err
+purge_one(struct gh_store *st, struct gh_kms *kms, const struct gh_config *cfg,
+    const struct gh_org *org)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	struct gh_db *dir = NULL;
+	char path[PATH_MAX + 96];
+	json_t *changes;
+	gh_err err;
+
+	gh_store_tenant_evict(st, org->id);
+	err = gh_kms_org_shred(kms, org->id);
+	if (err != GH_OK && err != GH_ERR_NOTFOUND) {
+		fprintf(stderr, "gatehouse: %s: destroying the keys failed: %s\n",
+		    org->slug, gh_err_str(err));
+		return err;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s/%s.db%s", cfg->data_dir,
+		    org->region, org->id, suffixes[i]);
+		(void)unlink(path);
+	}
+	changes = json_pack("{s:s}", "slug", org->slug);
+	err = gh_store_directory(st, &dir);
+	if (err == GH_OK)
+		err = gh_db_begin(dir);
+	if (err == GH_OK)
+		err = gh_identity_org_mark_purged(dir, org->id);
+	if (err == GH_OK)
+		err = gh_audit_operator_append(dir, cli_operator(), "org.purge",
+		    "org", org->id, changes);
+	if (err == GH_OK)
+		err = gh_db_commit(dir);
+	if (err != GH_OK && dir != NULL)
+		gh_db_rollback(dir);
+	gh_db_release(dir);
+	json_decref(changes);
+	if (err != GH_OK)
+		fprintf(stderr, "gatehouse: %s: keys destroyed but not recorded: "
+		    "%s\n", org->slug, gh_err_str(err));
+	else
+		printf("purged %s (id %s): its keys are destroyed and its data "
+		    "is unreadable\n", org->slug, org->id);
+	return err;
+}
+
+static int
+org_purge(struct gh_store *st, struct gh_kms *kms, const struct gh_config *cfg,
+    const struct cli_opts *o)
+{
+	struct purge_list l = { .n = 0 };
+	struct gh_db *dir = NULL;
+	int64_t before;
+	gh_err err;
+
+	/* --force SLUG: this deleted org now, whatever the retention. */
+	before = o->force ? INT64_MAX : gh_now_ms() -
+	    (int64_t)cfg->org_retention_days * 86400000;
+	err = gh_store_directory(st, &dir);
+	if (err == GH_OK)
+		err = gh_identity_org_purge_due(dir, before, collect_due, &l);
+	gh_db_release(dir);
+	if (err != GH_OK) {
+		fprintf(stderr, "gatehouse: %s\n", gh_err_str(err));
+		return EXIT_FAIL;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		if (o->nargs == 1 && strcmp(l.orgs[i].slug, o->args[0]) != 0)
+			continue;
+		if (purge_one(st, kms, cfg, &l.orgs[i]) != GH_OK)
+			return EXIT_FAIL;
+		if (o->nargs == 1)
+			return 0;
+	}
+	if (o->nargs == 1) {
+		fprintf(stderr, "gatehouse: %s is not a deleted organisation "
+		    "due for purging%s\n", o->args[0], o->force ? "" :
+		    " (use --force to skip the retention period)");
+		return EXIT_FAIL;
+	}
+	if (l.n == 0)
+		printf("no deleted organisation is past its retention period\n");
+	return 0;
+}
+
 int
 cmd_org(int argc, char **argv)
 {
 	struct gh_config cfg;
 	struct gh_store *st = NULL;
+	struct gh_kms *kms = NULL;
 	struct cli_opts o;
 	struct gh_org org;
 	const char *sub;
@@ -212,23 +325,29 @@ cmd_org(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	sub = argv[0];
-	if (cli_parse(argc - 1, argv + 1, "config data-dir name region json",
-	    &o) != GH_OK || cli_config(&o, &cfg) != GH_OK)
+	if (cli_parse(argc - 1, argv + 1, "config data-dir name region json "
+	    "force", &o) != GH_OK || cli_config(&o, &cfg) != GH_OK)
 		return EXIT_USAGE;
-	if (strcmp(sub, "list") != 0 && o.nargs != 1) {
+	if (o.force && (strcmp(sub, "purge") != 0 || o.nargs != 1)) {
+		fprintf(stderr, "gatehouse: --force goes with org purge SLUG\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(sub, "list") != 0 && strcmp(sub, "purge") != 0 &&
+	    o.nargs != 1) {
 		fprintf(stderr, "gatehouse: org %s SLUG\n", sub);
 		return EXIT_USAGE;
 	}
 	if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 &&
 	    strcmp(sub, "show") != 0 && strcmp(sub, "suspend") != 0 &&
-	    strcmp(sub, "activate") != 0 && strcmp(sub, "delete") != 0) {
+	    strcmp(sub, "activate") != 0 && strcmp(sub, "delete") != 0 &&
+	    strcmp(sub, "purge") != 0) {
 		fprintf(stderr, "gatehouse: unknown org command '%s'\n", sub);
 		return EXIT_USAGE;
 	}
-	if (cli_store(&cfg, &st) != GH_OK)
+	if (cli_store(&cfg, &st, &kms) != GH_OK)
 		return EXIT_FAIL;
 	if (strcmp(sub, "create") == 0) {
-		gh_err err = cli_org_create(st, o.args[0],
+		gh_err err = cli_org_create(st, kms, o.args[0],
 		    o.name ? o.name : o.args[0],
 		    o.region ? o.region : cfg.default_region, &org);
 
@@ -245,9 +364,11 @@ cmd_org(int argc, char **argv)
 		rc = org_set_state(st, o.args[0], "suspended", "org.suspend");
 	} else if (strcmp(sub, "activate") == 0) {
 		rc = org_set_state(st, o.args[0], "active", "org.activate");
+	} else if (strcmp(sub, "purge") == 0) {
+		rc = org_purge(st, kms, &cfg, &o);
 	} else {
 		rc = org_set_state(st, o.args[0], "deleted", "org.delete");
 	}
-	gh_store_free(st);
+	cli_close(st, kms);
 	return rc;
 }

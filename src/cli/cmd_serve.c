@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 struct url_ctx {
 	const char *base;
@@ -26,6 +27,29 @@ print_org_url(const struct gh_org *org, void *arg)
 	printf("  sign in to %s: %s/o/%s/login\n", org->slug, u->base,
 	    org->slug);
 	u->shown++;
+}
+
+static void
+evict_one(const struct gh_org *org, void *arg)
+{
+	gh_store_tenant_evict(arg, org->id);
+}
+
+/* Drops every cached tenant connection, so that the next request opens
+ * with the current keys. */
+static void
+evict_all(struct gh_store *st)
+{
+	struct gh_db *dir = NULL;
+
+	if (gh_store_directory(st, &dir) != GH_OK)
+		return;
+	/* Collecting first would be tidier; evicting does not touch the
+	 * directory connection, so iterating while evicting is safe. */
+	if (gh_identity_org_list(dir, evict_one, st) != GH_OK)
+		GH_LOG_WARN(GH_ERR_STORE, "cannot list organisations to evict");
+	gh_db_release(dir);
+	GH_LOG_INFO("keys changed: tenant connections reopened");
 }
 
 /* Splits trusted_proxies (comma-separated) into hc; buf keeps the
@@ -77,6 +101,7 @@ cmd_serve(int argc, char **argv)
 	struct gh_app_config acfg;
 	struct gh_http_config hc;
 	struct gh_store *st = NULL;
+	struct gh_kms *kms = NULL;
 	struct gh_app *app = NULL;
 	struct gh_config cfg;
 	struct gh_db *dir = NULL;
@@ -108,9 +133,9 @@ cmd_serve(int argc, char **argv)
 	config_pw_params(&cfg, &acfg.pw);
 	acfg.session.absolute_ms = (int64_t)cfg.session_lifetime_s * 1000;
 	acfg.session.idle_ms = (int64_t)cfg.session_idle_timeout_s * 1000;
-	if (cli_store(&cfg, &st) != GH_OK)
+	if (cli_store(&cfg, &st, &kms) != GH_OK)
 		goto out;
-	err = gh_api_app_new(st, &acfg, &app);
+	err = gh_api_app_new(st, kms, &acfg, &app);
 	if (err == GH_OK)
 		err = gh_http_router_new(&router);
 	if (err == GH_OK)
@@ -141,14 +166,27 @@ cmd_serve(int argc, char **argv)
 	gh_db_release(dir);
 	fflush(stdout);
 	GH_LOG_INFO("serving on %s port %u", hc.host, gh_http_server_port(srv));
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	/* Wait for a signal; meanwhile pick up key changes made by the CLI
+	 * (rotations, customer keys): cached tenant connections hold page
+	 * keys, so they are dropped when keys changed. */
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+		bool changed = false;
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig > 0)
+			break;
+		if (gh_kms_refresh(kms, &changed) != GH_OK)
+			GH_LOG_WARN(GH_ERR_STORE, "key store refresh failed");
+		else if (changed)
+			evict_all(st);
+	}
 	GH_LOG_INFO("signal %d: draining and stopping", sig);
 	rc = 0;
 out:
 	gh_http_server_stop(srv);
 	gh_http_router_free(router);
 	gh_api_app_free(app);
-	gh_store_free(st);
+	cli_close(st, kms);
 	return rc;
 }

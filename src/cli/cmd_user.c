@@ -154,12 +154,13 @@ cli_user_create(struct gh_store *st, const struct gh_config *cfg,
 /* Opens the store and finds --org. */
 static gh_err
 open_org(const struct cli_opts *o, struct gh_config *cfg, struct gh_store **st,
-    struct gh_org *org)
+    struct gh_kms **kms, struct gh_org *org)
 {
 	struct gh_db *dir = NULL;
 	gh_err err;
 
 	*st = NULL;
+	*kms = NULL;
 	if (o->org == NULL) {
 		fprintf(stderr, "gatehouse: --org SLUG is required\n");
 		return GH_ERR_INVALID;
@@ -167,7 +168,7 @@ open_org(const struct cli_opts *o, struct gh_config *cfg, struct gh_store **st,
 	err = cli_config(o, cfg);
 	if (err != GH_OK)
 		return err;
-	err = cli_store(cfg, st);
+	err = cli_store(cfg, st, kms);
 	if (err != GH_OK)
 		return GH_ERR_STORE;
 	err = gh_store_directory(*st, &dir);
@@ -181,8 +182,9 @@ open_org(const struct cli_opts *o, struct gh_config *cfg, struct gh_store **st,
 	else if (err != GH_OK)
 		fprintf(stderr, "gatehouse: %s\n", gh_err_str(err));
 	if (err != GH_OK) {
-		gh_store_free(*st);
+		cli_close(*st, *kms);
 		*st = NULL;
+		*kms = NULL;
 		return GH_ERR_STORE;
 	}
 	return GH_OK;
@@ -221,6 +223,7 @@ user_add(const struct cli_opts *o)
 {
 	struct gh_config cfg;
 	struct gh_store *st;
+	struct gh_kms *kms;
 	struct gh_user u;
 	struct gh_org org;
 	bool generated;
@@ -231,7 +234,7 @@ user_add(const struct cli_opts *o)
 		fprintf(stderr, "gatehouse: user add --org SLUG USERNAME\n");
 		return EXIT_USAGE;
 	}
-	err = open_org(o, &cfg, &st, &org);
+	err = open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
 	err = cli_user_create(st, &cfg, &org, o, o->args[0],
@@ -244,7 +247,7 @@ user_add(const struct cli_opts *o)
 	}
 	gh_str_wipe_free(pw);
 	gh_wipe(&u, sizeof u);
-	gh_store_free(st);
+	cli_close(st, kms);
 	return status_of(err);
 }
 
@@ -255,12 +258,13 @@ user_list(const struct cli_opts *o)
 	struct gh_config cfg;
 	struct gh_db *db = NULL;
 	struct gh_store *st;
+	struct gh_kms *kms;
 	struct gh_org org;
 	json_t *all, *page = NULL;
 	char *next = NULL;
 	gh_err err;
 
-	err = open_org(o, &cfg, &st, &org);
+	err = open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
 	all = json_array();
@@ -305,7 +309,7 @@ user_list(const struct cli_opts *o)
 		fprintf(stderr, "gatehouse: %s\n", gh_err_str(err));
 	}
 	json_decref(all);
-	gh_store_free(st);
+	cli_close(st, kms);
 	return status_of(err);
 }
 
@@ -318,6 +322,7 @@ user_find_do(const struct cli_opts *o,
 	struct gh_config cfg;
 	struct gh_db *db = NULL;
 	struct gh_store *st;
+	struct gh_kms *kms;
 	struct gh_user u;
 	struct gh_org org;
 	gh_err err;
@@ -326,7 +331,7 @@ user_find_do(const struct cli_opts *o,
 		fprintf(stderr, "gatehouse: expected --org SLUG USERNAME\n");
 		return EXIT_USAGE;
 	}
-	err = open_org(o, &cfg, &st, &org);
+	err = open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
 	err = gh_store_tenant(st, org.id, org.region, false, &db);
@@ -344,7 +349,7 @@ user_find_do(const struct cli_opts *o,
 	}
 	gh_wipe(&u, sizeof u);
 	gh_db_release(db);
-	gh_store_free(st);
+	cli_close(st, kms);
 	return err == GH_OK ? 0 : EXIT_FAIL;
 }
 

@@ -50,6 +50,13 @@ static const struct key keys[] = {
 	UINT(argon2_parallelism, 1, 16, "1"),
 	STR(default_region, "eu"),
 	STR(log_level, "info"),
+	STR(kms_provider, "file"),
+	STR(master_key_file, ""),
+	STR(key_store_file, ""),
+	STR(pkcs11_module, "/usr/lib/softhsm/libsofthsm2.so"),
+	STR(pkcs11_token, "gatehouse"),
+	STR(pkcs11_pin, ""),
+	UINT(org_retention_days, 0, 3650, "30"),
 };
 
 static const struct key *
@@ -256,6 +263,42 @@ config_listen(const char *listen, char *host, size_t host_cap, uint16_t *port)
 	return GH_OK;
 }
 
+/* Fills the key paths left empty with "<data_dir>.master-key" and
+ * "<data_dir>.keystore". */
+gh_err
+config_derive(struct gh_config *cfg)
+{
+	char dir[PATH_MAX];
+	size_t n;
+
+	gh_strlcpy(dir, cfg->data_dir, sizeof dir);
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	if (cfg->master_key_file[0] == '\0' &&
+	    snprintf(cfg->master_key_file, sizeof cfg->master_key_file,
+	    "%s.master-key", dir) >= (int)sizeof cfg->master_key_file)
+		return GH_ERR_INVALID;
+	if (cfg->key_store_file[0] == '\0' &&
+	    snprintf(cfg->key_store_file, sizeof cfg->key_store_file,
+	    "%s.keystore", dir) >= (int)sizeof cfg->key_store_file)
+		return GH_ERR_INVALID;
+	return GH_OK;
+}
+
+/* True if path names something inside dir (textually). */
+static bool
+inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (strncmp(path, "./", 2) == 0 && strncmp(dir, "./", 2) != 0)
+		path += 2;
+	return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
 gh_err
 config_check(const struct gh_config *cfg)
 {
@@ -288,6 +331,20 @@ config_check(const struct gh_config *cfg)
 	    strncmp(cfg->base_url, "https://", 8) != 0) {
 		fprintf(stderr, "gatehouse: base_url: must start with http:// "
 		    "or https://\n");
+		return GH_ERR_INVALID;
+	}
+	if (inside(cfg->master_key_file, cfg->data_dir) ||
+	    inside(cfg->key_store_file, cfg->data_dir)) {
+		fprintf(stderr, "gatehouse: %s: must be outside the data "
+		    "directory %s, so that the keys are never copied with the "
+		    "data\n", inside(cfg->master_key_file, cfg->data_dir) ?
+		    "master_key_file" : "key_store_file", cfg->data_dir);
+		return GH_ERR_INVALID;
+	}
+	if (strcmp(cfg->kms_provider, "file") != 0 &&
+	    strcmp(cfg->kms_provider, "pkcs11") != 0) {
+		fprintf(stderr, "gatehouse: kms_provider: expected file or "
+		    "pkcs11, got '%s'\n", cfg->kms_provider);
 		return GH_ERR_INVALID;
 	}
 	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "core/core.h"
+#include "kms/kms.h"
 #include "store/store.h"
 
 /* ---- organisations --------------------------------------------------------- */
@@ -54,6 +55,14 @@ gh_err gh_identity_org_set_state(struct gh_db *dir, const char *org_id,
     const char *state) GH_MUST_CHECK;
 gh_err gh_identity_org_set_name(struct gh_db *dir, const char *org_id,
     const char *name) GH_MUST_CHECK;
+/* Records that a deleted org's keys and data were destroyed. */
+gh_err gh_identity_org_mark_purged(struct gh_db *dir, const char *org_id)
+    GH_MUST_CHECK;
+/* Calls fn for each deleted, not yet purged org deleted at or before
+ * deleted_before (ms). */
+gh_err gh_identity_org_purge_due(struct gh_db *dir, int64_t deleted_before,
+    void (*fn)(const struct gh_org *org, void *arg), void *arg)
+    GH_MUST_CHECK;
 /* {"id", "slug", "name", "state", "region", "created_at"}; NULL on ENOMEM. */
 json_t *gh_identity_org_json(const struct gh_org *org);
 
@@ -135,6 +144,198 @@ gh_err gh_identity_user_list(struct gh_db *db, const struct gh_user_filter *f,
 
 /* The public view (no password hash); NULL on ENOMEM. */
 json_t *gh_identity_user_json(const struct gh_user *u);
+
+/* ---- custom user attributes ---------------------------------------------------
+ *
+ * An organisation defines attributes (name, type, required, unique,
+ * classification, encrypted); its users carry values, validated against
+ * the definition and stored as canonical text:
+ *   string   the UTF-8 text itself (at most GH_ATTR_STRING_MAX bytes)
+ *   number   a JSON number: integers in decimal ("42", "-7"), others as the
+ *            shortest text that reads back to the same double ("0.1",
+ *            "1.5e+300"); integral doubles within int64 print as integers
+ *   date     "YYYY-MM-DD", a real calendar day from year 0001 to 9999
+ *   boolean  "true" or "false"
+ *   enum     one of the definition's members
+ *
+ * Encrypted attributes keep only ciphertext: gh_kms_encrypt with purpose
+ * GH_KMS_ATTRIBUTES and AAD {org id, "user_attributes", attribute name,
+ * user id}, plus a blind index (gh_kms_blind_index over the canonical
+ * text) for equality search and uniqueness. Nothing ever decrypts values to
+ * search them. A blind index reveals which users share a value, so an
+ * encrypted attribute supports equality only, never ranges or prefixes.
+ * Plaintext of encrypted values lives in GH_BUF_SECRET buffers and is wiped.
+ *
+ * kms may be NULL (no keys configured): plain attributes work, and anything
+ * that needs a key fails with GH_ERR_DENIED, as it does when the org's keys
+ * are unavailable (revoked customer key, shredded org). Values never reach
+ * the log. The caller owns the transaction, as for users.
+ */
+
+#define GH_ATTR_NAME_MAX 64
+#define GH_ATTR_STRING_MAX 1024		/* bytes of a string value */
+#define GH_ATTR_ENUM_MAX 100		/* members of an enum */
+#define GH_ATTR_ENUM_VALUE_MAX 128	/* bytes of one member */
+#define GH_ATTR_DEFS_MAX 100		/* definitions per organisation */
+#define GH_ATTR_FILTERS_MAX 4		/* attribute conditions per list */
+
+enum gh_attr_type {
+	GH_ATTR_STRING = 1,
+	GH_ATTR_NUMBER,
+	GH_ATTR_DATE,
+	GH_ATTR_BOOLEAN,
+	GH_ATTR_ENUM,
+};
+
+/* Ordered: each level may see the ones below it. */
+enum gh_attr_class {
+	GH_ATTR_PUBLIC = 1,
+	GH_ATTR_INTERNAL,
+	GH_ATTR_PERSONAL,
+	GH_ATTR_SENSITIVE,
+};
+
+struct gh_attr_def {
+	char id[GH_ID_LEN + 1];
+	char name[GH_ATTR_NAME_MAX + 1];
+	enum gh_attr_type type;
+	json_t *enum_values;	/* owned array of strings for enum, else NULL */
+	bool required;
+	bool unique;
+	bool encrypted;
+	enum gh_attr_class classification;
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+/* Every definition of an organisation, ordered by name. */
+struct gh_attr_defs {
+	struct gh_attr_def *v;
+	size_t len;
+};
+
+/* 1-64 chars of [a-z0-9_]. */
+bool gh_identity_attr_name_valid(const char *name);
+const char *gh_identity_attr_type_name(enum gh_attr_type type);
+bool gh_identity_attr_type_parse(const char *s, enum gh_attr_type *out);
+const char *gh_identity_attr_class_name(enum gh_attr_class c);
+bool gh_identity_attr_class_parse(const char *s, enum gh_attr_class *out);
+
+/* Frees enum_values and zeroes d. NULL is a no-op. */
+void gh_identity_attr_def_clear(struct gh_attr_def *d);
+void gh_identity_attr_defs_free(struct gh_attr_defs *defs);
+/* The definition named name, or NULL (borrowed from defs). */
+const struct gh_attr_def *gh_identity_attr_defs_find(
+    const struct gh_attr_defs *defs, const char *name);
+
+/*
+ * Applies a definition body to d: on create (d zeroed) the members name
+ * and type are required and the rest default to required false, unique
+ * false, classification "internal", encrypted false; on update name must
+ * not appear. enum_values must be given when the type becomes enum and is
+ * dropped when it stops being one. Then checks the whole definition: name,
+ * type, enum members (1..GH_ATTR_ENUM_MAX distinct non-empty UTF-8 strings
+ * of at most GH_ATTR_ENUM_VALUE_MAX bytes, only for enum). On failure
+ * returns GH_ERR_INVALID with a message naming the member in msg and
+ * leaves d in an unspecified but clearable state.
+ */
+gh_err gh_identity_attr_def_apply(json_t *body, bool create,
+    struct gh_attr_def *d, char *msg, size_t msg_cap) GH_MUST_CHECK;
+/* {"name", "type", "enum_values"?, "required", "unique", "classification",
+ * "encrypted", "created_at", "updated_at"}; NULL on ENOMEM. */
+json_t *gh_identity_attr_def_json(const struct gh_attr_def *d);
+
+/* Inserts d (gh_identity_attr_def_apply'd; id and times are set here).
+ * GH_ERR_CONFLICT when the name is taken, GH_ERR_LIMIT beyond
+ * GH_ATTR_DEFS_MAX definitions. */
+gh_err gh_identity_attr_def_insert(struct gh_db *db, struct gh_attr_def *d)
+    GH_MUST_CHECK;
+/* By name; GH_ERR_NOTFOUND when absent or malformed. Clear *out after. */
+gh_err gh_identity_attr_def_get(struct gh_db *db, const char *name,
+    struct gh_attr_def *out) GH_MUST_CHECK;
+/* Every definition; free with gh_identity_attr_defs_free. */
+gh_err gh_identity_attr_def_list(struct gh_db *db, struct gh_attr_defs *out)
+    GH_MUST_CHECK;
+/*
+ * Replaces the stored definition before with after (same id and name) and
+ * brings the values in line: turning unique on fills the uniqueness keys
+ * and off clears them. Refuses with GH_ERR_CONFLICT, setting *conflict_out
+ * to a stable code: "attribute_in_use" when the type or encrypted changes
+ * while values exist or an enum member still in use is removed (found by
+ * text, or by blind index for encrypted values, which needs kms);
+ * "attribute_not_unique" when unique is turned on over duplicates.
+ */
+gh_err gh_identity_attr_def_update(struct gh_db *db, struct gh_kms *kms,
+    const struct gh_attr_def *before, struct gh_attr_def *after,
+    const char **conflict_out) GH_MUST_CHECK;
+/* Deletes the definition and every value of it; *values_out (may be
+ * NULL) gets how many values went. */
+gh_err gh_identity_attr_def_delete(struct gh_db *db,
+    const struct gh_attr_def *d, int64_t *values_out) GH_MUST_CHECK;
+/* Number of users holding a value of d. */
+gh_err gh_identity_attr_value_count(struct gh_db *db,
+    const struct gh_attr_def *d, int64_t *out) GH_MUST_CHECK;
+
+/*
+ * Canonical text of a value for d: from JSON (the body of a user) or from
+ * text (a list filter). Appends to out (use a GH_BUF_SECRET buffer for
+ * encrypted attributes). GH_ERR_INVALID with a message naming the
+ * attribute when the value does not fit the definition.
+ */
+gh_err gh_identity_attr_canon_json(const struct gh_attr_def *d, json_t *v,
+    struct gh_buf *out, char *msg, size_t msg_cap) GH_MUST_CHECK;
+gh_err gh_identity_attr_canon_text(const struct gh_attr_def *d,
+    const char *s, struct gh_buf *out, char *msg, size_t msg_cap)
+    GH_MUST_CHECK;
+/* The JSON value of canonical text (a number, boolean or string); NULL
+ * on ENOMEM. */
+json_t *gh_identity_attr_value_json(enum gh_attr_type type, const char *text);
+
+/*
+ * Sets and clears the values of user_id from attrs, an object of
+ * {name: value or null} (borrowed; NULL sets nothing), validated against
+ * defs. With creating, every required definition must get a non-null
+ * value; otherwise a required value cannot be cleared. Records what
+ * changed in changes under "attributes.<name>": on create the value (or
+ * "set" when encrypted); on update {"from", "to"} (or "changed" when
+ * encrypted). An unchanged value records nothing.
+ * GH_ERR_INVALID: an unknown name or a bad value (msg names it);
+ * GH_ERR_CONFLICT: a unique attribute's value is taken (msg names it);
+ * GH_ERR_DENIED: an encrypted attribute and no usable keys.
+ */
+gh_err gh_identity_attr_values_set(struct gh_db *db, struct gh_kms *kms,
+    const struct gh_attr_defs *defs, const char *user_id, json_t *attrs,
+    bool creating, json_t *changes, char *msg, size_t msg_cap) GH_MUST_CHECK;
+/*
+ * The values of user_id as a new object {name: value}, decrypted, limited
+ * to attributes classified at most max_class. GH_ERR_DENIED when an
+ * encrypted value needs keys that are unavailable; GH_ERR_CRYPTO when a
+ * ciphertext fails to authenticate (logged with the attribute and user id).
+ */
+gh_err gh_identity_attr_values_json(struct gh_db *db, struct gh_kms *kms,
+    const char *user_id, enum gh_attr_class max_class, json_t **out)
+    GH_MUST_CHECK;
+
+/* One exact-equality condition of a user list: the attribute named name
+ * equals value (as text; see gh_identity_attr_canon_text). */
+struct gh_attr_cond {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * gh_identity_user_list restricted to the users whose attributes satisfy
+ * every condition (1..GH_ATTR_FILTERS_MAX): plain attributes are matched
+ * on their canonical text, encrypted ones on their blind index. The other
+ * members of f and the cursors work as in gh_identity_user_list.
+ * GH_ERR_INVALID with msg for an unknown attribute, a value that does not
+ * fit its type, or a bad cursor; GH_ERR_DENIED for an encrypted attribute
+ * without usable keys.
+ */
+gh_err gh_identity_attr_user_list(struct gh_db *db, struct gh_kms *kms,
+    const struct gh_user_filter *f, const struct gh_attr_cond *conds,
+    size_t n_conds, json_t **users_out, char **next_out, char *msg,
+    size_t msg_cap) GH_MUST_CHECK;
 
 /* ---- organisation settings --------------------------------------------------- */
 

@@ -206,3 +206,40 @@ gh_identity_org_json(const struct gh_org *org)
 	    "slug", org->slug, "name", org->name, "state", org->state,
 	    "region", org->region, "created_at", created);
 }
+
+gh_err
+gh_identity_org_mark_purged(struct gh_db *dir, const char *org_id)
+{
+	gh_err err;
+
+	err = gh_db_run(dir, "UPDATE orgs SET purged_at = ? WHERE id = ? AND "
+	    "state = 'deleted'", "it", gh_now_ms(), org_id);
+	if (err == GH_OK && gh_db_changes(dir) == 0)
+		err = GH_ERR_NOTFOUND;
+	return err;
+}
+
+gh_err
+gh_identity_org_purge_due(struct gh_db *dir, int64_t deleted_before,
+    void (*fn)(const struct gh_org *org, void *arg), void *arg)
+{
+	struct gh_stmt *st = NULL;
+	struct gh_org o;
+	bool row;
+	gh_err err;
+
+	err = gh_db_prepare(dir, "SELECT " ORG_COLUMNS " FROM orgs WHERE "
+	    "state = 'deleted' AND purged_at IS NULL AND deleted_at <= ? "
+	    "ORDER BY deleted_at", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "i", deleted_before);
+	while (err == GH_OK) {
+		err = gh_stmt_step(st, &row);
+		if (err != GH_OK || !row)
+			break;
+		org_from_row(st, &o);
+		fn(&o, arg);
+	}
+	gh_stmt_free(st);
+	return err;
+}

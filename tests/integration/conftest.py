@@ -466,15 +466,27 @@ class Server:
         return path
 
     def query(self, sql, params=(), slug=None, db=None):
-        """Runs one statement on the org's tenant database (or db) and
-        commits; returns the rows as dicts."""
-        c = db_connect(db or self.tenant_db(slug))
-        try:
-            rows = [dict(r) for r in c.execute(sql, params).fetchall()]
-            c.commit()
-            return rows
-        finally:
-            c.close()
+        """Runs one statement and returns the rows as dicts. A plain
+        database file (db, e.g. directory.db) is read with sqlite3; an
+        org's tenant database is encrypted, so it goes through
+        `gatehouse db sql` with the org's keys (--write for statements
+        that change it)."""
+        if db is not None:
+            c = db_connect(db)
+            try:
+                rows = [dict(r) for r in c.execute(sql, params).fetchall()]
+                c.commit()
+                return rows
+            finally:
+                c.close()
+        head = sql.lstrip().split(None, 1)[0].upper()
+        write = head not in ("SELECT", "PRAGMA", "WITH", "EXPLAIN")
+        args = ["db", "sql", "--org", slug or self.org,
+                "--params", json.dumps(list(params))]
+        if write:
+            args.append("--write")
+        r = self.cli(*args, sql)
+        return json.loads(r.stdout)
 
 
 def db_connect(path):

@@ -18,6 +18,12 @@ def integrity(path):
         c.close()
 
 
+def tenant_integrity(server):
+    """The encrypted tenant database, checked through its keys."""
+    return [r["integrity_check"] for r in
+            server.query("PRAGMA integrity_check")]
+
+
 @pytest.mark.slow
 def test_kill_9_mid_stream_loses_no_acknowledged_write(server):
     admin = server.login()
@@ -57,7 +63,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_write(server):
 
     # Databases are consistent before the server touches them again.
     assert integrity(server.directory_db()) == ["ok"]
-    assert integrity(server.tenant_db()) == ["ok"]
+    assert tenant_integrity(server) == ["ok"]
 
     server.start()
     admin = server.login()
@@ -83,5 +89,5 @@ def test_kill_9_mid_stream_loses_no_acknowledged_write(server):
     assert all(e["target_id"] in ids for e in events), "event for a missing user"
     server.stop()
     assert integrity(server.directory_db()) == ["ok"]
-    assert integrity(server.tenant_db()) == ["ok"]
+    assert tenant_integrity(server) == ["ok"]
     server.start()

@@ -1,7 +1,7 @@
 """A locked or full database gets a clear error, no crash, no partial write."""
 
+import fcntl
 import os
-import sqlite3
 import subprocess
 import uuid
 
@@ -18,17 +18,22 @@ def user_count(server, username):
 @pytest.mark.slow
 def test_locked_tenant_database_answers_503_busy_and_writes_nothing(server, admin):
     # Another process holds the write lock longer than the busy timeout.
-    holder = sqlite3.connect(server.tenant_db(), timeout=1, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
+    # The database is encrypted, so plain SQLite cannot open it to take
+    # the lock; take it the way SQLite does in WAL mode: a POSIX lock on
+    # the WAL write-lock byte (offset 120) of the -shm file.
+    shm = str(server.tenant_db()) + "-shm"
+    assert os.path.exists(shm)
+    fd = os.open(shm, os.O_RDWR)
     try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 120)
         r = admin.post(server.api("/users"),
                        json={"username": "locked-out", "password": USER_PASSWORD},
                        timeout=60)
         expect_error(r, 503, "busy")
         assert r.headers.get("Retry-After") == "1"
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 120)
+        os.close(fd)
     assert user_count(server, "locked-out") == 0
     # The lock gone, the same request succeeds and the server kept serving.
     r = admin.post(server.api("/users"),
