@@ -191,6 +191,12 @@ gcc "${CFLAGS[@]}" -o "$WORK/bare_mhd" "$HERE/bare_mhd.c" $(pkg-config --cflags 
 # shellcheck disable=SC2046
 gcc "${CFLAGS[@]}" -o "$WORK/argon2_time" "$HERE/argon2_time.c" $(pkg-config --cflags --libs libargon2)
 gcc "${CFLAGS[@]}" -o "$WORK/coldstart" "$HERE/coldstart.c"
+# The kms as the server links it: its static libraries from the bench build.
+GH_BUILD=$(dirname "$GH_BIN")
+# shellcheck disable=SC2046
+gcc "${CFLAGS[@]}" -D_GNU_SOURCE -I"$ROOT/src" -o "$WORK/kms_speed" "$HERE/kms_speed.c" \
+	"$GH_BUILD/src/kms/libgh_kms.a" "$GH_BUILD/src/core/libgh_core.a" \
+	$(pkg-config --cflags --libs libcrypto sqlite3 jansson) -ldl -lpthread
 
 {
 	echo "date: $(date -u +%FT%TZ)"
@@ -338,6 +344,20 @@ COOKIE=$(sign_in "$PORT")
 [ -n "$COOKIE" ] || die "sign-in failed (1,000 organisations)"
 run_wrk me1000 "$SRV_PID" "http://127.0.0.1:$PORT/o/$ORG/api/v1/me" "" -H "Cookie: gh_session=$COOKIE"
 stop "$SRV_PID"
+
+# ---- field encryption vs openssl speed ---------------------------------------------------
+
+for size in 64 4096; do
+	log "field encryption, $size B values (kms) and openssl speed"
+	kdir=$(mktemp -d "$WORK/kms.XXXXXX")
+	read -r enc dec < <("$WORK/kms_speed" "$kdir" "$size" 3)
+	record "kms${size}_enc_ops" "$enc"
+	record "kms${size}_dec_ops" "$dec"
+	# openssl speed prints bytes/s in thousands on its last line.
+	ossl=$(openssl speed -seconds 3 -bytes "$size" -evp aes-256-gcm 2>/dev/null |
+		awk 'tolower($1) ~ /^aes-256-gcm/ {v=$2} END {sub(/k$/, "", v); print v}')
+	record "openssl${size}_kbps" "$ossl"
+done
 
 record loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -13,6 +13,8 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,8 +74,14 @@ static const char *global_config;
 int
 gh_cli_main(int argc, char **argv)
 {
+	struct rlimit nocore = { 0, 0 };
 	int i = 1;
 
+	/* Every command may hold keys: no core dump may carry them (the
+	 * key pages are also MADV_DONTDUMP), and no other process of the
+	 * same user may attach to read them. */
+	(void)setrlimit(RLIMIT_CORE, &nocore);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	json_object_seed(0);
 	/* Help wins wherever it stands: "gatehouse user add --help". */
 	for (int k = 1; k < argc; k++) {

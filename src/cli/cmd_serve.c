@@ -97,7 +97,6 @@ cmd_serve(int argc, char **argv)
 	char proxies[sizeof ((struct gh_config *)0)->trusted_proxies];
 	struct gh_http_router *router = NULL;
 	struct gh_http_server *srv = NULL;
-	struct rlimit nocore = { 0, 0 };
 	struct gh_app_config acfg;
 	struct gh_http_config hc;
 	struct gh_store *st = NULL;
@@ -121,7 +120,6 @@ cmd_serve(int argc, char **argv)
 	}
 	if (http_config(&cfg, proxies, &hc) != GH_OK)
 		return EXIT_USAGE;
-	(void)setrlimit(RLIMIT_CORE, &nocore);
 	/* Signals are taken by sigwait below; block them before any thread
 	 * starts so that every thread inherits the mask. */
 	sigemptyset(&sigs);
