@@ -90,6 +90,42 @@ keys_status(struct gh_store *st, struct gh_kms *kms, bool json)
 	return 0;
 }
 
+/* Moves encrypted attribute values to the newest attribute key, then
+ * retires the older versions once no value uses them. */
+static gh_err
+reencrypt_attributes(struct gh_store *st, struct gh_kms *kms,
+    const struct gh_org *org)
+{
+	uint32_t current = 0, oldest = 0;
+	struct gh_db *db = NULL;
+	int64_t moved = 0;
+	gh_err err;
+
+	err = gh_kms_current_version(kms, org->id, GH_KMS_ATTRIBUTES, &current);
+	if (err == GH_OK)
+		err = gh_store_tenant(st, org->id, org->region, false, &db);
+	if (err == GH_OK)
+		err = gh_identity_attr_reencrypt(db, kms, &moved);
+	if (err == GH_OK)
+		err = gh_identity_attr_min_key_version(db, &oldest);
+	gh_db_release(db);
+	if (err != GH_OK) {
+		fprintf(stderr, "gatehouse: %s: attribute re-encryption stopped: "
+		    "%s (re-run 'gatehouse keys reencrypt --org %s')\n",
+		    org->slug, gh_err_str(err), org->slug);
+		return err;
+	}
+	printf("%s: %lld attribute values re-encrypted under attribute key "
+	    "v%u\n", org->slug, (long long)moved, current);
+	if ((oldest == 0 || oldest >= current) && current > 1) {
+		err = gh_kms_retire(kms, org->id, GH_KMS_ATTRIBUTES, current);
+		if (err == GH_OK)
+			printf("%s: attribute keys older than v%u destroyed\n",
+			    org->slug, current);
+	}
+	return err;
+}
+
 /* Re-encrypts the org's data under its newest data keys, then retires the
  * versions nothing uses any more. Safe to re-run after a crash. */
 static gh_err
@@ -125,6 +161,8 @@ reencrypt(struct gh_store *st, struct gh_kms *kms, const struct gh_org *org)
 			printf("%s: storage keys older than v%u destroyed\n",
 			    org->slug, current);
 	}
+	if (err == GH_OK)
+		err = reencrypt_attributes(st, kms, org);
 	return err;
 }
 

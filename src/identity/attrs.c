@@ -1283,3 +1283,138 @@ out:
 	*users_out = arr;
 	return GH_OK;
 }
+
+/* ---- re-encryption after a key rotation ---------------------------------- */
+
+struct reenc_row {
+	char user_id[GH_ID_LEN + 1];
+	char attr_id[GH_ID_LEN + 1];
+	char name[GH_ATTR_NAME_MAX + 1];
+	uint8_t *ct;
+	size_t ct_len;
+};
+
+/* Reads up to n encrypted values older than version into rows. */
+static gh_err
+reenc_fetch(struct gh_db *db, uint32_t version, struct reenc_row *rows,
+    size_t n, size_t *got)
+{
+	struct gh_stmt *st = NULL;
+	bool row;
+	gh_err err;
+
+	*got = 0;
+	err = gh_db_prepare(db, "SELECT ua.user_id, ua.attribute_id, d.name, "
+	    "ua.value_ct FROM user_attributes ua JOIN attribute_definitions d "
+	    "ON d.id = ua.attribute_id WHERE ua.value_ct IS NOT NULL AND "
+	    "ua.key_version < ? LIMIT ?", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "ii", (int64_t)version, (int64_t)n);
+	while (err == GH_OK && *got < n) {
+		struct reenc_row *r = &rows[*got];
+		const void *b;
+
+		err = gh_stmt_step(st, &row);
+		if (err != GH_OK || !row)
+			break;
+		gh_strlcpy(r->user_id, gh_stmt_text(st, 0), sizeof r->user_id);
+		gh_strlcpy(r->attr_id, gh_stmt_text(st, 1), sizeof r->attr_id);
+		gh_strlcpy(r->name, gh_stmt_text(st, 2), sizeof r->name);
+		b = gh_stmt_blob(st, 3, &r->ct_len);
+		if ((r->ct = malloc(r->ct_len ? r->ct_len : 1)) == NULL) {
+			err = GH_ERR_NOMEM;
+			break;
+		}
+		memcpy(r->ct, b, r->ct_len);
+		(*got)++;
+	}
+	gh_stmt_free(st);
+	return err;
+}
+
+/* Re-seals one value under the newest key, in the open transaction. */
+static gh_err
+reenc_one(struct gh_db *db, struct gh_kms *kms, const struct reenc_row *r)
+{
+	const struct gh_kms_aad aad = { gh_db_org_id(db), ATTR_TABLE, r->name,
+		r->user_id };
+	struct gh_buf pt, ct;
+	uint32_t version = 0;
+	gh_err err;
+
+	gh_buf_init(&pt, CT_MAX, GH_BUF_SECRET);
+	gh_buf_init(&ct, CT_MAX, 0);
+	err = gh_kms_decrypt(kms, GH_KMS_ATTRIBUTES, &aad, r->ct, r->ct_len,
+	    &pt);
+	if (err == GH_OK)
+		err = gh_kms_encrypt(kms, GH_KMS_ATTRIBUTES, &aad, pt.data,
+		    pt.len, &ct);
+	if (err == GH_OK)
+		err = gh_kms_ct_version(ct.data, ct.len, &version);
+	/* Only if the row still holds what was read: a concurrent update
+	 * wrote the newest version already. */
+	if (err == GH_OK)
+		err = gh_db_run(db, "UPDATE user_attributes SET value_ct = ?, "
+		    "key_version = ? WHERE user_id = ? AND attribute_id = ? "
+		    "AND value_ct = ?", "bittb", ct.data, ct.len,
+		    (int64_t)version, r->user_id, r->attr_id, r->ct, r->ct_len);
+	gh_buf_free(&pt);
+	gh_buf_free(&ct);
+	return err;
+}
+
+gh_err
+gh_identity_attr_reencrypt(struct gh_db *db, struct gh_kms *kms,
+    int64_t *moved_out)
+{
+	struct reenc_row rows[64];
+	uint32_t current;
+	size_t got = 0;
+	gh_err err;
+
+	*moved_out = 0;
+	if (kms == NULL)
+		return GH_ERR_DENIED;
+	err = gh_kms_current_version(kms, gh_db_org_id(db), GH_KMS_ATTRIBUTES,
+	    &current);
+	/* One transaction per batch: a crash loses at most one batch of
+	 * work, and re-running picks up whatever is still old. */
+	while (err == GH_OK) {
+		memset(rows, 0, sizeof rows);
+		err = gh_db_begin(db);
+		if (err == GH_OK)
+			err = reenc_fetch(db, current, rows,
+			    sizeof rows / sizeof rows[0], &got);
+		for (size_t i = 0; err == GH_OK && i < got; i++)
+			err = reenc_one(db, kms, &rows[i]);
+		if (err == GH_OK)
+			err = gh_db_commit(db);
+		else
+			gh_db_rollback(db);
+		for (size_t i = 0; i < got; i++)
+			free(rows[i].ct);
+		if (err == GH_OK)
+			*moved_out += (int64_t)got;
+		if (err != GH_OK || got == 0)
+			break;
+	}
+	return err;
+}
+
+gh_err
+gh_identity_attr_min_key_version(struct gh_db *db, uint32_t *version_out)
+{
+	struct gh_stmt *st = NULL;
+	bool row = false;
+	gh_err err;
+
+	*version_out = 0;
+	err = gh_db_prepare(db, "SELECT MIN(key_version) FROM user_attributes "
+	    "WHERE value_ct IS NOT NULL", &st);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK && row && !gh_stmt_is_null(st, 0))
+		*version_out = (uint32_t)gh_stmt_int(st, 0);
+	gh_stmt_free(st);
+	return err;
+}

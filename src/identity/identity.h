@@ -346,4 +346,14 @@ gh_err gh_identity_setting_get(struct gh_db *db, const char *key,
 gh_err gh_identity_setting_put(struct gh_db *db, const char *key,
     json_t *value) GH_MUST_CHECK;
 
+/* Moves every encrypted attribute value older than the org's newest
+ * attribute key to that key, in batches of one transaction each (so a
+ * crash loses one batch at most and re-running resumes). *moved_out gets
+ * how many values moved. */
+gh_err gh_identity_attr_reencrypt(struct gh_db *db, struct gh_kms *kms,
+    int64_t *moved_out) GH_MUST_CHECK;
+/* The oldest attribute-key version any stored value uses; 0 if none. */
+gh_err gh_identity_attr_min_key_version(struct gh_db *db,
+    uint32_t *version_out) GH_MUST_CHECK;
+
 #endif

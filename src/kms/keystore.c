@@ -707,8 +707,8 @@ ks_org_shred(struct ks *ks, const char *org)
 		"DELETE FROM data_keys WHERE org_id = ?1",
 		"DELETE FROM org_keys WHERE org_id = ?1",
 		"DELETE FROM customer_keys WHERE org_id = ?1",
-		"INSERT INTO shredded_orgs (org_id, shredded_at) "
-		    "VALUES (?1, ?2)",
+		("INSERT INTO shredded_orgs (org_id, shredded_at) "
+		    "VALUES (?1, ?2)"),
 	};
 	size_t i;
 	gh_err err;

@@ -193,6 +193,14 @@ def test_rotation_while_serving_loses_nothing(server, admin):
 
 
 def test_reencrypt_resumes_and_retires_old_storage_keys(server, admin):
+    r = admin.post(server.api("/attributes"), json={
+        "name": "passport", "type": "string", "encrypted": True,
+        "classification": "sensitive"})
+    assert r.status_code == 201, r.text
+    r = admin.post(server.api("/users"), json={
+        "username": "traveller", "attributes": {"passport": "X1234567"}})
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
     server.stop()
     server.cli("keys", "rotate", "--org", "acme")
     # Re-running the re-encryption (as after a crash) is harmless.
@@ -203,8 +211,15 @@ def test_reencrypt_resumes_and_retires_old_storage_keys(server, admin):
     versions = org["data_keys"]["storage"]
     assert org["storage_oldest_version_in_use"] == max(versions)
     assert min(versions) == max(versions), versions
+    # Attribute values moved to the new attribute key; the old is gone.
+    assert org["data_keys"]["attributes"] == [2], org["data_keys"]
+    rows = server.query("SELECT key_version FROM user_attributes")
+    assert [r["key_version"] for r in rows] == [2]
     server.start()
-    assert server.login().get(server.api("/me")).status_code == 200
+    s = server.login()
+    assert s.get(server.api("/me")).status_code == 200
+    u = s.get(server.api(f"/users/{uid}")).json()
+    assert u["attributes"]["passport"] == "X1234567"
 
 
 def test_customer_key_revoke_locks_and_restore_unlocks(server, admin):
