@@ -33,6 +33,21 @@ struct pool {
 	unsigned gen;		/* bumped by an eviction */
 };
 
+/*
+ * Prepared statements are kept per connection and reused: parsing SQL
+ * dominated short requests. Keyed by the SQL text; least recently used
+ * goes first; one statement is handed out once at a time.
+ */
+#define STMT_CACHE_N 32
+
+struct stmt_slot {
+	char *sql;			/* NULL: free slot */
+	uint64_t hash;
+	struct gh_store_bstmt *b;
+	bool busy;			/* handed out */
+	uint64_t used;			/* LRU clock */
+};
+
 struct gh_db {
 	struct gh_store *st;
 	struct pool *pool;
@@ -41,11 +56,14 @@ struct gh_db {
 	int n_stmts;		/* live statements; must be 0 on release */
 	unsigned gen;		/* the pool's gen when this was opened */
 	struct gh_db *next_victim;	/* gh_store_tenant_evict's list */
+	struct stmt_slot cache[STMT_CACHE_N];
+	uint64_t clock;
 };
 
 struct gh_stmt {
 	struct gh_db *db;
 	struct gh_store_bstmt *b;
+	int slot;		/* cache slot, or -1 when not cached */
 };
 
 struct gh_store {
@@ -59,6 +77,42 @@ struct gh_store {
 	int busy_ms;
 	struct gh_store_keys keys;	/* page_key NULL: plain tenants */
 };
+
+/* Finalizes the cached statements of db. */
+static void
+cache_drop(struct gh_db *db)
+{
+	for (int i = 0; i < STMT_CACHE_N; i++) {
+		struct stmt_slot *c = &db->cache[i];
+
+		if (c->sql == NULL)
+			continue;
+		if (c->busy)
+			GH_PANIC("closing a connection with a statement out");
+		db->st->be->finalize(c->b);
+		free(c->sql);
+		memset(c, 0, sizeof *c);
+	}
+}
+
+/* Closes db's connection (its cached statements first) and frees db. */
+static void
+db_close(struct gh_db *db)
+{
+	cache_drop(db);
+	db->st->be->conn_close(db->conn);
+	free(db);
+}
+
+static uint64_t
+sql_hash(const char *sql)
+{
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+
+	for (; *sql != '\0'; sql++)
+		h = (h ^ (unsigned char)*sql) * 1099511628211ULL;
+	return h;
+}
 
 /* The database's name in logs: "directory" or the org id. */
 static const char *
@@ -331,8 +385,7 @@ conn_new(struct gh_store *st, struct pool *p, const struct gh_store_keys *keys,
 	if (err == GH_OK && !migrated)
 		err = migrate(db);
 	if (err != GH_OK) {
-		st->be->conn_close(db->conn);
-		free(db);
+		db_close(db);
 		return err;
 	}
 	*out = db;
@@ -462,8 +515,7 @@ gh_db_release(struct gh_db *db)
 		pool_remove(st, db);
 		pthread_cond_broadcast(&st->cv);
 		pthread_mutex_unlock(&st->mu);
-		st->be->conn_close(db->conn);
-		free(db);
+		db_close(db);
 		return;
 	}
 	db->in_use = false;
@@ -554,8 +606,7 @@ evict(struct gh_store *st, const char *org_id, bool wait)
 			pthread_mutex_unlock(&st->mu);
 			while ((db = victims) != NULL) {
 				victims = db->next_victim;
-				st->be->conn_close(db->conn);
-				free(db);
+				db_close(db);
 			}
 			pthread_mutex_lock(&st->mu);
 			pthread_cond_broadcast(&st->cv);
@@ -717,8 +768,7 @@ gh_store_free(struct gh_store *st)
 			if (p->conns[i]->in_use)
 				GH_PANIC("%s: store freed with a handle "
 				    "still acquired", db_name(p->conns[i]));
-			st->be->conn_close(p->conns[i]->conn);
-			free(p->conns[i]);
+			db_close(p->conns[i]);
 		}
 		pool_free(p);
 	}
@@ -826,11 +876,49 @@ gh_db_changes(struct gh_db *db)
 	return db->st->be->changes(db->conn);
 }
 
+/* A cached, idle statement for sql, or -1. */
+static int
+cache_find(struct gh_db *db, const char *sql, uint64_t h)
+{
+	for (int i = 0; i < STMT_CACHE_N; i++) {
+		struct stmt_slot *c = &db->cache[i];
+
+		if (c->sql != NULL && !c->busy && c->hash == h &&
+		    strcmp(c->sql, sql) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* A slot for a new statement: a free one, else the least recently used
+ * idle one (finalized first), else -1. */
+static int
+cache_victim(struct gh_db *db)
+{
+	int best = -1;
+
+	for (int i = 0; i < STMT_CACHE_N; i++) {
+		struct stmt_slot *c = &db->cache[i];
+
+		if (c->sql == NULL)
+			return i;
+		if (!c->busy && (best < 0 || c->used < db->cache[best].used))
+			best = i;
+	}
+	if (best >= 0) {
+		db->st->be->finalize(db->cache[best].b);
+		free(db->cache[best].sql);
+		memset(&db->cache[best], 0, sizeof db->cache[best]);
+	}
+	return best;
+}
+
 gh_err
 gh_db_prepare(struct gh_db *db, const char *sql, struct gh_stmt **out)
 {
+	uint64_t h = sql_hash(sql);
 	struct gh_stmt *s;
-	int rc;
+	int i, rc;
 
 	*out = NULL;
 	s = calloc(1, sizeof *s);
@@ -838,12 +926,29 @@ gh_db_prepare(struct gh_db *db, const char *sql, struct gh_stmt **out)
 		GH_LOG_ERR(GH_ERR_NOMEM, "%s: statement", db_name(db));
 		return GH_ERR_NOMEM;
 	}
-	rc = db->st->be->prepare(db->conn, sql, &s->b);
-	if (!db->st->be->is_ok(rc)) {
-		free(s);
-		return db_fail(db, "prepare", rc);
-	}
 	s->db = db;
+	s->slot = -1;
+	if ((i = cache_find(db, sql, h)) >= 0) {
+		s->b = db->cache[i].b;
+	} else {
+		rc = db->st->be->prepare(db->conn, sql, &s->b);
+		if (!db->st->be->is_ok(rc)) {
+			free(s);
+			return db_fail(db, "prepare", rc);
+		}
+		if ((i = cache_victim(db)) >= 0 &&
+		    (db->cache[i].sql = strdup(sql)) != NULL) {
+			db->cache[i].hash = h;
+			db->cache[i].b = s->b;
+		} else {
+			i = -1;		/* served uncached */
+		}
+	}
+	if (i >= 0) {
+		db->cache[i].busy = true;
+		db->cache[i].used = ++db->clock;
+		s->slot = i;
+	}
 	db->n_stmts++;
 	*out = s;
 	return GH_OK;
@@ -1008,7 +1113,14 @@ gh_stmt_free(struct gh_stmt *s)
 {
 	if (s == NULL)
 		return;
-	s->db->st->be->finalize(s->b);
+	if (s->slot >= 0) {
+		/* Back to the cache: reset (releasing its read lock) and
+		 * clear the bindings, which may hold secrets' digests. */
+		s->db->st->be->reset(s->b);
+		s->db->cache[s->slot].busy = false;
+	} else {
+		s->db->st->be->finalize(s->b);
+	}
 	s->db->n_stmts--;
 	free(s);
 }
