@@ -1,9 +1,11 @@
 /*
  * account.c: password sign-in (JSON), sign-out, the signed-in user, their
  * sessions and their own password change.
+ * A password sign-in of a user who needs a second factor ends in a pending
+ * sign-in (src/api/mfa.c completes it) instead of a session.
  * Untrusted input: sign-in bodies and session ids in paths. Secrets:
- * passwords (borrowed from the parsed body, wiped with it) and session
- * tokens (wiped after the cookie is set). Password work runs on the worker
+ * passwords (borrowed from the parsed body, wiped with it), session and
+ * pending MFA tokens (wiped after the cookie is set). Password work runs on the worker
  * pool through gh_http_defer so that hashing never stalls other requests.
  */
 #include "api/api_int.h"
@@ -150,11 +152,31 @@ rehash_store(struct api_ctx *ctx, const struct gh_user *u, const char *hash)
 	return err;
 }
 
+/* Answers whether u needs a second factor, by the one decision in
+ * src/auth (gh_auth_mfa_need) under the org's policy. */
+static gh_err
+mfa_need_of(struct api_ctx *ctx, const struct gh_user *u,
+    enum gh_mfa_need *need_out)
+{
+	struct gh_mfa_policy pol;
+	gh_err err;
+
+	err = mfa_policy_load(ctx->db, &pol);
+	if (err == GH_OK)
+		err = gh_auth_mfa_need(ctx->db, &pol, u->id, gh_now_ms(),
+		    need_out);
+	return err;
+}
+
 gh_err
 signin_password(struct api_ctx *ctx, const char *username,
     const char *password, struct gh_user *u_out, struct gh_session *s_out,
-    char csrf_out[static GH_TOKEN_LEN + 1], const char **reason_out)
+    char csrf_out[static GH_TOKEN_LEN + 1], const char **reason_out,
+    enum gh_mfa_need *need_out, char mfa_token_out[static GH_TOKEN_LEN + 1])
 {
+	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
+	enum gh_mfa_need need = GH_MFA_NEED_NONE;
+	bool pending;
 	struct gh_user u;
 	char *rehash = NULL;
 	const char *reason;
@@ -162,6 +184,9 @@ signin_password(struct api_ctx *ctx, const char *username,
 	gh_err err;
 
 	*reason_out = NULL;
+	*need_out = GH_MFA_NEED_NONE;
+	mfa_token_out[0] = '\0';
+	memset(s_out, 0, sizeof *s_out);
 	err = gh_identity_user_find(ctx->db, username, &u);
 	if (err != GH_OK && err != GH_ERR_NOTFOUND)
 		return err;
@@ -178,21 +203,39 @@ signin_password(struct api_ctx *ctx, const char *username,
 	err = gh_db_begin(ctx->db);
 	if (err == GH_OK && rehash != NULL)
 		err = rehash_store(ctx, &u, rehash);
-	if (err == GH_OK) {
-		u.last_signin_at = gh_now_ms();
-		err = gh_identity_user_touch_signin(ctx->db, u.id,
-		    u.last_signin_at);
+	if (err == GH_OK)
+		err = mfa_need_of(ctx, &u, &need);
+	pending = need == GH_MFA_NEED_VERIFY || need == GH_MFA_NEED_ENROL_NOW;
+	if (err == GH_OK && pending) {
+		/* The password was right, but no session yet: a pending
+		 * sign-in waits for the second factor (or the enrolment). */
+		err = gh_auth_mfa_pending_create(ctx->db, u.id,
+		    need == GH_MFA_NEED_VERIFY ? GH_MFA_PURPOSE_VERIFY :
+		    GH_MFA_PURPOSE_ENROL, gh_http_req_client_ip(ctx->req),
+		    ua ? ua : "", mfa_token_out, NULL);
+		if (err == GH_OK)
+			err = record_attempt(ctx, u.id, u.username, false,
+			    need == GH_MFA_NEED_VERIFY ? "mfa_required" :
+			    "mfa_enrolment_required");
+	} else {
+		if (err == GH_OK) {
+			u.last_signin_at = gh_now_ms();
+			err = gh_identity_user_touch_signin(ctx->db, u.id,
+			    u.last_signin_at);
+		}
+		if (err == GH_OK)
+			err = session_start(ctx, &u, csrf_out, s_out);
+		if (err == GH_OK)
+			err = record_attempt(ctx, u.id, u.username, true, "ok");
 	}
-	if (err == GH_OK)
-		err = session_start(ctx, &u, csrf_out, s_out);
-	if (err == GH_OK)
-		err = record_attempt(ctx, u.id, u.username, true, "ok");
 	if (err == GH_OK)
 		err = gh_db_commit(ctx->db);
 	if (err != GH_OK) {
 		gh_db_rollback(ctx->db);
 		ctx->actor.id = NULL;
+		gh_wipe(mfa_token_out, GH_TOKEN_LEN + 1);
 	} else {
+		*need_out = need;
 		*u_out = u;
 		gh_wipe(u_out->password_hash, sizeof u_out->password_hash);
 	}
@@ -203,12 +246,55 @@ signin_password(struct api_ctx *ctx, const char *username,
 
 static void
 respond_signed_in(struct api_ctx *ctx, const struct gh_user *u,
-    const struct gh_session *s, const char *csrf)
+    const struct gh_session *s, const char *csrf, enum gh_mfa_need need)
 {
 	json_t *body;
 
 	body = json_pack("{s:o, s:o, s:s}", "user", gh_identity_user_json(u),
 	    "session", session_json(s, true), "csrf_token", csrf);
+	if (body != NULL && need == GH_MFA_NEED_ENROL_GRACE)
+		json_object_set_new(body, "mfa_enrolment_required",
+		    json_true());
+	gh_http_respond_json(ctx->req, 200, body);
+}
+
+/* Answers a password sign-in that needs a second factor: the pending
+ * token in the body and in the gh_mfa cookie, and the methods the user
+ * may complete it with. */
+static void
+respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
+    enum gh_mfa_need need, const char *token)
+{
+	struct gh_mfa_factors f;
+	struct gh_mfa_policy pol;
+	char path[GH_SLUG_MAX + 5];
+	json_t *body, *methods;
+	gh_err err;
+
+	err = mfa_policy_load(ctx->db, &pol);
+	if (err == GH_OK)
+		err = gh_auth_mfa_factors(ctx->db, u->id, &f);
+	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
+	if (err == GH_OK)
+		err = gh_http_set_cookie(ctx->req, MFA_COOKIE, token, path,
+		    GH_MFA_PENDING_TTL_MS / 1000,
+		    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_STRICT);
+	if (err != GH_OK) {
+		respond_err(ctx->req, err);
+		return;
+	}
+	methods = json_array();
+	if (need == GH_MFA_NEED_VERIFY && f.totp && pol.allow_totp)
+		json_array_append_new(methods, json_string("totp"));
+	if (need == GH_MFA_NEED_VERIFY && f.recovery_remaining > 0 &&
+	    pol.allow_recovery)
+		json_array_append_new(methods, json_string("recovery"));
+	body = json_pack("{s:b, s:o, s:s, s:i}", "mfa_required", true,
+	    "methods", methods, "mfa_token", token, "expires_in",
+	    GH_MFA_PENDING_TTL_MS / 1000);
+	if (body != NULL && need == GH_MFA_NEED_ENROL_NOW)
+		json_object_set_new(body, "mfa_enrolment_required",
+		    json_true());
 	gh_http_respond_json(ctx->req, 200, body);
 }
 
@@ -238,7 +324,9 @@ w_session_create(void *appv, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "username", "password", NULL };
 	char csrf[GH_TOKEN_LEN + 1], name[GH_USERNAME_MAX + 1];
+	char mfa_token[GH_TOKEN_LEN + 1];
 	const char *username = NULL, *password = NULL, *reason;
+	enum gh_mfa_need need;
 	struct gh_session s;
 	struct api_ctx ctx;
 	struct gh_user u;
@@ -257,15 +345,19 @@ w_session_create(void *appv, struct gh_http_req *req)
 		    username == NULL ? "username" : "password");
 		goto refused;
 	}
-	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason);
+	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason,
+	    &need, mfa_token);
 	if (err == GH_ERR_DENIED)
 		gh_http_respond_error(req, 401, "invalid_credentials",
 		    "Wrong username or password.");
 	else if (err != GH_OK)
 		respond_err(req, err);
+	else if (mfa_token[0] != '\0')
+		respond_mfa_required(&ctx, &u, need, mfa_token);
 	else
-		respond_signed_in(&ctx, &u, &s, csrf);
+		respond_signed_in(&ctx, &u, &s, csrf, need);
 	gh_wipe(csrf, sizeof csrf);
+	gh_wipe(mfa_token, sizeof mfa_token);
 	goto out;
 refused:
 	/* Malformed attempts are attempts too: record them. */

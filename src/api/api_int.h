@@ -11,6 +11,7 @@
 
 #define SESSION_COOKIE "gh_session"
 #define LOGIN_CSRF_COOKIE "gh_login_csrf"
+#define MFA_COOKIE "gh_mfa"	/* pending second-factor sign-in (mfa.c) */
 
 struct gh_app {
 	struct gh_store *store;
@@ -79,10 +80,13 @@ gh_err session_start(struct api_ctx *ctx, const struct gh_user *u,
 
 /* Runs the password sign-in for username/password, with the sign-in
  * record and metrics. On success fills *u_out and *s_out and the CSRF
- * token; on failure returns the reason code recorded. */
+ * token; on failure returns the reason code recorded. When *need_out is
+ * GH_MFA_NEED_VERIFY or GH_MFA_NEED_ENROL_NOW no session was made:
+ * mfa_token_out holds a pending sign-in token instead (src/api/mfa.c). */
 gh_err signin_password(struct api_ctx *ctx, const char *username,
     const char *password, struct gh_user *u_out, struct gh_session *s_out,
-    char csrf_out[static GH_TOKEN_LEN + 1], const char **reason_out);
+    char csrf_out[static GH_TOKEN_LEN + 1], const char **reason_out,
+    enum gh_mfa_need *need_out, char mfa_token_out[static GH_TOKEN_LEN + 1]);
 
 /* Revokes the current session (audited) and clears the cookie. */
 gh_err session_end(struct api_ctx *ctx);
@@ -121,5 +125,20 @@ gh_err routes_web(struct gh_http_router *r);
 gh_err routes_attrs(struct gh_http_router *r);
 gh_err routes_health(struct gh_http_router *r);
 gh_err routes_keys(struct gh_http_router *r);
+gh_err routes_mfa(struct gh_http_router *r);
+
+/* MFA sign-in helpers (src/api/mfa.c). The org's MFA policy: */
+gh_err mfa_policy_load(struct gh_db *db, struct gh_mfa_policy *out)
+    GH_MUST_CHECK;
+/* Completes the pending sign-in of token with method ("totp" or
+ * "recovery") and code, recording the attempt: on GH_OK a session as
+ * signin_password makes it. Refusals: GH_ERR_DENIED (*error_out is
+ * "mfa_token_invalid", "invalid_mfa_code" or "mfa_enrolment_required"),
+ * GH_ERR_LIMIT (locked; *retry_after_out seconds), GH_ERR_INVALID (a
+ * malformed code or method). Any other code is a store failure. */
+gh_err mfa_signin_complete(struct api_ctx *ctx, const char *token,
+    const char *method, const char *code, struct gh_user *u_out,
+    struct gh_session *s_out, char csrf_out[static GH_TOKEN_LEN + 1],
+    const char **error_out, int64_t *retry_after_out) GH_MUST_CHECK;
 
 #endif

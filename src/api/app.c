@@ -51,6 +51,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_web(r);
 	if (err == GH_OK)
 		err = routes_keys(r);
+	if (err == GH_OK)
+		err = routes_mfa(r);
 	return err;
 }
 

@@ -1,9 +1,10 @@
 /*
- * web.c: the plain HTML sign-in form, the account page and sign-out, and
- * their stylesheet. No script; the CSP forbids inline code, so the pages
+ * web.c: the plain HTML sign-in form with its second (MFA code) page, the
+ * account page and sign-out, and their stylesheet. No script; the CSP forbids inline code, so the pages
  * carry none.
- * Untrusted input: form fields and cookies. Secrets: the password (wiped by
- * the http layer with the body) and the login CSRF token (public to the
+ * Untrusted input: form fields and cookies. Secrets: the password and the
+ * MFA code (wiped by the http layer with the body), the pending MFA token
+ * (set as a cookie, then wiped) and the login CSRF token (public to the
  * browser, compared in constant time).
  */
 #include "api/api_int.h"
@@ -151,6 +152,71 @@ field_ok(const char *s, size_t max)
 	return s != NULL && s[0] != '\0' && strlen(s) <= max;
 }
 
+/* Clears the login CSRF cookie once the sign-in is over. */
+static void
+clear_login_csrf(struct api_ctx *ctx)
+{
+	char path[GH_SLUG_MAX + 16];
+
+	snprintf(path, sizeof path, "/o/%s/login", ctx->org.slug);
+	if (gh_http_set_cookie(ctx->req, LOGIN_CSRF_COOKIE, "", path, -1,
+	    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_STRICT) != GH_OK)
+		GH_LOG_WARN(GH_ERR_INTERNAL, "login cookie not cleared");
+}
+
+/*
+ * The second page of the form sign-in: asks for the authenticator code
+ * (or a recovery code). The pending sign-in rides in the gh_mfa cookie;
+ * the form reuses the login CSRF cookie, whose path covers /login/mfa.
+ */
+static void
+mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
+    const char *csrf)
+{
+	struct gh_buf b;
+
+	gh_buf_init(&b, 64 * 1024, 0);
+	page_open(&b, "Two-step verification");
+	gh_buf_put_str(&b, "<h1>Two-step verification</h1>");
+	if (error != NULL) {
+		gh_buf_put_str(&b, "<p class=\"error\" role=\"alert\">");
+		put_escaped(&b, error);
+		gh_buf_put_str(&b, "</p>");
+	}
+	/* csrf came back from the client: escape it like any client text. */
+	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/login/mfa\">"
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"",
+	    ctx->org.slug);
+	put_escaped(&b, csrf);
+	gh_buf_put_str(&b, "\">"
+	    "<input type=\"hidden\" name=\"method\" value=\"totp\">"
+	    "<label for=\"code\">Code from your authenticator app</label>"
+	    "<input id=\"code\" name=\"code\" inputmode=\"numeric\" "
+	    "autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" "
+	    "maxlength=\"6\" required autofocus>"
+	    "<button type=\"submit\">Verify</button></form>");
+	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/login/mfa\">"
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"",
+	    ctx->org.slug);
+	put_escaped(&b, csrf);
+	gh_buf_put_str(&b, "\">"
+	    "<input type=\"hidden\" name=\"method\" value=\"recovery\">"
+	    "<label for=\"rcode\">Or a recovery code</label>"
+	    "<input id=\"rcode\" name=\"code\" autocomplete=\"off\" "
+	    "maxlength=\"24\" required>"
+	    "<button type=\"submit\">Use recovery code</button></form>");
+	page_send(ctx->req, status, &b);
+}
+
+static bool
+csrf_form_ok(const char *form_csrf, const char *cookie_csrf)
+{
+	return form_csrf != NULL && cookie_csrf != NULL &&
+	    strlen(form_csrf) == GH_TOKEN_LEN &&
+	    strlen(cookie_csrf) == GH_TOKEN_LEN &&
+	    gh_ct_eq(form_csrf, cookie_csrf, GH_TOKEN_LEN);
+}
+
 static void
 w_login_post(void *appv, struct gh_http_req *req)
 {
@@ -158,7 +224,9 @@ w_login_post(void *appv, struct gh_http_req *req)
 	const char *password = gh_http_req_form(req, "password");
 	const char *form_csrf = gh_http_req_form(req, "csrf_token");
 	const char *cookie_csrf = gh_http_req_cookie(req, LOGIN_CSRF_COOKIE);
-	char csrf[GH_TOKEN_LEN + 1], path[GH_SLUG_MAX + 16];
+	char csrf[GH_TOKEN_LEN + 1], mfa_token[GH_TOKEN_LEN + 1];
+	char path[GH_SLUG_MAX + 5];
+	enum gh_mfa_need need;
 	const char *reason;
 	struct gh_session s;
 	struct api_ctx ctx;
@@ -167,10 +235,7 @@ w_login_post(void *appv, struct gh_http_req *req)
 
 	if (!ctx_open_signin(appv, req, &ctx, username))
 		return;
-	if (form_csrf == NULL || cookie_csrf == NULL ||
-	    strlen(form_csrf) != GH_TOKEN_LEN ||
-	    strlen(cookie_csrf) != GH_TOKEN_LEN ||
-	    !gh_ct_eq(form_csrf, cookie_csrf, GH_TOKEN_LEN)) {
+	if (!csrf_form_ok(form_csrf, cookie_csrf)) {
 		record_failure(&ctx, NULL, username ? username : "",
 		    "csrf_failed");
 		login_page(&ctx, 403, "The form expired. Please try again.",
@@ -185,21 +250,87 @@ w_login_post(void *appv, struct gh_http_req *req)
 		    NULL);
 		goto out;
 	}
-	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason);
+	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason,
+	    &need, mfa_token);
 	gh_wipe(csrf, sizeof csrf);
 	if (err == GH_ERR_DENIED) {
 		login_page(&ctx, 401, "Wrong username or password.", username);
 	} else if (err != GH_OK) {
 		respond_err(req, err);
+	} else if (need == GH_MFA_NEED_VERIFY) {
+		snprintf(path, sizeof path, "/o/%s/", ctx.org.slug);
+		if (gh_http_set_cookie(req, MFA_COOKIE, mfa_token, path,
+		    GH_MFA_PENDING_TTL_MS / 1000, GH_COOKIE_HTTPONLY |
+		    GH_COOKIE_SAMESITE_STRICT) != GH_OK)
+			respond_err(req, GH_ERR_INTERNAL);
+		else
+			mfa_page(&ctx, 200, NULL, cookie_csrf);
+	} else if (need == GH_MFA_NEED_ENROL_NOW) {
+		/* Enrolment has no HTML page yet: the API does it. */
+		login_page(&ctx, 403, "Your organisation requires two-step "
+		    "verification. Enrol an authenticator through the API "
+		    "(POST /api/v1/me/mfa/totp) and sign in again.", username);
 	} else {
-		snprintf(path, sizeof path, "/o/%s/login", ctx.org.slug);
-		if (gh_http_set_cookie(req, LOGIN_CSRF_COOKIE, "", path, -1,
-		    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_STRICT) != GH_OK)
-			GH_LOG_WARN(GH_ERR_INTERNAL, "login cookie not cleared");
+		clear_login_csrf(&ctx);
 		redirect_to(&ctx, "account");
+	}
+	gh_wipe(mfa_token, sizeof mfa_token);
+out:
+	ctx_close(&ctx);
+}
+
+static void
+w_login_mfa_post(void *appv, struct gh_http_req *req)
+{
+	const char *method = gh_http_req_form(req, "method");
+	const char *code = gh_http_req_form(req, "code");
+	const char *form_csrf = gh_http_req_form(req, "csrf_token");
+	const char *cookie_csrf = gh_http_req_cookie(req, LOGIN_CSRF_COOKIE);
+	const char *token = gh_http_req_cookie(req, MFA_COOKIE);
+	char csrf[GH_TOKEN_LEN + 1];
+	const char *error = NULL;
+	int64_t retry = 0;
+	struct gh_session s;
+	struct api_ctx ctx;
+	struct gh_user u;
+	gh_err err;
+
+	if (!ctx_open(appv, req, &ctx))
+		return;
+	if (!csrf_form_ok(form_csrf, cookie_csrf)) {
+		record_failure(&ctx, NULL, "", "csrf_failed");
+		login_page(&ctx, 403, "The form expired. Please try again.",
+		    NULL);
+		goto out;
+	}
+	memset(&u, 0, sizeof u);
+	err = mfa_signin_complete(&ctx, token, method, code, &u, &s, csrf,
+	    &error, &retry);
+	gh_wipe(csrf, sizeof csrf);
+	if (err == GH_OK) {
+		clear_login_csrf(&ctx);
+		redirect_to(&ctx, "account");
+	} else if (err == GH_ERR_LIMIT) {
+		login_page(&ctx, 429, "Too many wrong codes. Try again in 15 "
+		    "minutes.", NULL);
+	} else if (err == GH_ERR_INVALID || (err == GH_ERR_DENIED &&
+	    error != NULL && strcmp(error, "invalid_mfa_code") == 0)) {
+		mfa_page(&ctx, err == GH_ERR_INVALID ? 400 : 401,
+		    "That code is wrong or was used already.", cookie_csrf);
+	} else if (err == GH_ERR_DENIED) {
+		login_page(&ctx, 401, "The sign-in expired. Please sign in "
+		    "again.", NULL);
+	} else {
+		respond_err(req, err);
 	}
 out:
 	ctx_close(&ctx);
+}
+
+static void
+h_login_mfa_post(void *app, struct gh_http_req *req)
+{
+	gh_http_defer(req, w_login_mfa_post);
 }
 
 static void
@@ -285,6 +416,9 @@ routes_web(struct gh_http_router *r)
 	err = gh_http_route(r, "GET", "/o/{org}/login", h_login_get);
 	if (err == GH_OK)
 		err = gh_http_route(r, "POST", "/o/{org}/login", h_login_post);
+	if (err == GH_OK)
+		err = gh_http_route(r, "POST", "/o/{org}/login/mfa",
+		    h_login_mfa_post);
 	if (err == GH_OK)
 		err = gh_http_route(r, "GET", "/o/{org}/account", h_account);
 	if (err == GH_OK)

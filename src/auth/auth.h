@@ -13,6 +13,8 @@
 #ifndef GH_AUTH_H
 #define GH_AUTH_H
 
+#include <jansson.h>
+
 #include "core/core.h"
 #include "store/store.h"
 
@@ -192,5 +194,174 @@ gh_err gh_auth_api_token_revoke(struct gh_db *db, const char *token_id)
  * many. */
 gh_err gh_auth_api_token_revoke_user(struct gh_db *db, const char *user_id,
     int64_t *count_out) GH_MUST_CHECK;
+
+/* ---- multi-factor authentication ------------------------------------------ */
+
+/*
+ * TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30-second steps) and recovery codes.
+ * Seeds are 20 random bytes, encrypted through src/kms (GH_KMS_SECRETS,
+ * AAD {org, "mfa_totp", "seed", user id}) and decrypted only into wiped
+ * buffers for the duration of one check. Recovery codes and pending
+ * sign-in tokens are stored as hex SHA-256 digests only.
+ */
+#define GH_MFA_SEED_LEN 20
+#define GH_MFA_SECRET_B32_LEN 32	/* base32 of the seed, no padding */
+#define GH_MFA_TOTP_DIGITS 6
+#define GH_MFA_TOTP_STEP_S 30
+#define GH_MFA_TOTP_WINDOW 1		/* steps accepted either side */
+#define GH_MFA_RECOVERY_COUNT 10
+#define GH_MFA_RECOVERY_LEN 19		/* XXXX-XXXX-XXXX-XXXX */
+#define GH_MFA_PENDING_TTL_MS (5 * 60 * 1000)
+#define GH_MFA_PENDING_MAX_FAILS 5	/* wrong codes that kill a pending */
+#define GH_MFA_LOCK_FAILS 10		/* consecutive failures that lock */
+#define GH_MFA_LOCK_MS (15 * 60 * 1000)
+
+struct gh_kms;
+
+/* What TOTP enrolment shows the user once. */
+struct gh_mfa_enrolment {
+	char secret[GH_MFA_SECRET_B32_LEN + 1];	/* base32 seed */
+	char *otpauth_uri;	/* malloc'd; wiped by _free */
+	char *qr_svg;		/* malloc'd SVG document of the URI */
+};
+/* Wipes and frees the members; the struct itself is the caller's. */
+void gh_auth_mfa_enrolment_free(struct gh_mfa_enrolment *e);
+
+/* The RFC 6238 code of seed at unix time t_s, digits 6..8 (for tests and
+ * for the window check). */
+gh_err gh_auth_totp_code(const uint8_t *seed, size_t seed_len, int64_t t_s,
+    int digits, char out[static 9]) GH_MUST_CHECK;
+/* True when code is exactly GH_MFA_TOTP_DIGITS ASCII digits. */
+bool gh_auth_totp_code_shape_ok(const char *code);
+/* Renders text as a QR code (ECC level M) in an SVG document, malloc'd. */
+gh_err gh_auth_qr_svg(const char *text, char **svg_out) GH_MUST_CHECK;
+
+/*
+ * Starts TOTP enrolment: a fresh seed replaces any unconfirmed one.
+ * GH_ERR_CONFLICT when the user has a confirmed TOTP already. issuer (the
+ * org name) and account (the username) label the otpauth URI.
+ */
+gh_err gh_auth_totp_begin(struct gh_db *db, struct gh_kms *kms,
+    const char *org_id, const char *user_id, const char *issuer,
+    const char *account, struct gh_mfa_enrolment *out) GH_MUST_CHECK;
+/* Confirms the pending enrolment with a current code. GH_ERR_NOTFOUND
+ * without one (or when already confirmed), GH_ERR_DENIED for a wrong
+ * code, GH_ERR_INVALID for a code of the wrong shape. */
+gh_err gh_auth_totp_confirm(struct gh_db *db, struct gh_kms *kms,
+    const char *org_id, const char *user_id, const char *code, int64_t now_ms)
+    GH_MUST_CHECK;
+/* Checks a code against the confirmed TOTP, within GH_MFA_TOTP_WINDOW
+ * steps, and records its step. GH_ERR_DENIED for a wrong code; with
+ * *replay_out set when the code is right but its step was used already
+ * (or an earlier one). GH_ERR_NOTFOUND without a confirmed TOTP,
+ * GH_ERR_INVALID for a code of the wrong shape. */
+gh_err gh_auth_totp_verify(struct gh_db *db, struct gh_kms *kms,
+    const char *org_id, const char *user_id, const char *code, int64_t now_ms,
+    bool *replay_out) GH_MUST_CHECK;
+/* Removes the user's TOTP (confirmed or not). GH_ERR_NOTFOUND if none. */
+gh_err gh_auth_totp_remove(struct gh_db *db, const char *user_id)
+    GH_MUST_CHECK;
+
+struct gh_mfa_factors {
+	bool totp;			/* confirmed TOTP */
+	bool totp_pending;		/* enrolment started, unconfirmed */
+	int64_t totp_confirmed_at;
+	int recovery_remaining;		/* unused recovery codes */
+	int64_t recovery_created_at;	/* 0 when none */
+};
+gh_err gh_auth_mfa_factors(struct gh_db *db, const char *user_id,
+    struct gh_mfa_factors *out) GH_MUST_CHECK;
+
+/* Replaces every recovery code of user_id with GH_MFA_RECOVERY_COUNT new
+ * ones, written to codes (shown once; the caller wipes them). */
+gh_err gh_auth_recovery_generate(struct gh_db *db, const char *user_id,
+    char codes[static GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1])
+    GH_MUST_CHECK;
+/* Spends one unused recovery code (case, dashes and spaces ignored).
+ * GH_ERR_DENIED when it is wrong or used, GH_ERR_INVALID when it cannot
+ * be a code. */
+gh_err gh_auth_recovery_use(struct gh_db *db, const char *user_id,
+    const char *code, int64_t now_ms) GH_MUST_CHECK;
+
+/* Removes every factor, pending sign-in and the lockout of user_id. */
+gh_err gh_auth_mfa_reset(struct gh_db *db, const char *user_id)
+    GH_MUST_CHECK;
+
+/* GH_ERR_LIMIT while the user's MFA is locked (*until_out: when it ends). */
+gh_err gh_auth_mfa_lock_check(struct gh_db *db, const char *user_id,
+    int64_t now_ms, int64_t *until_out) GH_MUST_CHECK;
+/* Counts a failed second factor; the GH_MFA_LOCK_FAILS-th consecutive one
+ * locks for GH_MFA_LOCK_MS (*locked_out true). */
+gh_err gh_auth_mfa_fail(struct gh_db *db, const char *user_id, int64_t now_ms,
+    bool *locked_out) GH_MUST_CHECK;
+/* Clears the failure counter after a correct second factor. */
+gh_err gh_auth_mfa_succeed(struct gh_db *db, const char *user_id)
+    GH_MUST_CHECK;
+
+/* ---- pending second-factor sign-ins ---------------------------------------- */
+
+enum gh_mfa_purpose { GH_MFA_PURPOSE_VERIFY, GH_MFA_PURPOSE_ENROL };
+
+struct gh_mfa_pending {
+	char id[GH_ID_LEN + 1];
+	char user_id[GH_ID_LEN + 1];
+	enum gh_mfa_purpose purpose;
+	int64_t created_at;
+	int64_t expires_at;
+	int failures;
+};
+
+/* Creates a pending sign-in for user_id living GH_MFA_PENDING_TTL_MS; the
+ * token (GH_TOKEN_LEN chars + NUL, shown once) goes to token_out. */
+gh_err gh_auth_mfa_pending_create(struct gh_db *db, const char *user_id,
+    enum gh_mfa_purpose purpose, const char *source_ip,
+    const char *user_agent, char token_out[static GH_TOKEN_LEN + 1],
+    struct gh_mfa_pending *out) GH_MUST_CHECK;
+/* Finds the unexpired pending sign-in of token whose user is active.
+ * GH_ERR_DENIED when there is none. */
+gh_err gh_auth_mfa_pending_check(struct gh_db *db, const char *token,
+    struct gh_mfa_pending *out) GH_MUST_CHECK;
+/* Counts a wrong code; the GH_MFA_PENDING_MAX_FAILS-th deletes the
+ * pending sign-in (*killed_out true). */
+gh_err gh_auth_mfa_pending_fail(struct gh_db *db, const char *id,
+    bool *killed_out) GH_MUST_CHECK;
+gh_err gh_auth_mfa_pending_delete(struct gh_db *db, const char *id)
+    GH_MUST_CHECK;
+
+/* ---- MFA policy -------------------------------------------------------------- */
+
+/* The org setting "mfa_policy": {"required", "grace_days", "methods",
+ * "required_since"}. */
+struct gh_mfa_policy {
+	bool required;
+	int grace_days;			/* 0..365 */
+	int64_t required_since;		/* ms; 0 when never required */
+	bool allow_totp;
+	bool allow_recovery;
+};
+/* Not required, grace 7 days, both methods allowed. */
+void gh_auth_mfa_policy_default(struct gh_mfa_policy *p);
+/* Applies the members present in j (an object) over *p. GH_ERR_INVALID
+ * naming the member in msg when one is of the wrong type or range.
+ * required_since is not read from j when parsing a client's body
+ * (from_client); the caller stamps it. */
+gh_err gh_auth_mfa_policy_parse(json_t *j, bool from_client,
+    struct gh_mfa_policy *p, char *msg, size_t msg_cap) GH_MUST_CHECK;
+json_t *gh_auth_mfa_policy_json(const struct gh_mfa_policy *p);
+
+enum gh_mfa_need {
+	GH_MFA_NEED_NONE,	/* sign in with the password alone */
+	GH_MFA_NEED_VERIFY,	/* ask for a second factor */
+	GH_MFA_NEED_ENROL_GRACE,/* required, none yet, within the grace */
+	GH_MFA_NEED_ENROL_NOW,	/* required, none, grace over */
+};
+/*
+ * The one place that decides whether user_id needs a second factor at
+ * sign-in: a confirmed TOTP always asks for it; otherwise the org policy's
+ * "required" asks for enrolment, with a grace window of grace_days from
+ * required_since. The policy engine will take this function over.
+ */
+gh_err gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
+    const char *user_id, int64_t now_ms, enum gh_mfa_need *out) GH_MUST_CHECK;
 
 #endif
