@@ -49,8 +49,11 @@ compile:
 deps-run:
 	@scripts/install-deps.sh run
 
+# The browser tests' playwright-core (tests/browser/package-lock.json); it
+# drives Debian's chromium and never downloads a browser.
 deps-test:
 	@scripts/install-deps.sh test
+	@npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 run: deps-run
 	@$(MAKE) --no-print-directory build

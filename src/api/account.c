@@ -9,6 +9,7 @@
  * pool through gh_http_defer so that hashing never stalls other requests.
  */
 #include "api/api_int.h"
+#include "auth/webauthn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,7 @@ respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
 	struct gh_mfa_policy pol;
 	char path[GH_SLUG_MAX + 5];
 	json_t *body, *methods;
+	int64_t keys = 0;
 	gh_err err;
 
 	err = mfa_policy_load(ctx->db, &pol);
@@ -289,6 +291,12 @@ respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
 	if (need == GH_MFA_NEED_VERIFY && f.recovery_remaining > 0 &&
 	    pol.allow_recovery)
 		json_array_append_new(methods, json_string("recovery"));
+	/* A passkey or security key completes it through
+	 * POST /session/mfa/webauthn (options first). */
+	if (need == GH_MFA_NEED_VERIFY &&
+	    gh_auth_webauthn_cred_count(ctx->db, u->id, &keys) == GH_OK &&
+	    keys > 0)
+		json_array_append_new(methods, json_string("webauthn"));
 	body = json_pack("{s:b, s:o, s:s, s:i}", "mfa_required", true,
 	    "methods", methods, "mfa_token", token, "expires_in",
 	    GH_MFA_PENDING_TTL_MS / 1000);

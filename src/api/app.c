@@ -53,6 +53,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_keys(r);
 	if (err == GH_OK)
 		err = routes_mfa(r);
+	if (err == GH_OK)
+		err = routes_webauthn(r);
 	return err;
 }
 

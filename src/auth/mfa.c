@@ -18,6 +18,7 @@
  * transaction covers a change and its audit event.
  */
 #include "auth/auth_int.h"
+#include "auth/webauthn.h"
 #include "kms/kms.h"
 
 #include <liboath/oath.h>
@@ -572,6 +573,11 @@ gh_auth_mfa_reset(struct gh_db *db, const char *user_id)
 	if (err == GH_OK)
 		err = gh_db_run(db, "DELETE FROM mfa_lockouts WHERE user_id = ?",
 		    "t", user_id);
+	/* Passkeys and security keys are factors too: a user who lost a key
+	 * must be able to sign in after the reset. */
+	if (err == GH_OK)
+		err = gh_db_run(db, "DELETE FROM webauthn_credentials WHERE "
+		    "user_id = ?", "t", user_id);
 	return err;
 }
 
@@ -868,14 +874,16 @@ gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
     const char *user_id, int64_t now_ms, enum gh_mfa_need *out)
 {
 	struct gh_mfa_factors f;
-	int64_t grace_end;
+	int64_t grace_end, wa = 0;
 	gh_err err;
 
 	*out = GH_MFA_NEED_NONE;
 	err = gh_auth_mfa_factors(db, user_id, &f);
+	if (err == GH_OK && !f.totp)	/* a passkey or security key counts */
+		err = gh_auth_webauthn_cred_count(db, user_id, &wa);
 	if (err != GH_OK)
 		return err;
-	if (f.totp) {
+	if (f.totp || wa > 0) {
 		*out = GH_MFA_NEED_VERIFY;
 		return GH_OK;
 	}

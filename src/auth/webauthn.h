@@ -184,4 +184,94 @@ gh_err gh_auth_webauthn_assert_verify(const struct gh_wa_expect *exp,
     struct gh_wa_assert_result *res, enum gh_wa_reason *reason)
     GH_MUST_CHECK;
 
+/* ---- storage: challenges and credentials (webauthn_store.c) --------------
+ *
+ * These functions write to the tenant database but never open a
+ * transaction: the caller's transaction covers a change and its audit
+ * event. A challenge's consumption should commit on its own, before the
+ * verification, so that a failed ceremony still uses it up.
+ */
+
+struct gh_db;
+
+#define GH_WA_CHALLENGE_LEN 32		/* bytes of the challenges issued */
+#define GH_WA_CHALLENGE_TTL_MS (2 * 60 * 1000)
+#define GH_WA_HANDLE_LEN 32		/* bytes of a user handle */
+#define GH_WA_NAME_MAX 64		/* bytes of a credential's name */
+/* base64url of a credential id, no padding. */
+#define GH_WA_CRED_ID_B64_MAX ((GH_WA_CRED_ID_MAX * 4 + 2) / 3)
+
+enum gh_wa_purpose { GH_WA_PURPOSE_REGISTER, GH_WA_PURPOSE_AUTHENTICATE };
+
+/* Issues a random challenge of purpose for user_id (NULL: usernameless
+ * sign-in), living GH_WA_CHALLENGE_TTL_MS from now_ms; stores only its
+ * digest and drops expired ones. */
+gh_err gh_auth_webauthn_challenge_issue(struct gh_db *db,
+    enum gh_wa_purpose purpose, const char *user_id, int64_t now_ms,
+    uint8_t out[static GH_WA_CHALLENGE_LEN]) GH_MUST_CHECK;
+
+/* Marks the challenge used when it exists, has purpose, is unused and
+ * unexpired at now_ms, and was issued to user_id (NULL: to no user).
+ * GH_ERR_DENIED otherwise (unknown, reused, expired, someone else's). */
+gh_err gh_auth_webauthn_challenge_consume(struct gh_db *db,
+    enum gh_wa_purpose purpose, const char *user_id,
+    const uint8_t *challenge, size_t challenge_len, int64_t now_ms)
+    GH_MUST_CHECK;
+
+/* The user's stable handle, made on first use when create is set
+ * (GH_ERR_NOTFOUND when absent and !create). */
+gh_err gh_auth_webauthn_handle_get(struct gh_db *db, const char *user_id,
+    bool create, uint8_t out[static GH_WA_HANDLE_LEN]) GH_MUST_CHECK;
+
+/* A stored credential. */
+struct gh_wa_cred_row {
+	char id[GH_ID_LEN + 1];
+	char user_id[GH_ID_LEN + 1];
+	char cred_id[GH_WA_CRED_ID_B64_MAX + 1];	/* base64url */
+	char name[GH_WA_NAME_MAX + 1];
+	int alg;
+	uint8_t pubkey[GH_WA_PUBKEY_MAX];
+	size_t pubkey_len;
+	uint32_t sign_count;
+	bool uv, backup_eligible, backup_state;
+	char aaguid[2 * GH_WA_AAGUID_LEN + 1];
+	int64_t created_at;
+	int64_t last_used_at;		/* 0 if never */
+	int64_t regressions;
+};
+
+/* True for a name of 1..GH_WA_NAME_MAX bytes of valid UTF-8 without
+ * control characters. */
+bool gh_auth_webauthn_name_ok(const char *name);
+
+/* Stores the verified cred for user_id under name. GH_ERR_CONFLICT when
+ * the credential id is already registered in the org. Fills *out. */
+gh_err gh_auth_webauthn_cred_add(struct gh_db *db, const char *user_id,
+    const char *name, const struct gh_wa_credential *cred,
+    int64_t now_ms, struct gh_wa_cred_row *out) GH_MUST_CHECK;
+/* Finds by the raw credential id. GH_ERR_NOTFOUND when absent. */
+gh_err gh_auth_webauthn_cred_find(struct gh_db *db, const uint8_t *cred_id,
+    size_t cred_id_len, struct gh_wa_cred_row *out) GH_MUST_CHECK;
+/* Calls fn for each credential of user_id, oldest first. */
+gh_err gh_auth_webauthn_cred_list(struct gh_db *db, const char *user_id,
+    void (*fn)(const struct gh_wa_cred_row *c, void *arg), void *arg)
+    GH_MUST_CHECK;
+/* How many credentials user_id has. */
+gh_err gh_auth_webauthn_cred_count(struct gh_db *db, const char *user_id,
+    int64_t *count_out) GH_MUST_CHECK;
+/* Renames / deletes user_id's credential id (the row id). GH_ERR_NOTFOUND
+ * when it is not theirs or absent; GH_ERR_INVALID for a bad name. */
+gh_err gh_auth_webauthn_cred_rename(struct gh_db *db, const char *user_id,
+    const char *id, const char *name) GH_MUST_CHECK;
+gh_err gh_auth_webauthn_cred_delete(struct gh_db *db, const char *user_id,
+    const char *id) GH_MUST_CHECK;
+/* Records an accepted assertion: the new count (only forward; a
+ * concurrent use that moved it past sign_count gives GH_ERR_DENIED, a
+ * regression), the backup state and the time. */
+gh_err gh_auth_webauthn_cred_used(struct gh_db *db, const char *id,
+    const struct gh_wa_assert_result *res, int64_t now_ms) GH_MUST_CHECK;
+/* Counts a refused counter regression on the credential. */
+gh_err gh_auth_webauthn_cred_regression(struct gh_db *db, const char *id)
+    GH_MUST_CHECK;
+
 #endif
