@@ -69,18 +69,6 @@ respond_cursor_list(struct gh_http_req *req, const char *key, json_t *arr,
 	gh_http_respond_json(req, 200, body);
 }
 
-static bool
-admin_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
-{
-	if (!ctx_open(app, req, ctx))
-		return false;
-	if (!ctx_auth(ctx, true)) {
-		ctx_close(ctx);
-		return false;
-	}
-	return true;
-}
-
 /* Admins may not act on owners nor make anyone an owner. */
 static bool
 may_manage(struct api_ctx *ctx, const char *target_role, const char *new_role)
@@ -103,7 +91,7 @@ h_org_get(void *app, struct gh_http_req *req)
 {
 	struct api_ctx ctx;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	gh_http_respond_json(req, 200, gh_identity_org_json(&ctx.org));
 	ctx_close(&ctx);
@@ -119,7 +107,7 @@ h_org_patch(void *app, struct gh_http_req *req)
 	json_t *body, *changes;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL || !member_str(req, body, "name", &name))
@@ -189,7 +177,7 @@ h_policy_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	err = gh_api_pw_policy_load(ctx.db, &pol);
 	if (err != GH_OK)
@@ -241,7 +229,7 @@ h_policy_patch(void *app, struct gh_http_req *req)
 	json_t *body, *stored = NULL;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL)
@@ -432,7 +420,7 @@ h_users_list(void *app, struct gh_http_req *req)
 	int64_t limit;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (!query_int(req, "limit", 1, GH_USER_LIST_MAX, 50, &limit))
 		goto out;
@@ -511,7 +499,7 @@ h_user_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_user u;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (target_user(&ctx, &u))
 		respond_user(&ctx, &u);
@@ -554,7 +542,7 @@ w_users_create(void *appv, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!admin_open(appv, req, &ctx))
+	if (!ctx_open_admin(appv, req, &ctx))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
 	    !user_fields_read(req, body, &f))
@@ -770,7 +758,7 @@ w_user_patch(void *appv, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!admin_open(appv, req, &ctx))
+	if (!ctx_open_admin(appv, req, &ctx))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
 	    !user_fields_read(req, body, &f) || !target_user(&ctx, &u))
@@ -818,7 +806,7 @@ h_user_disable(void *app, struct gh_http_req *req)
 	struct gh_user u;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
@@ -840,7 +828,7 @@ h_user_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
@@ -871,7 +859,7 @@ h_user_sessions(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_user u;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (target_user(&ctx, &u))
 		respond_sessions(&ctx, u.id);
@@ -887,7 +875,7 @@ h_user_sessions_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (!target_user(&ctx, &u) || !may_manage(&ctx, u.role, NULL))
 		goto out;
@@ -935,7 +923,7 @@ h_tokens_create(void *app, struct gh_http_req *req)
 	json_t *body, *v, *out, *changes;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL || !member_str(req, body, "name", &name))
@@ -990,7 +978,7 @@ h_tokens_list(void *app, struct gh_http_req *req)
 	json_t *arr;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	arr = json_array();
 	err = gh_auth_api_token_list(ctx.db, NULL, collect_token, arr);
@@ -1011,7 +999,7 @@ h_tokens_delete(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (!gh_id_valid(id)) {
 		respond_err(req, GH_ERR_NOTFOUND);
@@ -1040,7 +1028,7 @@ h_audit(void *app, struct gh_http_req *req)
 	json_t *events;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (!query_int(req, "limit", 1, GH_AUDIT_LIST_MAX, 50, &limit) ||
 	    !query_int(req, "cursor", 1, INT64_MAX, 0, &cursor) ||
@@ -1071,7 +1059,7 @@ h_signins(void *app, struct gh_http_req *req)
 	json_t *events;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (!query_int(req, "limit", 1, GH_AUDIT_LIST_MAX, 50, &limit) ||
 	    !query_int(req, "cursor", 1, INT64_MAX, 0, &cursor))

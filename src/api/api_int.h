@@ -46,6 +46,10 @@ bool ctx_open_signin(struct gh_app *app, struct gh_http_req *req,
  * for unsafe cookie requests; with admin, requires the owner or admin role.
  * On failure responds and returns false. */
 bool ctx_auth(struct api_ctx *ctx, bool admin);
+/* ctx_open then ctx_auth(admin): the start of every admin route. On
+ * failure it has responded and closed; returns false. */
+bool ctx_open_admin(struct gh_app *app, struct gh_http_req *req,
+    struct api_ctx *ctx);
 /* Like ctx_auth for HTML pages: no response on failure. */
 bool ctx_auth_quiet(struct api_ctx *ctx);
 /* Releases the tenant database and wipes the token copy. */

@@ -14,18 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool
-attrs_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
-{
-	if (!ctx_open(app, req, ctx))
-		return false;
-	if (!ctx_auth(ctx, true)) {
-		ctx_close(ctx);
-		return false;
-	}
-	return true;
-}
-
 static void
 respond_keys_unavailable(struct gh_http_req *req)
 {
@@ -65,7 +53,7 @@ h_attrs_list(void *app, struct gh_http_req *req)
 	json_t *arr;
 	gh_err err;
 
-	if (!attrs_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	err = gh_identity_attr_def_list(ctx.db, &defs);
 	if (err != GH_OK) {
@@ -94,7 +82,7 @@ h_attrs_create(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&d, 0, sizeof d);
-	if (!attrs_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if ((body = body_object(req, def_keys)) == NULL)
 		goto out;
@@ -157,7 +145,7 @@ h_attr_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 
 	memset(&d, 0, sizeof d);
-	if (!attrs_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if (target_def(&ctx, &d))
 		gh_http_respond_json(req, 200, gh_identity_attr_def_json(&d));
@@ -203,7 +191,7 @@ h_attr_patch(void *app, struct gh_http_req *req)
 
 	memset(&before, 0, sizeof before);
 	memset(&after, 0, sizeof after);
-	if (!attrs_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	if ((body = body_object(req, def_keys)) == NULL)
 		goto out;
@@ -276,7 +264,7 @@ h_attr_delete(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&d, 0, sizeof d);
-	if (!attrs_open(app, req, &ctx))
+	if (!ctx_open_admin(app, req, &ctx))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {

@@ -10,14 +10,10 @@
 #include <string.h>
 
 static bool
-admin_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
+keys_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
 {
-	if (!ctx_open(app, req, ctx))
+	if (!ctx_open_admin(app, req, ctx))
 		return false;
-	if (!ctx_auth(ctx, true)) {
-		ctx_close(ctx);
-		return false;
-	}
 	if (ctx->app->kms == NULL) {
 		gh_http_respond_error(req, 503, "keys_unavailable",
 		    "This server has no key management configured.");
@@ -55,7 +51,7 @@ h_customer_key_put(void *app, struct gh_http_req *req)
 	size_t n = 0;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!keys_open(app, req, &ctx))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL || !member_str(req, body, "key", &b64))
@@ -92,7 +88,7 @@ h_customer_key_delete(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!admin_open(app, req, &ctx))
+	if (!keys_open(app, req, &ctx))
 		return;
 	err = audit_key_event(&ctx, "keys.customer_revoke");
 	if (err == GH_OK)
