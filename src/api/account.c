@@ -669,10 +669,7 @@ h_me_password(void *app, struct gh_http_req *req)
 gh_err
 routes_account(struct gh_http_router *r)
 {
-	static const struct {
-		const char *method, *path;
-		gh_http_handler fn;
-	} routes[] = {
+	static const struct gh_http_route_def routes[] = {
 		{ "POST", "/o/{org}/api/v1/session", h_session_create },
 		{ "DELETE", "/o/{org}/api/v1/session", h_session_delete },
 		{ "GET", "/o/{org}/api/v1/me", h_me },
@@ -681,11 +678,6 @@ routes_account(struct gh_http_router *r)
 		    h_me_session_delete },
 		{ "POST", "/o/{org}/api/v1/me/password", h_me_password },
 	};
-	gh_err err = GH_OK;
 
-	for (size_t i = 0; err == GH_OK && i < sizeof routes / sizeof *routes;
-	    i++)
-		err = gh_http_route(r, routes[i].method, routes[i].path,
-		    routes[i].fn);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

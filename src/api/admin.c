@@ -1085,10 +1085,7 @@ out:
 gh_err
 routes_admin(struct gh_http_router *r)
 {
-	static const struct {
-		const char *method, *path;
-		gh_http_handler fn;
-	} routes[] = {
+	static const struct gh_http_route_def routes[] = {
 		{ "GET", "/o/{org}/api/v1/org", h_org_get },
 		{ "PATCH", "/o/{org}/api/v1/org", h_org_patch },
 		{ "GET", "/o/{org}/api/v1/password-policy", h_policy_get },
@@ -1109,11 +1106,6 @@ routes_admin(struct gh_http_router *r)
 		{ "GET", "/o/{org}/api/v1/audit", h_audit },
 		{ "GET", "/o/{org}/api/v1/signins", h_signins },
 	};
-	gh_err err = GH_OK;
 
-	for (size_t i = 0; err == GH_OK && i < sizeof routes / sizeof *routes;
-	    i++)
-		err = gh_http_route(r, routes[i].method, routes[i].path,
-		    routes[i].fn);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

@@ -293,21 +293,13 @@ out:
 gh_err
 routes_attrs(struct gh_http_router *r)
 {
-	static const struct {
-		const char *method, *path;
-		gh_http_handler fn;
-	} routes[] = {
+	static const struct gh_http_route_def routes[] = {
 		{ "GET", "/o/{org}/api/v1/attributes", h_attrs_list },
 		{ "POST", "/o/{org}/api/v1/attributes", h_attrs_create },
 		{ "GET", "/o/{org}/api/v1/attributes/{name}", h_attr_get },
 		{ "PATCH", "/o/{org}/api/v1/attributes/{name}", h_attr_patch },
 		{ "DELETE", "/o/{org}/api/v1/attributes/{name}", h_attr_delete },
 	};
-	gh_err err = GH_OK;
 
-	for (size_t i = 0; err == GH_OK && i < sizeof routes / sizeof *routes;
-	    i++)
-		err = gh_http_route(r, routes[i].method, routes[i].path,
-		    routes[i].fn);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

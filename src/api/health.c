@@ -49,12 +49,11 @@ h_metrics(void *app, struct gh_http_req *req)
 gh_err
 routes_health(struct gh_http_router *r)
 {
-	gh_err err;
+	static const struct gh_http_route_def routes[] = {
+		{ "GET", "/healthz", h_healthz },
+		{ "GET", "/readyz", h_readyz },
+		{ "GET", "/metrics", h_metrics },
+	};
 
-	err = gh_http_route(r, "GET", "/healthz", h_healthz);
-	if (err == GH_OK)
-		err = gh_http_route(r, "GET", "/readyz", h_readyz);
-	if (err == GH_OK)
-		err = gh_http_route(r, "GET", "/metrics", h_metrics);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

@@ -107,12 +107,11 @@ h_customer_key_delete(void *app, struct gh_http_req *req)
 gh_err
 routes_keys(struct gh_http_router *r)
 {
-	gh_err err;
+	static const struct gh_http_route_def routes[] = {
+		{ "PUT", "/o/{org}/api/v1/keys/customer", h_customer_key_put },
+		{ "DELETE", "/o/{org}/api/v1/keys/customer",
+		    h_customer_key_delete },
+	};
 
-	err = gh_http_route(r, "PUT", "/o/{org}/api/v1/keys/customer",
-	    h_customer_key_put);
-	if (err == GH_OK)
-		err = gh_http_route(r, "DELETE",
-		    "/o/{org}/api/v1/keys/customer", h_customer_key_delete);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

@@ -842,10 +842,7 @@ out:
 gh_err
 routes_mfa(struct gh_http_router *r)
 {
-	static const struct {
-		const char *method, *path;
-		gh_http_handler fn;
-	} routes[] = {
+	static const struct gh_http_route_def routes[] = {
 		{ "POST", "/o/{org}/api/v1/session/mfa", h_session_mfa },
 		{ "GET", "/o/{org}/api/v1/me/mfa", h_mfa_get },
 		{ "POST", "/o/{org}/api/v1/me/mfa/totp", h_totp_begin },
@@ -859,11 +856,6 @@ routes_mfa(struct gh_http_router *r)
 		{ "DELETE", "/o/{org}/api/v1/users/{id}/mfa",
 		    h_user_mfa_reset },
 	};
-	gh_err err = GH_OK;
 
-	for (size_t i = 0; err == GH_OK && i < sizeof routes / sizeof *routes;
-	    i++)
-		err = gh_http_route(r, routes[i].method, routes[i].path,
-		    routes[i].fn);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

@@ -411,19 +411,14 @@ h_css(void *app, struct gh_http_req *req)
 gh_err
 routes_web(struct gh_http_router *r)
 {
-	gh_err err;
+	static const struct gh_http_route_def routes[] = {
+		{ "GET", "/o/{org}/login", h_login_get },
+		{ "POST", "/o/{org}/login", h_login_post },
+		{ "POST", "/o/{org}/login/mfa", h_login_mfa_post },
+		{ "GET", "/o/{org}/account", h_account },
+		{ "POST", "/o/{org}/logout", h_logout },
+		{ "GET", "/static/gatehouse.css", h_css },
+	};
 
-	err = gh_http_route(r, "GET", "/o/{org}/login", h_login_get);
-	if (err == GH_OK)
-		err = gh_http_route(r, "POST", "/o/{org}/login", h_login_post);
-	if (err == GH_OK)
-		err = gh_http_route(r, "POST", "/o/{org}/login/mfa",
-		    h_login_mfa_post);
-	if (err == GH_OK)
-		err = gh_http_route(r, "GET", "/o/{org}/account", h_account);
-	if (err == GH_OK)
-		err = gh_http_route(r, "POST", "/o/{org}/logout", h_logout);
-	if (err == GH_OK)
-		err = gh_http_route(r, "GET", "/static/gatehouse.css", h_css);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

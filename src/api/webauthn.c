@@ -1178,10 +1178,7 @@ h_script(void *app, struct gh_http_req *req)
 gh_err
 routes_webauthn(struct gh_http_router *r)
 {
-	static const struct {
-		const char *method, *path;
-		gh_http_handler fn;
-	} routes[] = {
+	static const struct gh_http_route_def routes[] = {
 		{ "POST", "/o/{org}/api/v1/me/webauthn/register/options",
 		    h_register_options },
 		{ "POST", "/o/{org}/api/v1/me/webauthn/register", h_register },
@@ -1200,11 +1197,6 @@ routes_webauthn(struct gh_http_router *r)
 		{ "GET", "/o/{org}/passkeys", h_page },
 		{ "GET", "/static/webauthn.js", h_script },
 	};
-	gh_err err = GH_OK;
 
-	for (size_t i = 0; err == GH_OK && i < sizeof routes / sizeof *routes;
-	    i++)
-		err = gh_http_route(r, routes[i].method, routes[i].path,
-		    routes[i].fn);
-	return err;
+	return gh_http_routes(r, routes, sizeof routes / sizeof *routes);
 }

@@ -65,6 +65,17 @@ void gh_http_router_free(struct gh_http_router *r);
 gh_err gh_http_route(struct gh_http_router *r, const char *method,
     const char *pattern, gh_http_handler fn) GH_MUST_CHECK;
 
+/* One route of a table handed to gh_http_routes. */
+struct gh_http_route_def {
+	const char *method;
+	const char *pattern;
+	gh_http_handler fn;
+};
+
+/* Adds every route of defs[0..n), stopping at the first failure. */
+gh_err gh_http_routes(struct gh_http_router *r,
+    const struct gh_http_route_def *defs, size_t n) GH_MUST_CHECK;
+
 /* ---- server ---------------------------------------------------------------- */
 
 /* Validates cfg (TLS files readable, plain HTTP only on loopback unless

@@ -1212,11 +1212,40 @@ test_router_refuses_bad_and_ambiguous_patterns(void **state)
 	gh_http_router_free(r);
 }
 
+static void
+test_route_table_registers_all_and_stops_at_a_refusal(void **state)
+{
+	static const struct gh_http_route_def ok[] = {
+		{ "GET", "/a/{x}", h_hello },
+		{ "POST", "/a/{x}", h_hello },
+	};
+	static const struct gh_http_route_def bad[] = {
+		{ "GET", "/b", h_hello },
+		{ "GET", "no-leading-slash", h_hello },
+		{ "GET", "/c", h_hello },
+	};
+	struct gh_http_router *r;
+
+	(void)state;
+	assert_int_equal(gh_http_router_new(&r), GH_OK);
+	assert_int_equal(gh_http_routes(r, ok, 2), GH_OK);
+	/* The same shapes again are refused: both were registered. */
+	assert_int_not_equal(gh_http_route(r, "GET", "/a/{y}", h_hello), GH_OK);
+	assert_int_not_equal(gh_http_route(r, "POST", "/a/{y}", h_hello),
+	    GH_OK);
+	assert_int_not_equal(gh_http_routes(r, bad, 3), GH_OK);
+	/* It stopped at the refusal: /c was never added. */
+	assert_int_equal(gh_http_route(r, "GET", "/c", h_hello), GH_OK);
+	gh_http_router_free(r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path_check_refuses_traversal_and_junk),
+		cmocka_unit_test(
+		    test_route_table_registers_all_and_stops_at_a_refusal),
 		cmocka_unit_test(test_form_parse_decodes_and_bounds_fields),
 		cmocka_unit_test(
 		    test_cookie_parse_skips_junk_and_keeps_the_first),

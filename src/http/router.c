@@ -319,3 +319,15 @@ gh_http_router_match(const struct gh_http_router *r, const char *method,
 	}
 	return GH_OK;
 }
+
+gh_err
+gh_http_routes(struct gh_http_router *r, const struct gh_http_route_def *defs,
+    size_t n)
+{
+	gh_err err = GH_OK;
+
+	for (size_t i = 0; err == GH_OK && i < n; i++)
+		err = gh_http_route(r, defs[i].method, defs[i].pattern,
+		    defs[i].fn);
+	return err;
+}
