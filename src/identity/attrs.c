@@ -9,6 +9,7 @@
  * before use. Values never reach the log; only attribute names and ids do.
  */
 #include "identity/identity.h"
+#include "identity/identity_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1089,44 +1090,6 @@ gh_identity_attr_values_json(struct gh_db *db, struct gh_kms *kms,
 
 /* ---- search --------------------------------------------------------------------- */
 
-/* Same cursor as gh_identity_user_list: "<created_at>.<id>". */
-static gh_err
-cursor_parse(const char *c, int64_t *at_out, char id_out[static GH_ID_LEN + 1])
-{
-	const char *dot;
-	char *end;
-	long long at;
-
-	if (strlen(c) > 64 || (dot = strchr(c, '.')) == NULL ||
-	    !isdigit((unsigned char)c[0]))
-		return GH_ERR_INVALID;
-	errno = 0;
-	at = strtoll(c, &end, 10);
-	if (errno != 0 || end != dot || at < 0 || !gh_id_valid(dot + 1))
-		return GH_ERR_INVALID;
-	*at_out = at;
-	gh_strlcpy(id_out, dot + 1, GH_ID_LEN + 1);
-	return GH_OK;
-}
-
-/* "%" + q with LIKE's metacharacters escaped + "%", lowercased, as
- * gh_identity_user_list matches q. */
-static char *
-like_pattern(const char *q)
-{
-	struct gh_buf b;
-
-	gh_buf_init(&b, 1024, 0);
-	gh_buf_put_u8(&b, '%');
-	for (const char *p = q; *p != '\0'; p++) {
-		if (*p == '%' || *p == '_' || *p == '\\')
-			gh_buf_put_u8(&b, '\\');
-		gh_buf_put_u8(&b, (uint8_t)tolower((unsigned char)*p));
-	}
-	gh_buf_put_u8(&b, '%');
-	return gh_buf_take(&b, NULL);
-}
-
 /* One bound condition: the attribute's id and the value to match in
  * value_text (plain) or blind_index (encrypted); the other stays NULL. */
 struct cond_bind {
@@ -1206,11 +1169,11 @@ gh_identity_attr_user_list(struct gh_db *db, struct gh_kms *kms,
 	if (f->limit < 1 || f->limit > GH_USER_LIST_MAX)
 		return fail(msg, msg_cap, "limit: out of range");
 	if (f->cursor != NULL &&
-	    cursor_parse(f->cursor, &after_at, after_id) != GH_OK)
+	    identity_cursor_parse(f->cursor, &after_at, after_id) != GH_OK)
 		return fail(msg, msg_cap, "cursor: not a cursor from this API");
 	for (size_t i = 0; err == GH_OK && i < n_conds; i++)
 		err = cond_prepare(db, kms, &conds[i], &b[i], msg, msg_cap);
-	if (err == GH_OK && f->q != NULL && (pattern = like_pattern(f->q)) ==
+	if (err == GH_OK && f->q != NULL && (pattern = identity_like_pattern(f->q)) ==
 	    NULL)
 		err = GH_ERR_NOMEM;
 	if (err == GH_OK && ((ids = calloc((size_t)f->limit, sizeof *ids)) ==

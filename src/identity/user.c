@@ -5,8 +5,10 @@
  * only leave through struct gh_user, never through the JSON view.
  */
 #include "identity/identity.h"
+#include "identity/identity_int.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,29 +288,28 @@ gh_identity_owner_count(struct gh_db *db, const char *except_id,
 	return err;
 }
 
-/* Cursor: "<created_at>.<id>" of the last row of the previous page. */
-static gh_err
-cursor_parse(const char *c, int64_t *at_out, char id_out[static GH_ID_LEN + 1])
+gh_err
+identity_cursor_parse(const char *c, int64_t *at_out,
+    char id_out[static GH_ID_LEN + 1])
 {
 	const char *dot;
 	char *end;
 	long long at;
 
-	if (strlen(c) > 64 || (dot = strchr(c, '.')) == NULL)
+	if (strlen(c) > 64 || (dot = strchr(c, '.')) == NULL ||
+	    !isdigit((unsigned char)c[0]))
 		return GH_ERR_INVALID;
-	if (!isdigit((unsigned char)c[0]))
-		return GH_ERR_INVALID;
+	errno = 0;
 	at = strtoll(c, &end, 10);
-	if (end != dot || at < 0 || !gh_id_valid(dot + 1))
+	if (errno != 0 || end != dot || at < 0 || !gh_id_valid(dot + 1))
 		return GH_ERR_INVALID;
 	*at_out = at;
 	gh_strlcpy(id_out, dot + 1, GH_ID_LEN + 1);
 	return GH_OK;
 }
 
-/* "%" + q with LIKE's metacharacters escaped + "%", lowercased. */
-static char *
-like_pattern(const char *q)
+char *
+identity_like_pattern(const char *q)
 {
 	struct gh_buf b;
 
@@ -342,9 +343,9 @@ gh_identity_user_list(struct gh_db *db, const struct gh_user_filter *f,
 	if (f->limit < 1 || f->limit > GH_USER_LIST_MAX)
 		return GH_ERR_INVALID;
 	if (f->cursor != NULL &&
-	    cursor_parse(f->cursor, &after_at, after_id) != GH_OK)
+	    identity_cursor_parse(f->cursor, &after_at, after_id) != GH_OK)
 		return GH_ERR_INVALID;
-	if (f->q != NULL && (pattern = like_pattern(f->q)) == NULL)
+	if (f->q != NULL && (pattern = identity_like_pattern(f->q)) == NULL)
 		return GH_ERR_NOMEM;
 	arr = json_array();
 	if (arr == NULL) {

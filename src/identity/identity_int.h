@@ -1,0 +1,18 @@
+/* identity_int.h: private to src/identity and its tests. The user list
+ * and the attribute-filtered user list page and search the same way. */
+#ifndef GH_IDENTITY_INT_H
+#define GH_IDENTITY_INT_H
+
+#include "identity/identity.h"
+
+/* Parses a user-list cursor, "<created_at>.<id>" of the last row of the
+ * previous page. GH_ERR_INVALID for anything else. */
+gh_err identity_cursor_parse(const char *c, int64_t *at_out,
+    char id_out[static GH_ID_LEN + 1]) GH_MUST_CHECK;
+
+/* "%" + q with LIKE's metacharacters escaped + "%", lowercased: how q
+ * matches usernames, e-mails and display names. malloc'd; NULL on
+ * ENOMEM. */
+char *identity_like_pattern(const char *q);
+
+#endif
