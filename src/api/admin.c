@@ -18,29 +18,6 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
-/* Parses an integer query argument in [lo, hi]; absent gives def. */
-static bool
-query_int(struct gh_http_req *req, const char *name, int64_t lo, int64_t hi,
-    int64_t def, int64_t *out)
-{
-	const char *s = gh_http_req_query(req, name);
-	char *end;
-	long long v;
-
-	*out = def;
-	if (s == NULL)
-		return true;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (s[0] == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-		respond_invalid(req, "%s: must be an integer from %" PRId64
-		    " to %" PRId64, name, lo, hi);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static bool
 query_time(struct gh_http_req *req, const char *name, int64_t *out)
 {

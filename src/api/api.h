@@ -29,6 +29,11 @@ struct gh_kms;
 gh_err gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
     const struct gh_app_config *cfg, struct gh_app **out) GH_MUST_CHECK;
 void gh_api_app_free(struct gh_app *app);
+/* Notices written by requests are mailed through mailer (borrowed; it
+ * must outlive the app). Without one they are only shown in the
+ * account. */
+struct gh_mailer;
+void gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer);
 
 /* Registers every route on r; handlers receive the gh_app as their app. */
 gh_err gh_api_routes(struct gh_http_router *r) GH_MUST_CHECK;

@@ -13,9 +13,12 @@
 #define LOGIN_CSRF_COOKIE "gh_login_csrf"
 #define MFA_COOKIE "gh_mfa"	/* pending second-factor sign-in (mfa.c) */
 
+struct gh_mailer;
+
 struct gh_app {
 	struct gh_store *store;
 	struct gh_kms *kms;	/* borrowed; NULL only in tests without keys */
+	struct gh_mailer *mailer;	/* borrowed; NULL: no mail */
 	struct gh_app_config cfg;
 };
 
@@ -32,6 +35,7 @@ struct api_ctx {
 	char session_token[GH_TOKEN_LEN + 1];
 	struct gh_api_token token;	/* when via an API token */
 	struct gh_audit_actor actor;
+	bool notified;			/* a notice was written: kick the mailer */
 };
 
 /* Resolves {org} and acquires its tenant database. On failure the error
@@ -63,6 +67,11 @@ void respond_err(struct gh_http_req *req, gh_err err);
 bool finish(struct api_ctx *ctx, gh_err err);
 void respond_invalid(struct gh_http_req *req, const char *fmt, ...)
     GH_PRINTF(2, 3);
+
+/* Parses the integer query argument name in [lo, hi] (absent: def).
+ * Responds 400 and returns false when it is malformed. */
+bool query_int(struct gh_http_req *req, const char *name, int64_t lo,
+    int64_t hi, int64_t def, int64_t *out);
 
 /* Parses the JSON body as an object whose keys must all be in allowed
  * (NULL-terminated). Responds and returns NULL on failure. */
@@ -131,6 +140,14 @@ gh_err routes_health(struct gh_http_router *r);
 gh_err routes_keys(struct gh_http_router *r);
 gh_err routes_mfa(struct gh_http_router *r);
 gh_err routes_webauthn(struct gh_http_router *r);
+
+/* Writes the notice that an audited action on user_id's MFA owes that
+ * user (src/api/notices.c), in the caller's transaction: recovery code
+ * used, factors reset, a factor added or removed, a possible cloned
+ * authenticator. Other actions owe none: GH_OK. */
+gh_err notify_for_action(struct api_ctx *ctx, const char *action,
+    const char *user_id, const char *method);
+gh_err routes_notices(struct gh_http_router *r);
 
 /* MFA sign-in helpers (src/api/mfa.c). The org's MFA policy: */
 gh_err mfa_policy_load(struct gh_db *db, struct gh_mfa_policy *out)

@@ -7,7 +7,10 @@
  * request context, wiped by ctx_close).
  */
 #include "api/api_int.h"
+#include "notify/notify.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,12 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
 	app->cfg = *cfg;
 	*out = app;
 	return GH_OK;
+}
+
+void
+gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer)
+{
+	app->mailer = mailer;
 }
 
 void
@@ -55,6 +64,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_mfa(r);
 	if (err == GH_OK)
 		err = routes_webauthn(r);
+	if (err == GH_OK)
+		err = routes_notices(r);
 	return err;
 }
 
@@ -99,6 +110,28 @@ respond_err(struct gh_http_req *req, gh_err err)
 		    "Internal error; see the server log for the request id.");
 		break;
 	}
+}
+
+bool
+query_int(struct gh_http_req *req, const char *name, int64_t lo, int64_t hi,
+    int64_t def, int64_t *out)
+{
+	const char *s = gh_http_req_query(req, name);
+	char *end;
+	long long v;
+
+	*out = def;
+	if (s == NULL)
+		return true;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (s[0] == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+		respond_invalid(req, "%s: must be an integer from %" PRId64
+		    " to %" PRId64, name, lo, hi);
+		return false;
+	}
+	*out = v;
+	return true;
 }
 
 void
@@ -225,6 +258,11 @@ ctx_open_admin(struct gh_app *app, struct gh_http_req *req,
 void
 ctx_close(struct api_ctx *ctx)
 {
+	/* A notice written by a transaction that rolled back is simply not
+	 * found by the mailer. */
+	if (ctx->notified)
+		gh_mailer_kick(ctx->app->mailer, ctx->org.id);
+	ctx->notified = false;
 	gh_db_release(ctx->db);
 	ctx->db = NULL;
 	gh_wipe(ctx->session_token, sizeof ctx->session_token);

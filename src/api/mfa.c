@@ -72,6 +72,8 @@ audit_mfa(struct api_ctx *ctx, const char *action, const char *user_id,
 	err = gh_audit_append(ctx->db, &ctx->actor, action, "user", user_id,
 	    changes);
 	json_decref(changes);
+	if (err == GH_OK)
+		err = notify_for_action(ctx, action, user_id, method);
 	return err;
 }
 

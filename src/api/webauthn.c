@@ -257,6 +257,8 @@ audit_wa(struct api_ctx *ctx, const char *action, const char *target_type,
 	err = gh_audit_append(ctx->db, &ctx->actor, action, target_type,
 	    target_id, changes);
 	json_decref(changes);
+	if (err == GH_OK && strcmp(target_type, "user") == 0)
+		err = notify_for_action(ctx, action, target_id, method);
 	return err;
 }
 
@@ -574,6 +576,9 @@ h_cred_delete(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = audit_wa(&ctx, "mfa.webauthn.remove",
 		    "webauthn_credential", id, "webauthn", NULL, NULL);
+	if (err == GH_OK)
+		err = notify_for_action(&ctx, "mfa.webauthn.remove",
+		    ctx.user.id, "webauthn");
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:
@@ -712,6 +717,9 @@ assertion_failed(struct api_ctx *ctx, const struct gh_user *u,
 			err = audit_wa(ctx, "webauthn.counter_regression",
 			    "webauthn_credential", c->id, method,
 			    "possible_cloned_authenticator", c->cred_id);
+		if (err == GH_OK)
+			err = notify_for_action(ctx,
+			    "webauthn.counter_regression", u->id, method);
 	}
 	if (err == GH_OK)
 		err = audit_wa(ctx, pending_id != NULL ? "mfa.failure" :

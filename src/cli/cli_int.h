@@ -44,6 +44,11 @@ struct gh_config {
 	char pkcs11_token[64];
 	char pkcs11_pin[128];
 	unsigned org_retention_days;
+	char smtp_host[256];
+	unsigned smtp_port;
+	char smtp_from[256];
+	char smtp_helo[256];
+	unsigned smtp_timeout_s;
 };
 
 /* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*

@@ -5,6 +5,7 @@
  * or password in memory can reach one.
  */
 #include "cli/cli_int.h"
+#include "notify/notify.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -91,6 +92,29 @@ http_config(struct gh_config *cfg, char *proxies, struct gh_http_config *hc)
 	return proxies_split(proxies, hc);
 }
 
+/* Starts the mailer when smtp_host is set (*out stays NULL otherwise). */
+static gh_err
+mailer_start(const struct gh_config *cfg, const char *base,
+    struct gh_store *st, struct gh_mailer **out)
+{
+	struct gh_mailer_config mc = { .port = cfg->smtp_port,
+		.timeout_s = cfg->smtp_timeout_s };
+
+	*out = NULL;
+	if (cfg->smtp_host[0] == '\0')
+		return GH_OK;
+	if (!gh_mail_addr_valid(cfg->smtp_from)) {
+		fprintf(stderr, "gatehouse: smtp_from: not a bare e-mail "
+		    "address\n");
+		return GH_ERR_INVALID;
+	}
+	gh_strlcpy(mc.host, cfg->smtp_host, sizeof mc.host);
+	gh_strlcpy(mc.from, cfg->smtp_from, sizeof mc.from);
+	gh_strlcpy(mc.helo, cfg->smtp_helo, sizeof mc.helo);
+	gh_strlcpy(mc.base_url, base, sizeof mc.base_url);
+	return gh_mailer_start(st, &mc, out);
+}
+
 int
 cmd_serve(int argc, char **argv)
 {
@@ -102,6 +126,7 @@ cmd_serve(int argc, char **argv)
 	struct gh_store *st = NULL;
 	struct gh_kms *kms = NULL;
 	struct gh_app *app = NULL;
+	struct gh_mailer *mailer = NULL;
 	struct gh_config cfg;
 	struct gh_db *dir = NULL;
 	struct url_ctx urls;
@@ -133,7 +158,12 @@ cmd_serve(int argc, char **argv)
 	acfg.session.idle_ms = (int64_t)cfg.session_idle_timeout_s * 1000;
 	if (cli_store(&cfg, &st, &kms) != GH_OK)
 		goto out;
+	config_base_url(&cfg, base, sizeof base);
 	err = gh_api_app_new(st, kms, &acfg, &app);
+	if (err == GH_OK)
+		err = mailer_start(&cfg, base, st, &mailer);
+	if (err == GH_OK)
+		gh_api_app_set_mailer(app, mailer);
 	if (err == GH_OK)
 		err = gh_http_router_new(&router);
 	if (err == GH_OK)
@@ -152,7 +182,6 @@ cmd_serve(int argc, char **argv)
 		rc = err == GH_ERR_INVALID ? EXIT_USAGE : EXIT_FAIL;
 		goto out;
 	}
-	config_base_url(&cfg, base, sizeof base);
 	printf("gatehouse %s: serving %s on %s port %u%s\n",
 	    cfg.tls_cert[0] ? "https" : "http", cfg.data_dir, hc.host,
 	    gh_http_server_port(srv), cfg.dev ? " (dev mode)" : "");
@@ -183,6 +212,7 @@ cmd_serve(int argc, char **argv)
 	rc = 0;
 out:
 	gh_http_server_stop(srv);
+	gh_mailer_stop(mailer);
 	gh_http_router_free(router);
 	gh_api_app_free(app);
 	cli_close(st, kms);

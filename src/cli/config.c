@@ -57,6 +57,11 @@ static const struct key keys[] = {
 	STR(pkcs11_token, "gatehouse"),
 	STR(pkcs11_pin, ""),
 	UINT(org_retention_days, 0, 3650, "30"),
+	STR(smtp_host, ""),
+	UINT(smtp_port, 1, 65535, "25"),
+	STR(smtp_from, "gatehouse@localhost"),
+	STR(smtp_helo, "localhost"),
+	UINT(smtp_timeout_s, 1, 300, "10"),
 };
 
 static const struct key *

@@ -32,6 +32,7 @@ typedef enum {
 	GH_ERR_CONFLICT = -9,	/* the object exists already (unique key) */
 	GH_ERR_BUSY = -10,	/* the database is locked; retry later */
 	GH_ERR_FULL = -11,	/* the disk or database is full */
+	GH_ERR_IO = -12,	/* a network peer failed or refused for now */
 } gh_err;
 
 /* A static string naming the code, for logs. */

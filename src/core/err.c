@@ -40,6 +40,8 @@ gh_err_str(gh_err err)
 		return "busy";
 	case GH_ERR_FULL:
 		return "storage full";
+	case GH_ERR_IO:
+		return "i/o failure";
 	}
 	return "unknown error";
 }
