@@ -1,0 +1,154 @@
+/* ratelimit_test.c: GCRA limits, eviction, threads and the address keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ratelimit/ratelimit.h"
+
+static void
+test_siphash_matches_the_reference_vectors(void **state)
+{
+	uint8_t k[16], msg[64];
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		k[i] = (uint8_t)i;
+	for (int i = 0; i < 64; i++)
+		msg[i] = (uint8_t)i;
+	/* From the SipHash paper's appendix (key 00..0f, message 00..). */
+	assert_true(gh_siphash24(k, msg, 0) == 0x726fdb47dd0e0e31ULL);
+	assert_true(gh_siphash24(k, msg, 15) == 0xa129ca6149be45e5ULL);
+	assert_true(gh_siphash24(k, msg, 8) == 0x93f5f5799a932462ULL);
+}
+
+static void
+test_burst_then_one_per_interval(void **state)
+{
+	struct gh_rl_rule r = { .limit = 10, .period_ms = 1000, .burst = 3 };
+	struct gh_rl *rl;
+	int64_t retry;
+
+	(void)state;
+	assert_int_equal(gh_rl_new(100, &rl), GH_OK);
+	for (int i = 0; i < 3; i++)
+		assert_true(gh_rl_take(rl, "k", &r, 1000, &retry));
+	assert_false(gh_rl_take(rl, "k", &r, 1000, &retry));
+	assert_int_equal(retry, 100);
+	/* Refusals cost nothing: the wait does not grow. */
+	assert_false(gh_rl_take(rl, "k", &r, 1050, &retry));
+	assert_int_equal(retry, 50);
+	assert_true(gh_rl_take(rl, "k", &r, 1100, &retry));
+	assert_false(gh_rl_take(rl, "k", &r, 1100, &retry));
+	/* Other keys are not affected. */
+	assert_true(gh_rl_take(rl, "other", &r, 1100, &retry));
+	/* After a quiet second the whole burst is back. */
+	for (int i = 0; i < 3; i++)
+		assert_true(gh_rl_take(rl, "k", &r, 3000, &retry));
+	assert_false(gh_rl_take(rl, "k", &r, 3000, &retry));
+	gh_rl_reset(rl, "k");
+	assert_true(gh_rl_take(rl, "k", &r, 3000, &retry));
+	gh_rl_free(rl);
+}
+
+static void
+test_a_full_table_keeps_the_limited_keys(void **state)
+{
+	struct gh_rl_rule r = { .limit = 1, .period_ms = 60000, .burst = 1 };
+	struct gh_rl *rl;
+	char key[32];
+
+	(void)state;
+	assert_int_equal(gh_rl_new(64, &rl), GH_OK);
+	assert_true(gh_rl_take(rl, "flooder", &r, 0, NULL));
+	assert_false(gh_rl_take(rl, "flooder", &r, 1, NULL));
+	/* Thousands of one-off keys, long after their own limits passed,
+	 * must not push the flooder's state out... */
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		(void)gh_rl_take(rl, key, &r, 1 + (int64_t)i * 100000, NULL);
+	}
+	assert_true(gh_rl_size(rl) <= 64 * 2 * 16);
+	/* ...unless it expired: here it has (its TAT was 60 s), so fresh. */
+	assert_true(gh_rl_take(rl, "flooder", &r, 600000000, NULL));
+	gh_rl_free(rl);
+}
+
+struct worker {
+	struct gh_rl *rl;
+	int allowed;
+};
+
+static void *
+hammer(void *arg)
+{
+	struct gh_rl_rule r = { .limit = 100, .period_ms = 1000, .burst = 50 };
+	struct worker *w = arg;
+
+	for (int i = 0; i < 10000; i++)
+		if (gh_rl_take(w->rl, "shared", &r, 5000, NULL))
+			w->allowed++;
+	return NULL;
+}
+
+static void
+test_threads_share_one_budget(void **state)
+{
+	struct worker w[4];
+	pthread_t t[4];
+	struct gh_rl *rl;
+	int total = 0;
+
+	(void)state;
+	assert_int_equal(gh_rl_new(1000, &rl), GH_OK);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ rl, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, hammer, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		total += w[i].allowed;
+	}
+	assert_int_equal(total, 50);
+	gh_rl_free(rl);
+}
+
+static void
+test_address_keys(void **state)
+{
+	char k[96];
+
+	(void)state;
+	assert_int_equal(gh_rl_ip_key("ip:", "192.0.2.1", k, sizeof k), GH_OK);
+	assert_string_equal(k, "ip:192.0.2.1");
+	assert_int_equal(gh_rl_ip_key("ip:", "2001:db8:1:2:3:4:5:6", k,
+	    sizeof k), GH_OK);
+	assert_string_equal(k, "ip:2001:db8:1:2::/64");
+	assert_int_equal(gh_rl_ip_key("ip:", "2001:db8:1:2:ffff::1", k,
+	    sizeof k), GH_OK);
+	assert_string_equal(k, "ip:2001:db8:1:2::/64");
+	assert_int_equal(gh_rl_ip_key("ip:", "::ffff:198.51.100.7", k,
+	    sizeof k), GH_OK);
+	assert_string_equal(k, "ip:198.51.100.7");
+	assert_int_equal(gh_rl_ip_key("ip:", "not-an-ip", k, sizeof k),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_rl_ip_key("ip:", "1.2.3.4", k, 6), GH_ERR_LIMIT);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_siphash_matches_the_reference_vectors),
+		cmocka_unit_test(test_burst_then_one_per_interval),
+		cmocka_unit_test(test_a_full_table_keeps_the_limited_keys),
+		cmocka_unit_test(test_threads_share_one_budget),
+		cmocka_unit_test(test_address_keys),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
