@@ -980,6 +980,7 @@ h_policy_patch(void *app, struct gh_http_req *req)
 	static const char *const keys[] = { "required", "grace_days",
 		"methods", "remember_device_days", NULL };
 	struct gh_mfa_policy before, after;
+	int64_t revoked = 0;
 	struct api_ctx ctx;
 	json_t *body = NULL, *stored = NULL, *changes = NULL;
 	char msg[128];
@@ -1013,6 +1014,15 @@ h_policy_patch(void *app, struct gh_http_req *req)
 	    gh_auth_mfa_policy_json(&before), "to",
 	    gh_auth_mfa_policy_json(&after));
 	err = stored != NULL && changes != NULL ? GH_OK : GH_ERR_NOMEM;
+	/* Turning the option off forgets every remembered device; turning
+	 * it on again must not bring them back. */
+	if (err == GH_OK && before.remember_device_days > 0 &&
+	    after.remember_device_days == 0)
+		err = gh_auth_mfa_device_revoke_all(ctx.db, gh_now_ms(),
+		    &revoked);
+	if (err == GH_OK && revoked > 0)
+		json_object_set_new(changes, "devices_revoked",
+		    json_integer(revoked));
 	if (err == GH_OK)
 		err = gh_identity_setting_put(ctx.db, "mfa_policy", stored);
 	if (err == GH_OK)

@@ -403,6 +403,10 @@ gh_err gh_auth_mfa_device_revoke(struct gh_db *db, const char *user_id,
  * gets how many. */
 gh_err gh_auth_mfa_device_revoke_user(struct gh_db *db, const char *user_id,
     int64_t now_ms, int64_t *count_out) GH_MUST_CHECK;
+/* Revokes every unrevoked device of the org (the option was turned off);
+ * *count_out (may be NULL) gets how many. */
+gh_err gh_auth_mfa_device_revoke_all(struct gh_db *db, int64_t now_ms,
+    int64_t *count_out) GH_MUST_CHECK;
 
 enum gh_mfa_need {
 	GH_MFA_NEED_NONE,	/* sign in with the password alone */

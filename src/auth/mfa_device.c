@@ -188,3 +188,20 @@ gh_auth_mfa_device_revoke_user(struct gh_db *db, const char *user_id,
 		*count_out = gh_db_changes(db);
 	return err;
 }
+
+gh_err
+gh_auth_mfa_device_revoke_all(struct gh_db *db, int64_t now_ms,
+    int64_t *count_out)
+{
+	gh_err err;
+
+	if (count_out != NULL)
+		*count_out = 0;
+	if (db == NULL)
+		return GH_ERR_INVALID;
+	err = gh_db_run(db, "UPDATE mfa_devices SET revoked_at = ? WHERE "
+	    "revoked_at IS NULL", "i", now_ms);
+	if (err == GH_OK && count_out != NULL)
+		*count_out = gh_db_changes(db);
+	return err;
+}

@@ -195,6 +195,14 @@ test_devices_revoke_one_all_and_on_mfa_reset(void **state)
 	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30,
 	    now, id), GH_ERR_DENIED);
 	assert_int_equal(live_devices(f->db, TEST_USER, now), 0);
+	assert_int_equal(gh_auth_mfa_device_create(f->db, TEST_USER, 30, NULL,
+	    "", "", now, a, NULL), GH_OK);
+	assert_int_equal(gh_auth_mfa_device_revoke_all(f->db, now, &n), GH_OK);
+	assert_int_equal(n, 2);	/* a's new row and c */
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30,
+	    now, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_create(f->db, OTHER_USER, 30,
+	    NULL, "", "", now, c, NULL), GH_OK);
 	assert_int_equal(gh_auth_mfa_reset(f->db, OTHER_USER), GH_OK);
 	assert_int_equal(gh_auth_mfa_device_check(f->db, OTHER_USER, c, 30,
 	    now, id), GH_ERR_DENIED);
