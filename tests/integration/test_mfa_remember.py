@@ -278,3 +278,47 @@ def csrf(sess):
     already)."""
     tok = sess.headers.get("X-CSRF-Token")
     return {"X-CSRF-Token": tok} if tok else {}
+
+
+def test_html_form_remembers_the_device_with_the_checkbox(server, admin):
+    import html
+    import re
+    new_user(server, admin, "kim")
+    _, codes = enrol(server, server.login("kim", USER_PASSWORD))
+
+    def code_page(s):
+        r = s.get(server.url(f"/o/{server.org}/login"))
+        csrf_tok = re.search(r'name="csrf_token" value="([^"]+)"',
+                             r.text).group(1)
+        r = s.post(server.url(f"/o/{server.org}/login"),
+                   allow_redirects=False,
+                   data={"username": "kim", "password": USER_PASSWORD,
+                         "csrf_token": csrf_tok})
+        assert r.status_code == 200 and 'name="code"' in r.text, r.text
+        return r, html.unescape(re.search(
+            r'name="csrf_token" value="([^"]+)"', r.text).group(1))
+
+    # Off: no checkbox.
+    r, _ = code_page(server.new_session())
+    assert 'name="remember_device"' not in r.text
+    set_policy(admin, server, remember_device_days=14)
+    s = server.new_session()
+    r, tok = code_page(s)
+    assert 'name="remember_device"' in r.text and "14 days" in r.text
+    r = s.post(server.url(f"/o/{server.org}/login/mfa"),
+               allow_redirects=False,
+               data={"method": "recovery", "code": codes[0],
+                     "remember_device": "1", "csrf_token": tok})
+    assert r.status_code == 303, r.text[:500]
+    value, attrs = device_cookie(r)
+    assert value and attrs.get("max-age") == str(14 * 86400), attrs
+    # The same browser signs in through the form without a code.
+    s2 = server.new_session()
+    s2.cookies.set("gh_device", value)
+    r = s2.get(server.url(f"/o/{server.org}/login"))
+    csrf_tok = re.search(r'name="csrf_token" value="([^"]+)"',
+                         r.text).group(1)
+    r = s2.post(server.url(f"/o/{server.org}/login"), allow_redirects=False,
+                data={"username": "kim", "password": USER_PASSWORD,
+                      "csrf_token": csrf_tok})
+    assert r.status_code == 303, r.text[:500]
