@@ -154,18 +154,36 @@ rehash_store(struct api_ctx *ctx, const struct gh_user *u, const char *hash)
 }
 
 /* Answers whether u needs a second factor, by the one decision in
- * src/auth (gh_auth_mfa_need) under the org's policy. */
+ * src/auth (gh_auth_mfa_need) under the org's policy. A second factor
+ * (not enrolment) is waived when the browser's gh_device cookie names a
+ * live remembered device of u within the policy's days:
+ * *remembered_out. */
 static gh_err
 mfa_need_of(struct api_ctx *ctx, const struct gh_user *u,
-    enum gh_mfa_need *need_out)
+    enum gh_mfa_need *need_out, bool *remembered_out)
 {
+	char device[GH_ID_LEN + 1];
 	struct gh_mfa_policy pol;
 	gh_err err;
 
+	*remembered_out = false;
 	err = mfa_policy_load(ctx->db, &pol);
 	if (err == GH_OK)
 		err = gh_auth_mfa_need(ctx->db, &pol, u->id, gh_now_ms(),
 		    need_out);
+	if (err != GH_OK || *need_out != GH_MFA_NEED_VERIFY ||
+	    pol.remember_device_days <= 0 ||
+	    gh_http_req_cookie(ctx->req, DEVICE_COOKIE) == NULL)
+		return err;
+	err = gh_auth_mfa_device_check(ctx->db, u->id,
+	    gh_http_req_cookie(ctx->req, DEVICE_COOKIE),
+	    pol.remember_device_days, gh_now_ms(), device);
+	if (err == GH_ERR_DENIED)
+		return GH_OK;
+	if (err == GH_OK) {
+		*remembered_out = true;
+		*need_out = GH_MFA_NEED_NONE;
+	}
 	return err;
 }
 
@@ -177,7 +195,7 @@ signin_password(struct api_ctx *ctx, const char *username,
 {
 	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
 	enum gh_mfa_need need = GH_MFA_NEED_NONE;
-	bool pending;
+	bool pending, remembered = false;
 	struct gh_user u;
 	char *rehash = NULL;
 	const char *reason;
@@ -205,7 +223,7 @@ signin_password(struct api_ctx *ctx, const char *username,
 	if (err == GH_OK && rehash != NULL)
 		err = rehash_store(ctx, &u, rehash);
 	if (err == GH_OK)
-		err = mfa_need_of(ctx, &u, &need);
+		err = mfa_need_of(ctx, &u, &need, &remembered);
 	pending = need == GH_MFA_NEED_VERIFY || need == GH_MFA_NEED_ENROL_NOW;
 	if (err == GH_OK && pending) {
 		/* The password was right, but no session yet: a pending
@@ -227,7 +245,8 @@ signin_password(struct api_ctx *ctx, const char *username,
 		if (err == GH_OK)
 			err = session_start(ctx, &u, csrf_out, s_out);
 		if (err == GH_OK)
-			err = record_attempt(ctx, u.id, u.username, true, "ok");
+			err = record_attempt(ctx, u.id, u.username, true,
+			    remembered ? "mfa_remembered_device" : "ok");
 	}
 	if (err == GH_OK)
 		err = gh_db_commit(ctx->db);
@@ -238,6 +257,8 @@ signin_password(struct api_ctx *ctx, const char *username,
 	} else {
 		*need_out = need;
 		*u_out = u;
+		if (remembered)
+			*reason_out = "mfa_remembered_device";
 		gh_wipe(u_out->password_hash, sizeof u_out->password_hash);
 	}
 	gh_str_wipe_free(rehash);
@@ -247,12 +268,16 @@ signin_password(struct api_ctx *ctx, const char *username,
 
 static void
 respond_signed_in(struct api_ctx *ctx, const struct gh_user *u,
-    const struct gh_session *s, const char *csrf, enum gh_mfa_need need)
+    const struct gh_session *s, const char *csrf, enum gh_mfa_need need,
+    bool remembered)
 {
 	json_t *body;
 
 	body = json_pack("{s:o, s:o, s:s}", "user", gh_identity_user_json(u),
 	    "session", session_json(s, true), "csrf_token", csrf);
+	if (body != NULL && remembered)
+		json_object_set_new(body, "mfa_remembered_device",
+		    json_true());
 	if (body != NULL && need == GH_MFA_NEED_ENROL_GRACE)
 		json_object_set_new(body, "mfa_enrolment_required",
 		    json_true());
@@ -293,7 +318,7 @@ respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
 		json_array_append_new(methods, json_string("recovery"));
 	/* A passkey or security key completes it through
 	 * POST /session/mfa/webauthn (options first). */
-	if (need == GH_MFA_NEED_VERIFY &&
+	if (need == GH_MFA_NEED_VERIFY && pol.allow_webauthn &&
 	    gh_auth_webauthn_cred_count(ctx->db, u->id, &keys) == GH_OK &&
 	    keys > 0)
 		json_array_append_new(methods, json_string("webauthn"));
@@ -363,7 +388,7 @@ w_session_create(void *appv, struct gh_http_req *req)
 	else if (mfa_token[0] != '\0')
 		respond_mfa_required(&ctx, &u, need, mfa_token);
 	else
-		respond_signed_in(&ctx, &u, &s, csrf, need);
+		respond_signed_in(&ctx, &u, &s, csrf, need, reason != NULL);
 	gh_wipe(csrf, sizeof csrf);
 	gh_wipe(mfa_token, sizeof mfa_token);
 	goto out;
@@ -647,6 +672,8 @@ w_me_password(void *appv, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = revoke_sessions_except(&ctx, u.id,
 		    ctx.via_session ? ctx.session.id : NULL, NULL);
+	if (err == GH_OK)
+		err = mfa_devices_revoke_all(&ctx, u.id, "password_change");
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 	gh_wipe(&u, sizeof u);

@@ -701,6 +701,11 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 		if (err == GH_OK && revoked > 0)
 			json_object_set_new(changes, "sessions_revoked",
 			    json_integer(revoked));
+		/* Remembered devices would skip the second factor for
+		 * whoever holds the new password: they go too. */
+		if (err == GH_OK && (disable || hash != NULL))
+			err = mfa_devices_revoke_all(ctx, u->id, disable ?
+			    "user_disabled" : "password_reset");
 		if (err == GH_OK && disable)
 			err = gh_auth_api_token_revoke_user(ctx->db, u->id,
 			    &tokens);

@@ -12,6 +12,7 @@
 #define SESSION_COOKIE "gh_session"
 #define LOGIN_CSRF_COOKIE "gh_login_csrf"
 #define MFA_COOKIE "gh_mfa"	/* pending second-factor sign-in (mfa.c) */
+#define DEVICE_COOKIE "gh_device"	/* remembered device (mfa.c) */
 
 struct gh_mailer;
 
@@ -93,7 +94,9 @@ gh_err session_start(struct api_ctx *ctx, const struct gh_user *u,
 
 /* Runs the password sign-in for username/password, with the sign-in
  * record and metrics. On success fills *u_out and *s_out and the CSRF
- * token; on failure returns the reason code recorded. When *need_out is
+ * token, and *reason_out is NULL, or "mfa_remembered_device" when the
+ * browser's gh_device cookie stood in for the second factor; on failure
+ * *reason_out is the reason code recorded. When *need_out is
  * GH_MFA_NEED_VERIFY or GH_MFA_NEED_ENROL_NOW no session was made:
  * mfa_token_out holds a pending sign-in token instead (src/api/mfa.c). */
 gh_err signin_password(struct api_ctx *ctx, const char *username,
@@ -154,13 +157,42 @@ gh_err mfa_policy_load(struct gh_db *db, struct gh_mfa_policy *out)
     GH_MUST_CHECK;
 /* Completes the pending sign-in of token with method ("totp" or
  * "recovery") and code, recording the attempt: on GH_OK a session as
- * signin_password makes it. Refusals: GH_ERR_DENIED (*error_out is
- * "mfa_token_invalid", "invalid_mfa_code" or "mfa_enrolment_required"),
- * GH_ERR_LIMIT (locked; *retry_after_out seconds), GH_ERR_INVALID (a
- * malformed code or method). Any other code is a store failure. */
+ * signin_password makes it, and with remember (when the policy allows it)
+ * a remembered device (*remembered_out). Refusals: GH_ERR_DENIED
+ * (*error_out is "mfa_token_invalid", "invalid_mfa_code",
+ * "mfa_enrolment_required" or "mfa_method_not_allowed"), GH_ERR_LIMIT
+ * (locked; *retry_after_out seconds), GH_ERR_INVALID (a malformed code or
+ * method). Any other code is a store failure. */
 gh_err mfa_signin_complete(struct api_ctx *ctx, const char *token,
-    const char *method, const char *code, struct gh_user *u_out,
-    struct gh_session *s_out, char csrf_out[static GH_TOKEN_LEN + 1],
-    const char **error_out, int64_t *retry_after_out) GH_MUST_CHECK;
+    const char *method, const char *code, bool remember,
+    struct gh_user *u_out, struct gh_session *s_out,
+    char csrf_out[static GH_TOKEN_LEN + 1], const char **error_out,
+    int64_t *retry_after_out, bool *remembered_out) GH_MUST_CHECK;
+/* After a second factor of u, in the caller's transaction: when the
+ * policy has remember_device_days, remembers this browser (replacing the
+ * row of a gh_device cookie it sent), audits mfa.device.remember and sets
+ * the cookie; *done_out tells whether it did. */
+gh_err mfa_device_remember(struct api_ctx *ctx, const struct gh_user *u,
+    const struct gh_mfa_policy *pol, bool *done_out) GH_MUST_CHECK;
+/* Revokes every remembered device of user_id in the caller's transaction,
+ * auditing mfa.device.revoke with reason when there were any. */
+gh_err mfa_devices_revoke_all(struct api_ctx *ctx, const char *user_id,
+    const char *reason) GH_MUST_CHECK;
+/* Authenticates an enrolment request: a session or API token as usual, or
+ * (with no other credentials) a pending sign-in of purpose "enrol" (the
+ * gh_mfa cookie or body's "mfa_token"), whose id goes to pending_id. On
+ * failure responds and returns false. */
+bool mfa_enrol_auth(struct api_ctx *ctx, json_t *body,
+    char pending_id[static GH_ID_LEN + 1]);
+/* Ends an enrol-purpose pending sign-in after an enrolment, in the
+ * caller's transaction: deletes it, makes the session, records the
+ * sign-in with reason. */
+gh_err mfa_enrol_signin(struct api_ctx *ctx, const char *pending_id,
+    const char *reason, char csrf_out[static GH_TOKEN_LEN + 1],
+    struct gh_session *s_out) GH_MUST_CHECK;
+/* Clears the pending sign-in cookie. */
+void mfa_cookie_clear(struct api_ctx *ctx);
+/* Responds 403 mfa_method_not_allowed naming method. */
+void mfa_respond_not_allowed(struct gh_http_req *req, const char *method);
 
 #endif

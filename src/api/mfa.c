@@ -77,9 +77,8 @@ audit_mfa(struct api_ctx *ctx, const char *action, const char *user_id,
 	return err;
 }
 
-/* Clears the pending sign-in cookie. */
-static void
-clear_mfa_cookie(struct api_ctx *ctx)
+void
+mfa_cookie_clear(struct api_ctx *ctx)
 {
 	char path[GH_SLUG_MAX + 5];
 
@@ -133,6 +132,90 @@ retry_after_s(int64_t until_ms)
 	return s < 1 ? 1 : s;
 }
 
+void
+mfa_respond_not_allowed(struct gh_http_req *req, const char *method)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof msg, "The organisation's MFA policy does not "
+	    "allow %s.", method);
+	gh_http_respond_error(req, 403, "mfa_method_not_allowed", msg);
+}
+
+/* True when method names a known second factor the policy refuses. */
+static bool
+method_refused(const struct gh_mfa_policy *pol, const char *method)
+{
+	return (strcmp(method, "totp") == 0 && !pol->allow_totp) ||
+	    (strcmp(method, "recovery") == 0 && !pol->allow_recovery) ||
+	    (strcmp(method, "webauthn") == 0 && !pol->allow_webauthn);
+}
+
+static gh_err
+audit_device(struct api_ctx *ctx, const char *action, const char *user_id,
+    const char *device_id, const char *reason, int64_t count)
+{
+	json_t *changes = json_object();
+	gh_err err;
+
+	if (changes == NULL)
+		return GH_ERR_NOMEM;
+	if (device_id != NULL)
+		json_object_set_new(changes, "device", json_string(device_id));
+	if (reason != NULL)
+		json_object_set_new(changes, "reason", json_string(reason));
+	if (count > 0)
+		json_object_set_new(changes, "count", json_integer(count));
+	err = gh_audit_append(ctx->db, &ctx->actor, action, "user", user_id,
+	    changes);
+	json_decref(changes);
+	return err;
+}
+
+gh_err
+mfa_device_remember(struct api_ctx *ctx, const struct gh_user *u,
+    const struct gh_mfa_policy *pol, bool *done_out)
+{
+	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
+	char token[GH_TOKEN_LEN + 1], path[GH_SLUG_MAX + 5];
+	struct gh_mfa_device d;
+	gh_err err;
+
+	*done_out = false;
+	if (pol->remember_device_days <= 0)
+		return GH_OK;
+	err = gh_auth_mfa_device_create(ctx->db, u->id,
+	    pol->remember_device_days, gh_http_req_cookie(ctx->req,
+	    DEVICE_COOKIE), gh_http_req_client_ip(ctx->req), ua ? ua : "",
+	    gh_now_ms(), token, &d);
+	if (err == GH_OK)
+		err = audit_device(ctx, "mfa.device.remember", u->id, d.id,
+		    NULL, 0);
+	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
+	if (err == GH_OK)
+		err = gh_http_set_cookie(ctx->req, DEVICE_COOKIE, token, path,
+		    (int64_t)pol->remember_device_days * 86400,
+		    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_LAX);
+	gh_wipe(token, sizeof token);
+	*done_out = err == GH_OK;
+	return err;
+}
+
+gh_err
+mfa_devices_revoke_all(struct api_ctx *ctx, const char *user_id,
+    const char *reason)
+{
+	int64_t n = 0;
+	gh_err err;
+
+	err = gh_auth_mfa_device_revoke_user(ctx->db, user_id, gh_now_ms(),
+	    &n);
+	if (err == GH_OK && n > 0)
+		err = audit_device(ctx, "mfa.device.revoke", user_id, NULL,
+		    reason, n);
+	return err;
+}
+
 /*
  * Checks a second factor of u (method "totp" or "recovery") inside the
  * caller's transaction. GH_OK when right; GH_ERR_DENIED (with *reason_out)
@@ -146,7 +229,7 @@ factor_check(struct api_ctx *ctx, const struct gh_user *u,
 	bool replay = false;
 	gh_err err;
 
-	if (strcmp(method, "totp") == 0) {
+	if (strcmp(method, "totp") == 0 && pol->allow_totp) {
 		if (ctx->app->kms == NULL)
 			return GH_ERR_CRYPTO;
 		err = gh_auth_totp_verify(ctx->db, ctx->app->kms, ctx->org.id,
@@ -170,9 +253,10 @@ factor_check(struct api_ctx *ctx, const struct gh_user *u,
 
 gh_err
 mfa_signin_complete(struct api_ctx *ctx, const char *token,
-    const char *method, const char *code, struct gh_user *u_out,
-    struct gh_session *s_out, char csrf_out[static GH_TOKEN_LEN + 1],
-    const char **error_out, int64_t *retry_after_out)
+    const char *method, const char *code, bool remember,
+    struct gh_user *u_out, struct gh_session *s_out,
+    char csrf_out[static GH_TOKEN_LEN + 1], const char **error_out,
+    int64_t *retry_after_out, bool *remembered_out)
 {
 	struct gh_mfa_pending p;
 	struct gh_mfa_policy pol;
@@ -184,6 +268,7 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 
 	*error_out = NULL;
 	*retry_after_out = 0;
+	*remembered_out = false;
 	memset(&u, 0, sizeof u);
 	err = gh_auth_mfa_pending_check(ctx->db, token, &p);
 	if (err == GH_ERR_DENIED) {
@@ -206,6 +291,13 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 	}
 	if (method == NULL || code == NULL) {
 		err = GH_ERR_INVALID;
+		goto out;
+	}
+	if (method_refused(&pol, method)) {
+		/* Not a guess at a code: refused without counting. */
+		record_failure(ctx, u.id, u.username, "mfa_method_refused");
+		*error_out = "mfa_method_not_allowed";
+		err = GH_ERR_DENIED;
 		goto out;
 	}
 	err = gh_auth_mfa_lock_check(ctx->db, u.id, gh_now_ms(), &until);
@@ -253,13 +345,15 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 	if (err == GH_OK)
 		err = signin_record(ctx, &u, true, strcmp(method, "totp") == 0 ?
 		    "mfa_totp" : "mfa_recovery");
+	if (err == GH_OK && remember)
+		err = mfa_device_remember(ctx, &u, &pol, remembered_out);
 	if (err == GH_OK)
 		err = gh_db_commit(ctx->db);
 	if (err != GH_OK) {
 		gh_db_rollback(ctx->db);
 		goto out;
 	}
-	clear_mfa_cookie(ctx);
+	mfa_cookie_clear(ctx);
 	*u_out = u;
 out:
 	if (err != GH_OK)
@@ -291,9 +385,13 @@ respond_mfa_refused(struct gh_http_req *req, gh_err err, const char *error,
 		gh_http_respond_error(req, 401, error,
 		    "The code is wrong or was used already.");
 	} else if (err == GH_ERR_DENIED && error != NULL &&
+	    strcmp(error, "mfa_method_not_allowed") == 0) {
+		gh_http_respond_error(req, 403, error, "The organisation's "
+		    "MFA policy does not allow this method.");
+	} else if (err == GH_ERR_DENIED && error != NULL &&
 	    strcmp(error, "mfa_enrolment_required") == 0) {
-		gh_http_respond_error(req, 403, error, "Enrol a TOTP "
-		    "authenticator first (POST /me/mfa/totp).");
+		gh_http_respond_error(req, 403, error, "Enrol a second "
+		    "factor first (POST /me/mfa/totp or /me/webauthn/register).");
 	} else if (err == GH_ERR_DENIED) {
 		gh_http_respond_error(req, 401, "mfa_token_invalid", "The "
 		    "sign-in expired or was refused; sign in again.");
@@ -325,9 +423,11 @@ static void
 h_session_mfa(void *app, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "method", "code", "mfa_token",
-		NULL };
+		"remember_device", NULL };
 	const char *method = NULL, *code = NULL, *error = NULL, *tok = NULL;
 	char csrf[GH_TOKEN_LEN + 1];
+	bool remember = false, remembered = false;
+	json_t *rj, *out_body;
 	int64_t retry = 0;
 	struct gh_session s;
 	struct api_ctx ctx;
@@ -344,14 +444,24 @@ h_session_mfa(void *app, struct gh_http_req *req)
 	    !member_str(req, body, "code", &code) ||
 	    !member_str(req, body, "mfa_token", &tok))
 		goto out;
+	rj = json_object_get(body, "remember_device");
+	if (rj != NULL && !json_is_boolean(rj)) {
+		respond_invalid(req, "remember_device: must be a boolean");
+		goto out;
+	}
+	remember = json_is_true(rj);
 	memset(&u, 0, sizeof u);
 	err = mfa_signin_complete(&ctx, pending_token(req, body), method, code,
-	    &u, &s, csrf, &error, &retry);
-	if (err == GH_OK)
-		gh_http_respond_json(req, 200, json_pack("{s:o, s:o, s:s}",
-		    "user", gh_identity_user_json(&u), "session",
-		    session_json(&s, true), "csrf_token", csrf));
-	else
+	    remember, &u, &s, csrf, &error, &retry, &remembered);
+	if (err == GH_OK) {
+		out_body = json_pack("{s:o, s:o, s:s}", "user",
+		    gh_identity_user_json(&u), "session", session_json(&s,
+		    true), "csrf_token", csrf);
+		if (out_body != NULL && remember)
+			json_object_set_new(out_body, "device_remembered",
+			    json_boolean(remembered));
+		gh_http_respond_json(req, 200, out_body);
+	} else
 		respond_mfa_refused(req, err, error, retry);
 	gh_wipe(csrf, sizeof csrf);
 out:
@@ -363,13 +473,8 @@ out:
 
 /* ---- the user's factors --------------------------------------------------- */
 
-/*
- * Authenticates an enrolment request: a session or API token as usual, or
- * (with no other credentials) a pending sign-in of purpose "enrol", whose
- * id goes to pending_id. On failure responds and returns false.
- */
-static bool
-enrol_auth(struct api_ctx *ctx, json_t *body, char pending_id[static
+bool
+mfa_enrol_auth(struct api_ctx *ctx, json_t *body, char pending_id[static
     GH_ID_LEN + 1])
 {
 	const char *token = pending_token(ctx->req, body);
@@ -399,6 +504,24 @@ enrol_auth(struct api_ctx *ctx, json_t *body, char pending_id[static
 	ctx->actor.id = ctx->user.id;
 	ctx->authed = true;
 	return true;
+}
+
+gh_err
+mfa_enrol_signin(struct api_ctx *ctx, const char *pending_id,
+    const char *reason, char csrf_out[static GH_TOKEN_LEN + 1],
+    struct gh_session *s_out)
+{
+	gh_err err;
+
+	err = gh_auth_mfa_pending_delete(ctx->db, pending_id);
+	if (err == GH_OK)
+		err = gh_identity_user_touch_signin(ctx->db, ctx->user.id,
+		    gh_now_ms());
+	if (err == GH_OK)
+		err = session_start(ctx, &ctx->user, csrf_out, s_out);
+	if (err == GH_OK)
+		err = signin_record(ctx, &ctx->user, true, reason);
+	return err;
 }
 
 /* Reads an optional JSON body (an empty one is {}). */
@@ -466,6 +589,7 @@ h_totp_begin(void *app, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "mfa_token", NULL };
 	char pending[GH_ID_LEN + 1];
+	struct gh_mfa_policy pol;
 	struct gh_mfa_enrolment e;
 	struct api_ctx ctx;
 	json_t *body = NULL;
@@ -475,9 +599,15 @@ h_totp_begin(void *app, struct gh_http_req *req)
 	if (!ctx_open(app, req, &ctx))
 		return;
 	if ((body = optional_body(req, keys)) == NULL ||
-	    !enrol_auth(&ctx, body, pending) || !kms_ready(&ctx))
+	    !mfa_enrol_auth(&ctx, body, pending) || !kms_ready(&ctx))
 		goto out;
-	err = gh_db_begin(ctx.db);
+	err = mfa_policy_load(ctx.db, &pol);
+	if (err == GH_OK && !pol.allow_totp) {
+		mfa_respond_not_allowed(req, "totp");
+		goto out;
+	}
+	if (err == GH_OK)
+		err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_auth_totp_begin(ctx.db, ctx.app->kms, ctx.org.id,
 		    ctx.user.id, ctx.org.name, ctx.user.username, &e);
@@ -530,7 +660,7 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
 	    !member_str(req, body, "code", &code) ||
-	    !enrol_auth(&ctx, body, pending) || !kms_ready(&ctx))
+	    !mfa_enrol_auth(&ctx, body, pending) || !kms_ready(&ctx))
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
@@ -568,15 +698,8 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 	}
 	if (err == GH_OK && pending[0] != '\0') {
 		/* Enrolment was the second step of a sign-in: finish it. */
-		err = gh_auth_mfa_pending_delete(ctx.db, pending);
-		if (err == GH_OK)
-			err = gh_identity_user_touch_signin(ctx.db, ctx.user.id,
-			    gh_now_ms());
-		if (err == GH_OK)
-			err = session_start(&ctx, &ctx.user, csrf, &s);
-		if (err == GH_OK)
-			err = signin_record(&ctx, &ctx.user, true,
-			    "mfa_totp_enrolled");
+		err = mfa_enrol_signin(&ctx, pending, "mfa_totp_enrolled", csrf,
+		    &s);
 	}
 	if (!finish(&ctx, err))
 		goto out;
@@ -585,7 +708,7 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 		json_object_set_new(out_body, "recovery_codes",
 		    codes_json(codes));
 	if (out_body != NULL && pending[0] != '\0') {
-		clear_mfa_cookie(&ctx);
+		mfa_cookie_clear(&ctx);
 		json_object_set_new(out_body, "user",
 		    gh_identity_user_json(&ctx.user));
 		json_object_set_new(out_body, "session", session_json(&s,
@@ -635,7 +758,7 @@ proof_check(struct api_ctx *ctx, json_t *body)
 	if (err == GH_OK)
 		err = mfa_policy_load(ctx->db, &pol);
 	if (err == GH_OK)
-		pol.allow_recovery = true;	/* a proof, not a sign-in */
+		pol.allow_recovery = pol.allow_totp = true; /* a proof */
 	if (err == GH_OK)
 		err = gh_db_begin(ctx->db);
 	if (err == GH_OK)
@@ -736,6 +859,101 @@ out:
 	ctx_close(&ctx);
 }
 
+/* ---- remembered devices ---------------------------------------------------- */
+
+static void
+collect_device(const struct gh_mfa_device *d, void *arg)
+{
+	char created[25], expires[25], used[25];
+	json_t *j;
+
+	gh_time_rfc3339(d->created_at, created);
+	gh_time_rfc3339(d->expires_at, expires);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", d->id, "created_at",
+	    created, "expires_at", expires, "ip", d->ip, "user_agent",
+	    d->user_agent);
+	if (j != NULL && d->last_used_at > 0) {
+		gh_time_rfc3339(d->last_used_at, used);
+		json_object_set_new(j, "last_used_at", json_string(used));
+	} else if (j != NULL) {
+		json_object_set_new(j, "last_used_at", json_null());
+	}
+	json_array_append_new(arg, j);
+}
+
+static void
+h_devices_list(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+	json_t *arr = NULL;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	arr = json_array();
+	err = arr != NULL ? GH_OK : GH_ERR_NOMEM;
+	if (err == GH_OK)
+		err = gh_auth_mfa_device_list(ctx.db, ctx.user.id, gh_now_ms(),
+		    collect_device, arr);
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	gh_http_respond_json(req, 200, json_pack("{s:O}", "devices", arr));
+out:
+	json_decref(arr);
+	ctx_close(&ctx);
+}
+
+static void
+h_device_delete(void *app, struct gh_http_req *req)
+{
+	const char *id = gh_http_req_param(req, "id");
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	if (!gh_id_valid(id)) {
+		respond_err(req, GH_ERR_NOTFOUND);
+		goto out;
+	}
+	err = gh_db_begin(ctx.db);
+	if (err == GH_OK)
+		err = gh_auth_mfa_device_revoke(ctx.db, ctx.user.id, id,
+		    gh_now_ms());
+	if (err == GH_OK)
+		err = audit_device(&ctx, "mfa.device.revoke", ctx.user.id, id,
+		    "user", 0);
+	if (finish(&ctx, err))
+		gh_http_respond(req, 204, NULL, NULL, 0);
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_devices_delete(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	err = gh_db_begin(ctx.db);
+	if (err == GH_OK)
+		err = mfa_devices_revoke_all(&ctx, ctx.user.id, "user");
+	if (finish(&ctx, err))
+		gh_http_respond(req, 204, NULL, NULL, 0);
+out:
+	ctx_close(&ctx);
+}
+
 /* ---- administration ------------------------------------------------------- */
 
 static void
@@ -762,8 +980,9 @@ static void
 h_policy_patch(void *app, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "required", "grace_days",
-		"methods", NULL };
+		"methods", "remember_device_days", NULL };
 	struct gh_mfa_policy before, after;
+	int64_t revoked = 0;
 	struct api_ctx ctx;
 	json_t *body = NULL, *stored = NULL, *changes = NULL;
 	char msg[128];
@@ -797,6 +1016,15 @@ h_policy_patch(void *app, struct gh_http_req *req)
 	    gh_auth_mfa_policy_json(&before), "to",
 	    gh_auth_mfa_policy_json(&after));
 	err = stored != NULL && changes != NULL ? GH_OK : GH_ERR_NOMEM;
+	/* Turning the option off forgets every remembered device; turning
+	 * it on again must not bring them back. */
+	if (err == GH_OK && before.remember_device_days > 0 &&
+	    after.remember_device_days == 0)
+		err = gh_auth_mfa_device_revoke_all(ctx.db, gh_now_ms(),
+		    &revoked);
+	if (err == GH_OK && revoked > 0)
+		json_object_set_new(changes, "devices_revoked",
+		    json_integer(revoked));
 	if (err == GH_OK)
 		err = gh_identity_setting_put(ctx.db, "mfa_policy", stored);
 	if (err == GH_OK)
@@ -831,6 +1059,8 @@ h_user_mfa_reset(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = gh_identity_user_get(ctx.db, id, &u);
 	if (err == GH_OK)
+		err = mfa_devices_revoke_all(&ctx, id, "mfa_reset");
+	if (err == GH_OK)
 		err = gh_auth_mfa_reset(ctx.db, id);
 	if (err == GH_OK)
 		err = audit_mfa(&ctx, "mfa.reset", id, "all", NULL);
@@ -853,6 +1083,10 @@ routes_mfa(struct gh_http_router *r)
 		{ "DELETE", "/o/{org}/api/v1/me/mfa/totp", h_totp_delete },
 		{ "POST", "/o/{org}/api/v1/me/mfa/recovery-codes",
 		    h_recovery_generate },
+		{ "GET", "/o/{org}/api/v1/me/mfa/devices", h_devices_list },
+		{ "DELETE", "/o/{org}/api/v1/me/mfa/devices", h_devices_delete },
+		{ "DELETE", "/o/{org}/api/v1/me/mfa/devices/{id}",
+		    h_device_delete },
 		{ "GET", "/o/{org}/api/v1/mfa-policy", h_policy_get },
 		{ "PATCH", "/o/{org}/api/v1/mfa-policy", h_policy_patch },
 		{ "DELETE", "/o/{org}/api/v1/users/{id}/mfa",

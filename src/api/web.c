@@ -173,8 +173,17 @@ static void
 mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
     const char *csrf)
 {
+	struct gh_mfa_policy pol;
+	char remember[192] = "";
 	struct gh_buf b;
 
+	/* The checkbox only when the org allows remembering devices. */
+	if (mfa_policy_load(ctx->db, &pol) == GH_OK &&
+	    pol.remember_device_days > 0)
+		snprintf(remember, sizeof remember, "<label><input "
+		    "type=\"checkbox\" name=\"remember_device\" value=\"1\"> "
+		    "Remember this device for %d days</label>",
+		    pol.remember_device_days);
 	gh_buf_init(&b, 64 * 1024, 0);
 	page_open(&b, "Two-step verification");
 	gh_buf_put_str(&b, "<h1>Two-step verification</h1>");
@@ -193,8 +202,9 @@ mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
 	    "<label for=\"code\">Code from your authenticator app</label>"
 	    "<input id=\"code\" name=\"code\" inputmode=\"numeric\" "
 	    "autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" "
-	    "maxlength=\"6\" required autofocus>"
-	    "<button type=\"submit\">Verify</button></form>");
+	    "maxlength=\"6\" required autofocus>");
+	gh_buf_put_str(&b, remember);
+	gh_buf_put_str(&b, "<button type=\"submit\">Verify</button></form>");
 	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/login/mfa\">"
 	    "<input type=\"hidden\" name=\"csrf_token\" value=\"",
 	    ctx->org.slug);
@@ -203,8 +213,10 @@ mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
 	    "<input type=\"hidden\" name=\"method\" value=\"recovery\">"
 	    "<label for=\"rcode\">Or a recovery code</label>"
 	    "<input id=\"rcode\" name=\"code\" autocomplete=\"off\" "
-	    "maxlength=\"24\" required>"
-	    "<button type=\"submit\">Use recovery code</button></form>");
+	    "maxlength=\"24\" required>");
+	gh_buf_put_str(&b, remember);
+	gh_buf_put_str(&b, "<button type=\"submit\">Use recovery code</button>"
+	    "</form>");
 	page_send(ctx->req, status, &b);
 }
 
@@ -287,8 +299,10 @@ w_login_mfa_post(void *appv, struct gh_http_req *req)
 	const char *form_csrf = gh_http_req_form(req, "csrf_token");
 	const char *cookie_csrf = gh_http_req_cookie(req, LOGIN_CSRF_COOKIE);
 	const char *token = gh_http_req_cookie(req, MFA_COOKIE);
+	const char *remember = gh_http_req_form(req, "remember_device");
 	char csrf[GH_TOKEN_LEN + 1];
 	const char *error = NULL;
+	bool remembered = false;
 	int64_t retry = 0;
 	struct gh_session s;
 	struct api_ctx ctx;
@@ -304,8 +318,9 @@ w_login_mfa_post(void *appv, struct gh_http_req *req)
 		goto out;
 	}
 	memset(&u, 0, sizeof u);
-	err = mfa_signin_complete(&ctx, token, method, code, &u, &s, csrf,
-	    &error, &retry);
+	err = mfa_signin_complete(&ctx, token, method, code,
+	    remember != NULL && strcmp(remember, "1") == 0, &u, &s, csrf,
+	    &error, &retry, &remembered);
 	gh_wipe(csrf, sizeof csrf);
 	if (err == GH_OK) {
 		clear_login_csrf(&ctx);
@@ -317,6 +332,10 @@ w_login_mfa_post(void *appv, struct gh_http_req *req)
 	    error != NULL && strcmp(error, "invalid_mfa_code") == 0)) {
 		mfa_page(&ctx, err == GH_ERR_INVALID ? 400 : 401,
 		    "That code is wrong or was used already.", cookie_csrf);
+	} else if (err == GH_ERR_DENIED && error != NULL &&
+	    strcmp(error, "mfa_method_not_allowed") == 0) {
+		mfa_page(&ctx, 403, "Your organisation does not allow that "
+		    "method.", cookie_csrf);
 	} else if (err == GH_ERR_DENIED) {
 		login_page(&ctx, 401, "The sign-in expired. Please sign in "
 		    "again.", NULL);

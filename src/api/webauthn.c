@@ -311,13 +311,44 @@ collect_descriptor(const struct gh_wa_cred_row *c, void *arg)
 	    "public-key", "id", c->cred_id));
 }
 
+/* Wipes the body's "mfa_token" member, if any. */
+static void
+wipe_token(json_t *body)
+{
+	json_t *v = json_object_get(body, "mfa_token");
+
+	if (json_is_string(v))
+		gh_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+/* True when the org's MFA policy allows WebAuthn; else responds 403. */
+static bool
+webauthn_allowed(struct api_ctx *ctx)
+{
+	struct gh_mfa_policy pol;
+	gh_err err;
+
+	err = mfa_policy_load(ctx->db, &pol);
+	if (err != GH_OK) {
+		respond_err(ctx->req, err);
+		return false;
+	}
+	if (!pol.allow_webauthn) {
+		mfa_respond_not_allowed(ctx->req, "webauthn");
+		return false;
+	}
+	return true;
+}
+
 /* ---- registration -------------------------------------------------------- */
 
 static void
 h_register_options(void *app, struct gh_http_req *req)
 {
-	static const char *const keys[] = { "authenticator", NULL };
+	static const char *const keys[] = { "authenticator", "mfa_token",
+		NULL };
 	uint8_t challenge[GH_WA_CHALLENGE_LEN], handle[GH_WA_HANDLE_LEN];
+	char pending[GH_ID_LEN + 1];
 	const char *kind = NULL;
 	json_t *body = NULL, *out = NULL, *exclude, *user, *sel, *rpj;
 	struct api_ctx ctx;
@@ -327,10 +358,10 @@ h_register_options(void *app, struct gh_http_req *req)
 
 	if (!ctx_open(app, req, &ctx))
 		return;
-	if (!ctx_auth(&ctx, false))
-		goto out;
 	body = opt_body(req, keys);
-	if (body == NULL || !member_str(req, body, "authenticator", &kind))
+	if (body == NULL || !mfa_enrol_auth(&ctx, body, pending) ||
+	    !webauthn_allowed(&ctx) ||
+	    !member_str(req, body, "authenticator", &kind))
 		goto out;
 	if (kind != NULL && strcmp(kind, "passkey") != 0 &&
 	    strcmp(kind, "security_key") != 0) {
@@ -379,6 +410,7 @@ h_register_options(void *app, struct gh_http_req *req)
 		b64_member(out, "challenge", challenge, sizeof challenge);
 	gh_http_respond_json(req, 200, out);
 out:
+	wipe_token(body);
 	json_decref(body);
 	ctx_close(&ctx);
 }
@@ -386,6 +418,10 @@ out:
 static const char *const cred_keys[] = { "id", "rawId", "type", "response",
 	"name", "authenticatorAttachment", "clientExtensionResults",
 	"mfa_token", NULL };
+/* The second factor's body: the credential and "remember_device". */
+static const char *const mfa_keys[] = { "id", "rawId", "type", "response",
+	"authenticatorAttachment", "clientExtensionResults", "mfa_token",
+	"remember_device", NULL };
 
 static void
 h_register(void *app, struct gh_http_req *req)
@@ -395,19 +431,21 @@ h_register(void *app, struct gh_http_req *req)
 	struct gh_wa_cred_row row;
 	const char *name = NULL, *origins[1];
 	struct gh_wa_expect exp;
+	char pending[GH_ID_LEN + 1], csrf[GH_TOKEN_LEN + 1];
+	struct gh_session s;
 	struct wa_input in;
 	struct api_ctx ctx;
-	json_t *body = NULL;
+	json_t *body = NULL, *out_body;
 	struct rp rp;
 	gh_err err;
 
 	memset(&in, 0, sizeof in);
+	csrf[0] = '\0';
 	if (!ctx_open(app, req, &ctx))
 		return;
-	if (!ctx_auth(&ctx, false))
-		goto out;
 	body = body_object(req, cred_keys);
-	if (body == NULL || !member_str(req, body, "name", &name))
+	if (body == NULL || !mfa_enrol_auth(&ctx, body, pending) ||
+	    !webauthn_allowed(&ctx) || !member_str(req, body, "name", &name))
 		goto out;
 	if (name == NULL)
 		name = "Security key";
@@ -485,11 +523,27 @@ h_register(void *app, struct gh_http_req *req)
 		    "This authenticator is already registered.");
 		goto out;
 	}
-	if (finish(&ctx, err))
-		gh_http_respond_json(req, 201, cred_json(&row));
+	/* Enrolment was the second step of a sign-in: finish it. */
+	if (err == GH_OK && pending[0] != '\0')
+		err = mfa_enrol_signin(&ctx, pending, "mfa_webauthn_enrolled",
+		    csrf, &s);
+	if (!finish(&ctx, err))
+		goto out;
+	out_body = cred_json(&row);
+	if (out_body != NULL && pending[0] != '\0') {
+		mfa_cookie_clear(&ctx);
+		json_object_set_new(out_body, "user",
+		    gh_identity_user_json(&ctx.user));
+		json_object_set_new(out_body, "session", session_json(&s,
+		    true));
+		json_object_set_new(out_body, "csrf_token", json_string(csrf));
+	}
+	gh_http_respond_json(req, 201, out_body);
 out:
+	gh_wipe(csrf, sizeof csrf);
 	free(cred);
 	wa_input_free(&in);
+	wipe_token(body);
 	json_decref(body);
 	ctx_close(&ctx);
 }
@@ -745,11 +799,14 @@ assertion_failed(struct api_ctx *ctx, const struct gh_user *u,
 static gh_err
 assertion_signin(struct api_ctx *ctx, struct gh_user *u,
     const struct gh_wa_cred_row *c, const struct gh_wa_assert_result *res,
-    const char *pending_id, struct gh_session *s,
-    char csrf[static GH_TOKEN_LEN + 1])
+    const char *pending_id, const struct gh_mfa_policy *remember,
+    struct gh_session *s, char csrf[static GH_TOKEN_LEN + 1],
+    bool *remembered_out)
 {
 	const char *method = pending_id != NULL ? "webauthn" : "passkey";
 	gh_err err;
+
+	*remembered_out = false;
 
 	err = gh_auth_webauthn_cred_used(ctx->db, c->id, res, gh_now_ms());
 	if (err == GH_OK && pending_id != NULL)
@@ -770,6 +827,8 @@ assertion_signin(struct api_ctx *ctx, struct gh_user *u,
 	if (err == GH_OK)
 		err = signin_rec(ctx, u, true, pending_id != NULL ?
 		    "mfa_webauthn" : "passkey");
+	if (err == GH_OK && remember != NULL)
+		err = mfa_device_remember(ctx, u, remember, remembered_out);
 	if (err == GH_OK)
 		err = gh_db_commit(ctx->db);
 	if (err != GH_OK)
@@ -809,7 +868,7 @@ h_passkey(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_user u;
 	json_t *body = NULL;
-	bool killed, locked;
+	bool killed, locked, remembered;
 	gh_err err;
 
 	memset(&in, 0, sizeof in);
@@ -870,7 +929,8 @@ h_passkey(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
-		err = assertion_signin(&ctx, &u, c, &res, NULL, &s, csrf);
+		err = assertion_signin(&ctx, &u, c, &res, NULL, NULL, &s, csrf,
+		    &remembered);
 	if (err == GH_ERR_DENIED) {
 		/* Another use moved the counter past this one meanwhile. */
 		if (assertion_failed(&ctx, &u, c, NULL, "passkey",
@@ -904,10 +964,11 @@ pending_token_of(struct gh_http_req *req, json_t *body)
 	return t != NULL ? t : gh_http_req_cookie(req, MFA_COOKIE);
 }
 
-/* Checks the pending second-factor sign-in; on failure responds. */
+/* Checks the pending second-factor sign-in and that the policy (to
+ * *pol) allows WebAuthn; on failure responds. */
 static bool
 pending_of(struct api_ctx *ctx, json_t *body, struct gh_mfa_pending *p,
-    struct gh_user *u)
+    struct gh_user *u, struct gh_mfa_policy *pol)
 {
 	gh_err err;
 
@@ -917,6 +978,13 @@ pending_of(struct api_ctx *ctx, json_t *body, struct gh_mfa_pending *p,
 		err = GH_ERR_DENIED;
 	if (err == GH_OK)
 		err = gh_identity_user_get(ctx->db, p->user_id, u);
+	if (err == GH_OK)
+		err = mfa_policy_load(ctx->db, pol);
+	if (err == GH_OK && !pol->allow_webauthn) {
+		record_failure(ctx, u->id, u->username, "mfa_method_refused");
+		mfa_respond_not_allowed(ctx->req, "webauthn");
+		return false;
+	}
 	if (err == GH_ERR_DENIED) {
 		record_failure(ctx, NULL, "", "mfa_token_invalid");
 		gh_http_respond_error(ctx->req, 401, "mfa_token_invalid", "The "
@@ -934,30 +1002,21 @@ static void
 h_mfa_options(void *app, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "mfa_token", NULL };
+	struct gh_mfa_policy pol;
 	struct gh_mfa_pending p;
 	struct api_ctx ctx;
 	struct gh_user u;
 	json_t *body;
 
+	memset(&u, 0, sizeof u);
 	if (!ctx_open(app, req, &ctx))
 		return;
 	body = opt_body(req, keys);
-	if (body != NULL && pending_of(&ctx, body, &p, &u))
+	if (body != NULL && pending_of(&ctx, body, &p, &u, &pol))
 		respond_assert_options(&ctx, u.id);
 	gh_wipe(&u, sizeof u);
 	json_decref(body);
 	ctx_close(&ctx);
-}
-
-static void
-clear_mfa_cookie(struct api_ctx *ctx)
-{
-	char path[GH_SLUG_MAX + 5];
-
-	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
-	if (gh_http_set_cookie(ctx->req, MFA_COOKIE, "", path, -1,
-	    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_STRICT) != GH_OK)
-		GH_LOG_WARN(GH_ERR_INTERNAL, "gh_mfa cookie not cleared");
 }
 
 static void
@@ -968,21 +1027,30 @@ h_mfa(void *app, struct gh_http_req *req)
 	const char *reason = "invalid_request";
 	char csrf[GH_TOKEN_LEN + 1], ra[24];
 	struct gh_mfa_pending p;
+	struct gh_mfa_policy pol;
 	struct gh_session s;
 	struct wa_input in;
 	struct api_ctx ctx;
 	struct gh_user u;
-	json_t *body = NULL;
+	json_t *body = NULL, *rj, *out_body;
 	int64_t until = 0;
-	bool killed = false, locked = false;
+	bool killed = false, locked = false, remember, remembered = false;
 	gh_err err;
 
 	memset(&in, 0, sizeof in);
 	memset(&u, 0, sizeof u);
 	if (!ctx_open(app, req, &ctx))
 		return;
-	body = body_object(req, cred_keys);
-	if (body == NULL || !pending_of(&ctx, body, &p, &u))
+	body = body_object(req, mfa_keys);
+	if (body == NULL)
+		goto out;
+	rj = json_object_get(body, "remember_device");
+	if (rj != NULL && !json_is_boolean(rj)) {
+		respond_invalid(req, "remember_device: must be a boolean");
+		goto out;
+	}
+	remember = json_is_true(rj);
+	if (!pending_of(&ctx, body, &p, &u, &pol))
 		goto out;
 	ctx.actor.type = "user";
 	ctx.actor.id = u.id;
@@ -1012,14 +1080,21 @@ h_mfa(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = gh_db_begin(ctx.db);
 	if (err == GH_OK) {
-		err = assertion_signin(&ctx, &u, c, &res, p.id, &s, csrf);
+		err = assertion_signin(&ctx, &u, c, &res, p.id, remember ?
+		    &pol : NULL, &s, csrf, &remembered);
 		if (err == GH_ERR_DENIED)
 			reason = "counter_regression";
 	}
 	if (err == GH_OK) {
-		clear_mfa_cookie(&ctx);
+		mfa_cookie_clear(&ctx);
 		gh_wipe(u.password_hash, sizeof u.password_hash);
-		respond_session(&ctx, &u, &s, csrf);
+		out_body = json_pack("{s:o, s:o, s:s}", "user",
+		    gh_identity_user_json(&u), "session", session_json(&s,
+		    true), "csrf_token", csrf);
+		if (out_body != NULL && remember)
+			json_object_set_new(out_body, "device_remembered",
+			    json_boolean(remembered));
+		gh_http_respond_json(req, 200, out_body);
 		gh_wipe(csrf, sizeof csrf);
 		goto out;
 	}

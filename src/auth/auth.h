@@ -283,7 +283,8 @@ gh_err gh_auth_recovery_generate(struct gh_db *db, const char *user_id,
 gh_err gh_auth_recovery_use(struct gh_db *db, const char *user_id,
     const char *code, int64_t now_ms) GH_MUST_CHECK;
 
-/* Removes every factor, pending sign-in and the lockout of user_id. */
+/* Removes every factor, pending sign-in and the lockout of user_id and
+ * revokes their remembered devices. */
 gh_err gh_auth_mfa_reset(struct gh_db *db, const char *user_id)
     GH_MUST_CHECK;
 
@@ -330,16 +331,24 @@ gh_err gh_auth_mfa_pending_delete(struct gh_db *db, const char *id)
 
 /* ---- MFA policy -------------------------------------------------------------- */
 
+#define GH_MFA_REMEMBER_DAYS_MAX 90
+
 /* The org setting "mfa_policy": {"required", "grace_days", "methods",
- * "required_since"}. */
+ * "remember_device_days", "required_since"}. "methods" is a non-empty
+ * subset of "totp", "webauthn", "recovery" holding "totp" or "webauthn".
+ * A method not allowed is refused at the second step of sign-in and for
+ * enrolment. */
 struct gh_mfa_policy {
 	bool required;
 	int grace_days;			/* 0..365 */
 	int64_t required_since;		/* ms; 0 when never required */
 	bool allow_totp;
 	bool allow_recovery;
+	bool allow_webauthn;		/* security keys and passkeys */
+	int remember_device_days;	/* 0 (off) .. GH_MFA_REMEMBER_DAYS_MAX */
 };
-/* Not required, grace 7 days, both methods allowed. */
+/* Not required, grace 7 days, every method allowed, no remembered
+ * devices. */
 void gh_auth_mfa_policy_default(struct gh_mfa_policy *p);
 /* Applies the members present in j (an object) over *p. GH_ERR_INVALID
  * naming the member in msg when one is of the wrong type or range.
@@ -348,6 +357,56 @@ void gh_auth_mfa_policy_default(struct gh_mfa_policy *p);
 gh_err gh_auth_mfa_policy_parse(json_t *j, bool from_client,
     struct gh_mfa_policy *p, char *msg, size_t msg_cap) GH_MUST_CHECK;
 json_t *gh_auth_mfa_policy_json(const struct gh_mfa_policy *p);
+
+/* ---- remembered devices ------------------------------------------------------ */
+
+/*
+ * A browser that completed a second factor may be remembered for the
+ * policy's remember_device_days: its gh_device cookie holds a random token
+ * (GH_TOKEN_LEN chars) of which only the SHA-256 digest is stored. It
+ * stands in for a second factor (GH_MFA_NEED_VERIFY), never for
+ * enrolment. None of these functions BEGINs or COMMITs.
+ */
+struct gh_mfa_device {
+	char id[GH_ID_LEN + 1];
+	char user_id[GH_ID_LEN + 1];
+	int64_t created_at;
+	int64_t expires_at;
+	int64_t last_used_at;		/* 0 when never used */
+	char ip[64];
+	char user_agent[256];
+};
+/* Remembers a device of user_id for days (1..GH_MFA_REMEMBER_DAYS_MAX)
+ * from now_ms. When old_token (the cookie the browser sent, may be NULL)
+ * names a row of the same user, that row is replaced: one row per device
+ * per user. The new token goes to token_out (the caller wipes it). */
+gh_err gh_auth_mfa_device_create(struct gh_db *db, const char *user_id,
+    int days, const char *old_token, const char *ip, const char *user_agent,
+    int64_t now_ms, char token_out[static GH_TOKEN_LEN + 1],
+    struct gh_mfa_device *out) GH_MUST_CHECK;
+/* GH_OK when token names a row of user_id that is not revoked, not expired
+ * and created less than days (the current policy's) before now_ms; records
+ * the use. GH_ERR_DENIED otherwise (days <= 0 included). */
+gh_err gh_auth_mfa_device_check(struct gh_db *db, const char *user_id,
+    const char *token, int days, int64_t now_ms, char id_out[static
+    GH_ID_LEN + 1]) GH_MUST_CHECK;
+/* Calls fn for each live (unrevoked, unexpired) device of user_id, newest
+ * first. The row is borrowed for the call. */
+gh_err gh_auth_mfa_device_list(struct gh_db *db, const char *user_id,
+    int64_t now_ms, void (*fn)(const struct gh_mfa_device *d, void *arg),
+    void *arg) GH_MUST_CHECK;
+/* Revokes device id of user_id. GH_ERR_NOTFOUND if absent, another
+ * user's, or revoked already. */
+gh_err gh_auth_mfa_device_revoke(struct gh_db *db, const char *user_id,
+    const char *id, int64_t now_ms) GH_MUST_CHECK;
+/* Revokes every unrevoked device of user_id; *count_out (may be NULL)
+ * gets how many. */
+gh_err gh_auth_mfa_device_revoke_user(struct gh_db *db, const char *user_id,
+    int64_t now_ms, int64_t *count_out) GH_MUST_CHECK;
+/* Revokes every unrevoked device of the org (the option was turned off);
+ * *count_out (may be NULL) gets how many. */
+gh_err gh_auth_mfa_device_revoke_all(struct gh_db *db, int64_t now_ms,
+    int64_t *count_out) GH_MUST_CHECK;
 
 enum gh_mfa_need {
 	GH_MFA_NEED_NONE,	/* sign in with the password alone */

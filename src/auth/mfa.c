@@ -24,6 +24,7 @@
 #include <liboath/oath.h>
 #include <pthread.h>
 #include <qrencode.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,6 +579,10 @@ gh_auth_mfa_reset(struct gh_db *db, const char *user_id)
 	if (err == GH_OK)
 		err = gh_db_run(db, "DELETE FROM webauthn_credentials WHERE "
 		    "user_id = ?", "t", user_id);
+	/* A remembered device stands in for a factor: it goes with them. */
+	if (err == GH_OK)
+		err = gh_auth_mfa_device_revoke_user(db, user_id, gh_now_ms(),
+		    NULL);
 	return err;
 }
 
@@ -771,21 +776,94 @@ gh_auth_mfa_pending_delete(struct gh_db *db, const char *id)
 
 /* ---- policy ------------------------------------------------------------------- */
 
+/*
+ * The methods a policy may allow, by name. primary: a factor on its own
+ * (a policy must allow one); recovery codes only back one up. A method
+ * added here (say "approval") needs its flag in struct gh_mfa_policy.
+ */
+static const struct policy_method {
+	const char *name;
+	size_t flag;		/* offsetof the bool in struct gh_mfa_policy */
+	bool primary;
+} policy_methods[] = {
+	{ "totp", offsetof(struct gh_mfa_policy, allow_totp), true },
+	{ "webauthn", offsetof(struct gh_mfa_policy, allow_webauthn), true },
+	{ "recovery", offsetof(struct gh_mfa_policy, allow_recovery), false },
+};
+#define POLICY_METHODS (sizeof policy_methods / sizeof *policy_methods)
+
+static bool *
+method_flag(struct gh_mfa_policy *p, size_t i)
+{
+	return (bool *)((char *)p + policy_methods[i].flag);
+}
+
+static bool
+method_allowed(const struct gh_mfa_policy *p, size_t i)
+{
+	return *(const bool *)((const char *)p + policy_methods[i].flag);
+}
+
 void
 gh_auth_mfa_policy_default(struct gh_mfa_policy *p)
 {
 	memset(p, 0, sizeof *p);
 	p->grace_days = 7;
-	p->allow_totp = true;
-	p->allow_recovery = true;
+	for (size_t i = 0; i < POLICY_METHODS; i++)
+		*method_flag(p, i) = true;
+}
+
+/* Index of name in policy_methods, or POLICY_METHODS. */
+static size_t
+method_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < POLICY_METHODS; i++)
+		if (strcmp(policy_methods[i].name, name) == 0)
+			break;
+	return name != NULL ? i : POLICY_METHODS;
+}
+
+/* Reads "methods" into p. */
+static gh_err
+policy_methods_parse(json_t *v, struct gh_mfa_policy *p, char *msg,
+    size_t msg_cap)
+{
+	bool seen[POLICY_METHODS] = { false }, primary = false;
+	size_t i, k;
+	json_t *m;
+
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		snprintf(msg, msg_cap, "methods: must be a non-empty array");
+		return GH_ERR_INVALID;
+	}
+	json_array_foreach(v, i, m) {
+		k = method_find(json_string_value(m));
+		if (k == POLICY_METHODS) {
+			snprintf(msg, msg_cap, "methods: each must be "
+			    "\"totp\", \"webauthn\" or \"recovery\"");
+			return GH_ERR_INVALID;
+		}
+		seen[k] = true;
+		primary = primary || policy_methods[k].primary;
+	}
+	if (!primary) {
+		snprintf(msg, msg_cap, "methods: must include \"totp\" or "
+		    "\"webauthn\"");
+		return GH_ERR_INVALID;
+	}
+	for (k = 0; k < POLICY_METHODS; k++)
+		*method_flag(p, k) = seen[k];
+	return GH_OK;
 }
 
 gh_err
 gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
     char *msg, size_t msg_cap)
 {
-	json_t *v, *m;
-	size_t i;
+	json_t *v;
+	gh_err err;
 
 	msg[0] = '\0';
 	if (!json_is_object(j)) {
@@ -808,33 +886,25 @@ gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
 		}
 		p->grace_days = (int)json_integer_value(v);
 	}
+	if ((v = json_object_get(j, "remember_device_days")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > GH_MFA_REMEMBER_DAYS_MAX) {
+			snprintf(msg, msg_cap, "remember_device_days: must be "
+			    "an integer from 0 to %d",
+			    GH_MFA_REMEMBER_DAYS_MAX);
+			return GH_ERR_INVALID;
+		}
+		p->remember_device_days = (int)json_integer_value(v);
+	}
 	if ((v = json_object_get(j, "methods")) != NULL) {
-		bool totp = false, recovery = false;
-
-		if (!json_is_array(v) || json_array_size(v) == 0) {
-			snprintf(msg, msg_cap, "methods: must be a non-empty "
-			    "array");
-			return GH_ERR_INVALID;
-		}
-		json_array_foreach(v, i, m) {
-			const char *s = json_string_value(m);
-
-			if (s != NULL && strcmp(s, "totp") == 0) {
-				totp = true;
-			} else if (s != NULL && strcmp(s, "recovery") == 0) {
-				recovery = true;
-			} else {
-				snprintf(msg, msg_cap, "methods: each must be "
-				    "\"totp\" or \"recovery\"");
-				return GH_ERR_INVALID;
-			}
-		}
-		if (!totp) {
-			snprintf(msg, msg_cap, "methods: must include \"totp\"");
-			return GH_ERR_INVALID;
-		}
-		p->allow_totp = totp;
-		p->allow_recovery = recovery;
+		err = policy_methods_parse(v, p, msg, msg_cap);
+		if (err != GH_OK)
+			return err;
+		/* A row stored before WebAuthn was a policy method (it has
+		 * no remember_device_days) never meant to forbid it. */
+		if (!from_client && json_object_get(j,
+		    "remember_device_days") == NULL)
+			p->allow_webauthn = true;
 	}
 	if (!from_client && json_is_integer(json_object_get(j,
 	    "required_since_ms")))
@@ -850,12 +920,13 @@ gh_auth_mfa_policy_json(const struct gh_mfa_policy *p)
 	char since[25];
 
 	methods = json_array();
-	if (p->allow_totp)
-		json_array_append_new(methods, json_string("totp"));
-	if (p->allow_recovery)
-		json_array_append_new(methods, json_string("recovery"));
-	j = json_pack("{s:b, s:i, s:o}", "required", p->required,
-	    "grace_days", p->grace_days, "methods", methods);
+	for (size_t i = 0; methods != NULL && i < POLICY_METHODS; i++)
+		if (method_allowed(p, i))
+			json_array_append_new(methods,
+			    json_string(policy_methods[i].name));
+	j = json_pack("{s:b, s:i, s:o, s:i}", "required", p->required,
+	    "grace_days", p->grace_days, "methods", methods,
+	    "remember_device_days", p->remember_device_days);
 	if (j == NULL)
 		return NULL;
 	if (p->required_since > 0) {
