@@ -131,6 +131,7 @@ gh_err routes_health(struct gh_http_router *r);
 gh_err routes_keys(struct gh_http_router *r);
 gh_err routes_mfa(struct gh_http_router *r);
 gh_err routes_webauthn(struct gh_http_router *r);
+gh_err routes_groups(struct gh_http_router *r);
 
 /* MFA sign-in helpers (src/api/mfa.c). The org's MFA policy: */
 gh_err mfa_policy_load(struct gh_db *db, struct gh_mfa_policy *out)
