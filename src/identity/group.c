@@ -212,19 +212,17 @@ group_from_row(struct gh_stmt *st, struct gh_group *g)
 	g->updated_at = gh_stmt_int(st, 5);
 }
 
-gh_err
-gh_identity_group_get(struct gh_db *db, const char *id, struct gh_group *out)
+static gh_err
+group_select_one(struct gh_db *db, const char *sql, const char *arg,
+    struct gh_group *out)
 {
 	struct gh_stmt *st = NULL;
 	bool row = false;
 	gh_err err;
 
-	if (!gh_id_valid(id))
-		return GH_ERR_NOTFOUND;
-	err = gh_db_prepare(db, "SELECT " GROUP_COLUMNS " FROM groups g WHERE "
-	    "g.id = ?", &st);
+	err = gh_db_prepare(db, sql, &st);
 	if (err == GH_OK)
-		err = gh_stmt_bind(st, "t", id);
+		err = gh_stmt_bind(st, "t", arg);
 	if (err == GH_OK)
 		err = gh_stmt_step(st, &row);
 	if (err == GH_OK && !row)
@@ -233,6 +231,28 @@ gh_identity_group_get(struct gh_db *db, const char *id, struct gh_group *out)
 		group_from_row(st, out);
 	gh_stmt_free(st);
 	return err;
+}
+
+gh_err
+gh_identity_group_get(struct gh_db *db, const char *id, struct gh_group *out)
+{
+	if (!gh_id_valid(id))
+		return GH_ERR_NOTFOUND;
+	return group_select_one(db, "SELECT " GROUP_COLUMNS " FROM groups g "
+	    "WHERE g.id = ?", id, out);
+}
+
+gh_err
+gh_identity_group_find(struct gh_db *db, const char *name,
+    struct gh_group *out)
+{
+	char key[GH_GROUP_NAME_MAX + 1];
+
+	if (!gh_identity_group_name_valid(name))
+		return GH_ERR_NOTFOUND;
+	name_key(name, key);
+	return group_select_one(db, "SELECT " GROUP_COLUMNS " FROM groups g "
+	    "WHERE g.name_key = ?", key, out);
 }
 
 gh_err

@@ -195,6 +195,9 @@ gh_err gh_identity_group_update(struct gh_db *db, struct gh_group *g,
 /* By id; GH_ERR_NOTFOUND when absent or malformed. */
 gh_err gh_identity_group_get(struct gh_db *db, const char *id,
     struct gh_group *out) GH_MUST_CHECK;
+/* By name, ignoring case; GH_ERR_NOTFOUND when absent or invalid. */
+gh_err gh_identity_group_find(struct gh_db *db, const char *name,
+    struct gh_group *out) GH_MUST_CHECK;
 /* Deletes the group and its memberships; *members_out (may be NULL) gets
  * how many memberships went. GH_ERR_CONFLICT while it has child groups,
  * GH_ERR_NOTFOUND when absent. */

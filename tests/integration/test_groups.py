@@ -317,3 +317,37 @@ def test_mfa_required_for_one_group_and_not_another(server, admin):
                       "'group.delete' AND target_id = ?", (b["id"],))
     assert '"mfa_required_group_dropped":true' in \
         ev[0]["changes"].replace(" ", "")
+
+
+def test_cli_creates_lists_and_manages_members(server, admin):
+    uid = server.create_user(admin, "omar", password=USER_PASSWORD)["id"]
+    r = server.cli("group", "create", "--org", server.org, "Support")
+    assert "created group Support" in r.stdout, r.stdout
+    r = server.cli("group", "create", "--org", server.org, "support",
+                   check=False)
+    assert r.returncode == 1 and "exists" in r.stderr, r.stderr
+    r = server.cli("group", "create", "--org", server.org, "bad/name",
+                   check=False)
+    assert r.returncode == 2, r.stderr
+    groups = server.cli_json("group", "list", "--org", server.org)
+    assert [g["name"] for g in groups] == ["Support"]
+    gid = groups[0]["id"]
+
+    r = server.cli("group", "add-member", "--org", server.org, "SUPPORT",
+                   "omar")
+    assert "added omar to Support" in r.stdout, r.stdout
+    r = admin.get(server.api(f"/groups/{gid}/members"))
+    assert [m["id"] for m in r.json()["members"]] == [uid]
+    r = server.cli("group", "add-member", "--org", server.org, gid, "nobody",
+                   check=False)
+    assert r.returncode == 1 and "no user" in r.stderr, r.stderr
+    r = server.cli("group", "remove-member", "--org", server.org, gid, "omar")
+    assert "removed omar from Support" in r.stdout, r.stdout
+    r = server.cli("group", "remove-member", "--org", server.org, gid, "omar",
+                   check=False)
+    assert r.returncode == 1 and "not a member" in r.stderr, r.stderr
+    assert audit(server, gid) == ["group.create", "group.member.add",
+                                  "group.member.remove"]
+    actors = server.query("SELECT actor_type FROM audit_events WHERE "
+                          "target_id = ?", (gid,))
+    assert {a["actor_type"] for a in actors} == {"operator"}
