@@ -66,6 +66,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_webauthn(r);
 	if (err == GH_OK)
 		err = routes_notices(r);
+	if (err == GH_OK)
+		err = routes_groups(r);
 	return err;
 }
 

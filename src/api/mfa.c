@@ -976,11 +976,38 @@ out:
 	ctx_close(&ctx);
 }
 
+/* Every required group must exist; answers 400 unknown_group. */
+static bool
+required_groups_exist(struct api_ctx *ctx, const struct gh_mfa_policy *p)
+{
+	struct gh_group g;
+	gh_err err;
+
+	for (size_t i = 0; i < p->n_groups; i++) {
+		err = gh_identity_group_get(ctx->db, p->groups[i].group_id, &g);
+		if (err == GH_ERR_NOTFOUND) {
+			char msg[96];
+
+			snprintf(msg, sizeof msg, "required_groups: no group "
+			    "with id %s.", p->groups[i].group_id);
+			gh_http_respond_error(ctx->req, 400, "unknown_group",
+			    msg);
+			return false;
+		}
+		if (err != GH_OK) {
+			respond_err(ctx->req, err);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void
 h_policy_patch(void *app, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "required", "grace_days",
-		"methods", "remember_device_days", NULL };
+		"methods", "remember_device_days",
+		"required_groups", NULL };
 	struct gh_mfa_policy before, after;
 	int64_t revoked = 0;
 	struct api_ctx ctx;
@@ -1006,11 +1033,13 @@ h_policy_patch(void *app, struct gh_http_req *req)
 		respond_invalid(req, "%s", msg);
 		goto out;
 	}
-	/* The grace window runs from the moment MFA became required. */
-	if (after.required && !before.required)
-		after.required_since = gh_now_ms();
-	else if (!after.required)
-		after.required_since = 0;
+	if (!required_groups_exist(&ctx, &after)) {
+		gh_db_rollback(ctx.db);
+		goto out;
+	}
+	/* The grace window runs from the moment MFA became required, for
+	 * the org or for a group. */
+	gh_auth_mfa_policy_stamp(&before, &after, gh_now_ms());
 	stored = gh_auth_mfa_policy_json(&after);
 	changes = json_pack("{s:o, s:o}", "from",
 	    gh_auth_mfa_policy_json(&before), "to",

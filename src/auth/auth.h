@@ -334,10 +334,20 @@ gh_err gh_auth_mfa_pending_delete(struct gh_db *db, const char *id)
 #define GH_MFA_REMEMBER_DAYS_MAX 90
 
 /* The org setting "mfa_policy": {"required", "grace_days", "methods",
- * "remember_device_days", "required_since"}. "methods" is a non-empty
+ * "remember_device_days", "required_since", "required_groups",
+ * "required_groups_since"}. "methods" is a non-empty
  * subset of "totp", "webauthn", "recovery" holding "totp" or "webauthn".
  * A method not allowed is refused at the second step of sign-in and for
  * enrolment. */
+#define GH_MFA_GROUPS_MAX 64
+
+/* MFA is required for the effective members of group_id since since
+ * (ms), when the org-wide "required" is off. */
+struct gh_mfa_group_rule {
+	char group_id[GH_ID_LEN + 1];
+	int64_t since;
+};
+
 struct gh_mfa_policy {
 	bool required;
 	int grace_days;			/* 0..365 */
@@ -346,16 +356,28 @@ struct gh_mfa_policy {
 	bool allow_recovery;
 	bool allow_webauthn;		/* security keys and passkeys */
 	int remember_device_days;	/* 0 (off) .. GH_MFA_REMEMBER_DAYS_MAX */
+	size_t n_groups;
+	struct gh_mfa_group_rule groups[GH_MFA_GROUPS_MAX];
 };
 /* Not required, grace 7 days, every method allowed, no remembered
- * devices. */
+ * devices, no groups. */
 void gh_auth_mfa_policy_default(struct gh_mfa_policy *p);
 /* Applies the members present in j (an object) over *p. GH_ERR_INVALID
- * naming the member in msg when one is of the wrong type or range.
- * required_since is not read from j when parsing a client's body
- * (from_client); the caller stamps it. */
+ * naming the member in msg when one is of the wrong type or range;
+ * required_groups must be an array of at most GH_MFA_GROUPS_MAX distinct
+ * ids (whether the groups exist is the caller's check). required_since
+ * and the groups' since are not read from j when parsing a client's body
+ * (from_client); gh_auth_mfa_policy_stamp sets them. */
 gh_err gh_auth_mfa_policy_parse(json_t *j, bool from_client,
     struct gh_mfa_policy *p, char *msg, size_t msg_cap) GH_MUST_CHECK;
+/* Stamps the times of after, a change of before made at now_ms: MFA
+ * (org-wide, or per group) becoming required starts its grace window now;
+ * a group already required keeps its time; no longer required clears it. */
+void gh_auth_mfa_policy_stamp(const struct gh_mfa_policy *before,
+    struct gh_mfa_policy *after, int64_t now_ms);
+/* Removes group_id from the required groups; true when it was there. */
+bool gh_auth_mfa_policy_drop_group(struct gh_mfa_policy *p,
+    const char *group_id);
 json_t *gh_auth_mfa_policy_json(const struct gh_mfa_policy *p);
 
 /* ---- remembered devices ------------------------------------------------------ */
@@ -416,9 +438,15 @@ enum gh_mfa_need {
 };
 /*
  * The one place that decides whether user_id needs a second factor at
- * sign-in: a confirmed TOTP always asks for it; otherwise the org policy's
- * "required" asks for enrolment, with a grace window of grace_days from
- * required_since. The policy engine will take this function over.
+ * sign-in: a confirmed TOTP or a WebAuthn credential always asks for it;
+ * otherwise the org policy's "required" asks for enrolment, with a grace
+ * window of grace_days from required_since. When "required" is off, the
+ * policy's required groups ask for it from the effective members of those
+ * groups (direct members, and members of their child groups; read from
+ * the tenant tables groups and group_members), with the grace window from
+ * the later of the group's since and the membership's added_at (the
+ * earliest such start when several groups apply). The policy engine will
+ * take this function over.
  */
 gh_err gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
     const char *user_id, int64_t now_ms, enum gh_mfa_need *out) GH_MUST_CHECK;

@@ -6,7 +6,8 @@
  *
  * Untrusted input: codes typed by users (shape checked before any work),
  * pending sign-in tokens (shape checked, hashed, looked up by digest), the
- * policy JSON from admins, seed ciphertexts from the database (authenticated
+ * policy JSON from admins (required group ids checked for shape here and
+ * for existence by the caller), seed ciphertexts from the database (authenticated
  * by src/kms before use).
  *
  * Secrets: TOTP seeds (plaintext only in GH_BUF_SECRET buffers or wiped
@@ -858,6 +859,57 @@ policy_methods_parse(json_t *v, struct gh_mfa_policy *p, char *msg,
 	return GH_OK;
 }
 
+static const struct gh_mfa_group_rule *
+group_rule_find(const struct gh_mfa_policy *p, const char *group_id)
+{
+	for (size_t i = 0; i < p->n_groups; i++)
+		if (strcmp(p->groups[i].group_id, group_id) == 0)
+			return &p->groups[i];
+	return NULL;
+}
+
+/* required_groups: distinct ids; since (stored policies only) maps each id
+ * to its ms. Replaces p's groups only when the whole list is good. */
+static gh_err
+groups_parse(json_t *v, json_t *since, struct gh_mfa_policy *p, char *msg,
+    size_t msg_cap)
+{
+	struct gh_mfa_policy tmp;
+	json_t *m;
+	size_t i;
+
+	if (!json_is_array(v) || json_array_size(v) > GH_MFA_GROUPS_MAX) {
+		snprintf(msg, msg_cap, "required_groups: must be an array of "
+		    "at most %d group ids", GH_MFA_GROUPS_MAX);
+		return GH_ERR_INVALID;
+	}
+	tmp.n_groups = 0;
+	json_array_foreach(v, i, m) {
+		const char *id = json_string_value(m);
+		json_t *t;
+
+		if (id == NULL || !gh_id_valid(id)) {
+			snprintf(msg, msg_cap, "required_groups: each must be "
+			    "a group id");
+			return GH_ERR_INVALID;
+		}
+		if (group_rule_find(&tmp, id) != NULL) {
+			snprintf(msg, msg_cap, "required_groups: %s appears "
+			    "twice", id);
+			return GH_ERR_INVALID;
+		}
+		gh_strlcpy(tmp.groups[tmp.n_groups].group_id, id,
+		    sizeof tmp.groups[0].group_id);
+		t = json_object_get(since, id);
+		tmp.groups[tmp.n_groups].since = json_is_integer(t) ?
+		    json_integer_value(t) : 0;
+		tmp.n_groups++;
+	}
+	memcpy(p->groups, tmp.groups, tmp.n_groups * sizeof tmp.groups[0]);
+	p->n_groups = tmp.n_groups;
+	return GH_OK;
+}
+
 gh_err
 gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
     char *msg, size_t msg_cap)
@@ -906,11 +958,79 @@ gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
 		    "remember_device_days") == NULL)
 			p->allow_webauthn = true;
 	}
+	if ((v = json_object_get(j, "required_groups")) != NULL &&
+	    groups_parse(v, from_client ? NULL : json_object_get(j,
+	    "required_groups_since_ms"), p, msg, msg_cap) != GH_OK)
+		return GH_ERR_INVALID;
 	if (!from_client && json_is_integer(json_object_get(j,
 	    "required_since_ms")))
 		p->required_since = json_integer_value(json_object_get(j,
 		    "required_since_ms"));
 	return GH_OK;
+}
+
+void
+gh_auth_mfa_policy_stamp(const struct gh_mfa_policy *before,
+    struct gh_mfa_policy *after, int64_t now_ms)
+{
+	if (after->required && !before->required)
+		after->required_since = now_ms;
+	else if (!after->required)
+		after->required_since = 0;
+	for (size_t i = 0; i < after->n_groups; i++) {
+		const struct gh_mfa_group_rule *old;
+
+		old = group_rule_find(before, after->groups[i].group_id);
+		after->groups[i].since = old != NULL ? old->since : now_ms;
+	}
+}
+
+bool
+gh_auth_mfa_policy_drop_group(struct gh_mfa_policy *p, const char *group_id)
+{
+	for (size_t i = 0; i < p->n_groups; i++) {
+		if (strcmp(p->groups[i].group_id, group_id) != 0)
+			continue;
+		memmove(&p->groups[i], &p->groups[i + 1],
+		    (p->n_groups - i - 1) * sizeof p->groups[0]);
+		p->n_groups--;
+		return true;
+	}
+	return false;
+}
+
+/* "required_groups": [id], "required_groups_since": {id: RFC 3339} and
+ * "required_groups_since_ms": {id: ms}, the last read back from storage. */
+static gh_err
+groups_json(const struct gh_mfa_policy *p, json_t *j)
+{
+	json_t *ids = json_array(), *since = json_object(),
+	    *since_ms = json_object();
+	char t[25];
+	gh_err err = GH_OK;
+
+	for (size_t i = 0; i < p->n_groups && err == GH_OK; i++) {
+		const struct gh_mfa_group_rule *g = &p->groups[i];
+
+		gh_time_rfc3339(g->since, t);
+		if (json_array_append_new(ids, json_string(g->group_id)) != 0 ||
+		    json_object_set_new(since, g->group_id,
+		    json_string(t)) != 0 ||
+		    json_object_set_new(since_ms, g->group_id,
+		    json_integer(g->since)) != 0)
+			err = GH_ERR_NOMEM;
+	}
+	if (err == GH_OK && (json_object_set_new(j, "required_groups",
+	    ids) != 0 || json_object_set_new(j, "required_groups_since",
+	    since) != 0 || json_object_set_new(j, "required_groups_since_ms",
+	    since_ms) != 0))
+		return GH_ERR_NOMEM;
+	if (err != GH_OK) {
+		json_decref(ids);
+		json_decref(since);
+		json_decref(since_ms);
+	}
+	return err;
 }
 
 json_t *
@@ -937,7 +1057,54 @@ gh_auth_mfa_policy_json(const struct gh_mfa_policy *p)
 	} else {
 		json_object_set_new(j, "required_since", json_null());
 	}
+	if (groups_json(p, j) != GH_OK) {
+		json_decref(j);
+		return NULL;
+	}
 	return j;
+}
+
+/*
+ * When the required groups apply to user_id: *start_out the earliest
+ * max(group since, membership added_at) over the user's effective
+ * memberships of those groups, *hit_out whether there is one. Effective
+ * membership: the groups the user was added to and their parents (groups
+ * nest one level; see src/identity).
+ */
+static gh_err
+group_rule_start(struct gh_db *db, const struct gh_mfa_policy *pol,
+    const char *user_id, int64_t *start_out, bool *hit_out)
+{
+	const struct gh_mfa_group_rule *rule;
+	struct gh_stmt *st = NULL;
+	gh_err err;
+	bool row;
+
+	*hit_out = false;
+	*start_out = 0;
+	err = gh_db_prepare(db, "SELECT m.group_id, m.added_at FROM "
+	    "group_members m WHERE m.user_id = ? UNION ALL SELECT g.parent_id, "
+	    "m.added_at FROM group_members m JOIN groups g ON g.id = "
+	    "m.group_id WHERE m.user_id = ? AND g.parent_id IS NOT NULL", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "tt", user_id, user_id);
+	while (err == GH_OK) {
+		int64_t start;
+
+		err = gh_stmt_step(st, &row);
+		if (err != GH_OK || !row)
+			break;
+		rule = group_rule_find(pol, gh_stmt_text(st, 0));
+		if (rule == NULL)
+			continue;
+		start = rule->since > gh_stmt_int(st, 1) ? rule->since :
+		    gh_stmt_int(st, 1);
+		if (!*hit_out || start < *start_out)
+			*start_out = start;
+		*hit_out = true;
+	}
+	gh_stmt_free(st);
+	return err;
 }
 
 gh_err
@@ -945,7 +1112,8 @@ gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
     const char *user_id, int64_t now_ms, enum gh_mfa_need *out)
 {
 	struct gh_mfa_factors f;
-	int64_t grace_end, wa = 0;
+	int64_t grace_end, start, wa = 0;
+	bool hit = false;
 	gh_err err;
 
 	*out = GH_MFA_NEED_NONE;
@@ -958,9 +1126,16 @@ gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
 		*out = GH_MFA_NEED_VERIFY;
 		return GH_OK;
 	}
-	if (!pol->required)
+	if (pol->required) {
+		start = pol->required_since;
+	} else if (pol->n_groups > 0) {
+		err = group_rule_start(db, pol, user_id, &start, &hit);
+		if (err != GH_OK || !hit)
+			return err;
+	} else {
 		return GH_OK;
-	grace_end = pol->required_since + (int64_t)pol->grace_days * 86400000;
+	}
+	grace_end = start + (int64_t)pol->grace_days * 86400000;
 	*out = now_ms < grace_end ? GH_MFA_NEED_ENROL_GRACE :
 	    GH_MFA_NEED_ENROL_NOW;
 	return GH_OK;

@@ -458,6 +458,127 @@ test_policy_parses_and_decides_who_needs_mfa(void **state)
 	gh_wipe(seed, sizeof seed);
 }
 
+#define GROUP_A "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"
+#define GROUP_A_CHILD "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"
+#define GROUP_B "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+
+static void
+insert_group(struct gh_db *db, const char *id, const char *parent)
+{
+	assert_int_equal(gh_db_run(db, "INSERT INTO groups (id, name, "
+	    "name_key, parent_id, created_at, updated_at) VALUES (?, ?, ?, ?, "
+	    "0, 0)", "tttt", id, id, id, parent), GH_OK);
+}
+
+static void
+join(struct gh_db *db, const char *group, const char *user, int64_t at)
+{
+	assert_int_equal(gh_db_run(db, "INSERT INTO group_members (group_id, "
+	    "user_id, added_at) VALUES (?, ?, ?)", "tti", group, user, at),
+	    GH_OK);
+}
+
+static enum gh_mfa_need
+need_of(struct fixture *f, const struct gh_mfa_policy *pol, const char *user,
+    int64_t now)
+{
+	enum gh_mfa_need need;
+
+	assert_int_equal(gh_auth_mfa_need(f->db, pol, user, now, &need), GH_OK);
+	return need;
+}
+
+static void
+test_policy_requires_mfa_for_effective_members_of_groups(void **state)
+{
+	struct fixture *f = *state;
+	struct gh_mfa_policy before, pol;
+	const int64_t day = 86400000LL, t0 = 1000 * day;
+	char msg[128];
+	json_t *j;
+
+	insert_user(f->db, "11111111111111111111111111111111", "in-a");
+	insert_user(f->db, "22222222222222222222222222222222", "in-child");
+	insert_user(f->db, "33333333333333333333333333333333", "in-b");
+	insert_group(f->db, GROUP_A, NULL);
+	insert_group(f->db, GROUP_A_CHILD, GROUP_A);
+	insert_group(f->db, GROUP_B, NULL);
+	join(f->db, GROUP_A, "11111111111111111111111111111111", t0 - day);
+	/* Joined after the rule: the grace counts from the joining. */
+	join(f->db, GROUP_A_CHILD, "22222222222222222222222222222222",
+	    t0 + 5 * day);
+	join(f->db, GROUP_B, "33333333333333333333333333333333", t0 - day);
+
+	gh_auth_mfa_policy_default(&before);
+	pol = before;
+	j = json_loads("{\"grace_days\": 2, \"required_groups\": [\""
+	    GROUP_A "\"]}", 0, NULL);
+	assert_int_equal(gh_auth_mfa_policy_parse(j, true, &pol, msg,
+	    sizeof msg), GH_OK);
+	json_decref(j);
+	gh_auth_mfa_policy_stamp(&before, &pol, t0);
+	assert_int_equal(pol.n_groups, 1);
+	assert_true(pol.groups[0].since == t0);
+
+	assert_int_equal(need_of(f, &pol, "11111111111111111111111111111111",
+	    t0 + day), GH_MFA_NEED_ENROL_GRACE);
+	assert_int_equal(need_of(f, &pol, "11111111111111111111111111111111",
+	    t0 + 2 * day), GH_MFA_NEED_ENROL_NOW);
+	assert_int_equal(need_of(f, &pol, "22222222222222222222222222222222",
+	    t0 + 6 * day), GH_MFA_NEED_ENROL_GRACE);
+	assert_int_equal(need_of(f, &pol, "22222222222222222222222222222222",
+	    t0 + 7 * day), GH_MFA_NEED_ENROL_NOW);
+	assert_int_equal(need_of(f, &pol, "33333333333333333333333333333333",
+	    t0 + 9 * day), GH_MFA_NEED_NONE);
+	assert_int_equal(need_of(f, &pol, TEST_USER, t0 + 9 * day),
+	    GH_MFA_NEED_NONE);
+
+	/* Stored and read back, the times survive; a later change keeps
+	 * the time of a group that stays and stamps one that is new. */
+	j = gh_auth_mfa_policy_json(&pol);
+	gh_auth_mfa_policy_default(&before);
+	assert_int_equal(gh_auth_mfa_policy_parse(j, false, &before, msg,
+	    sizeof msg), GH_OK);
+	json_decref(j);
+	assert_true(before.groups[0].since == t0);
+	pol = before;
+	j = json_loads("{\"required_groups\": [\"" GROUP_A "\", \""
+	    GROUP_B "\"]}", 0, NULL);
+	assert_int_equal(gh_auth_mfa_policy_parse(j, true, &pol, msg,
+	    sizeof msg), GH_OK);
+	json_decref(j);
+	gh_auth_mfa_policy_stamp(&before, &pol, t0 + 8 * day);
+	assert_true(pol.groups[0].since == t0);
+	assert_true(pol.groups[1].since == t0 + 8 * day);
+	assert_int_equal(need_of(f, &pol, "33333333333333333333333333333333",
+	    t0 + 9 * day), GH_MFA_NEED_ENROL_GRACE);
+
+	/* Dropping a group lifts its rule; the org-wide rule wins. */
+	assert_true(gh_auth_mfa_policy_drop_group(&pol, GROUP_A));
+	assert_false(gh_auth_mfa_policy_drop_group(&pol, GROUP_A));
+	assert_int_equal(need_of(f, &pol, "11111111111111111111111111111111",
+	    t0 + 9 * day), GH_MFA_NEED_NONE);
+	pol.required = true;
+	pol.required_since = t0 + 9 * day;
+	assert_int_equal(need_of(f, &pol, "11111111111111111111111111111111",
+	    t0 + 9 * day), GH_MFA_NEED_ENROL_GRACE);
+
+	/* Malformed lists are refused. */
+	j = json_loads("{\"required_groups\": [\"" GROUP_A "\", \""
+	    GROUP_A "\"]}", 0, NULL);
+	assert_int_equal(gh_auth_mfa_policy_parse(j, true, &pol, msg,
+	    sizeof msg), GH_ERR_INVALID);
+	json_decref(j);
+	j = json_loads("{\"required_groups\": [\"x\"]}", 0, NULL);
+	assert_int_equal(gh_auth_mfa_policy_parse(j, true, &pol, msg,
+	    sizeof msg), GH_ERR_INVALID);
+	json_decref(j);
+	j = json_loads("{\"required_groups\": \"" GROUP_A "\"}", 0, NULL);
+	assert_int_equal(gh_auth_mfa_policy_parse(j, true, &pol, msg,
+	    sizeof msg), GH_ERR_INVALID);
+	json_decref(j);
+}
+
 int
 main(void)
 {
@@ -485,6 +606,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_policy_parses_and_decides_who_needs_mfa, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_policy_requires_mfa_for_effective_members_of_groups,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("auth_mfa", tests, NULL, NULL);

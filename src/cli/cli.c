@@ -48,6 +48,10 @@ static const char usage[] =
 "  user disable --org SLUG USERNAME\n"
 "  user reset-password --org SLUG USERNAME   (new password from\n"
 "                      GATEHOUSE_NEW_PASSWORD, or generated and printed)\n"
+"  group create --org SLUG NAME\n"
+"  group list --org SLUG [--json]\n"
+"  group add-member|remove-member --org SLUG GROUP USERNAME\n"
+"                      GROUP is a group's name or id\n"
 "  keys status [--json]\n"
 "  keys rotate --master | --org SLUG\n"
 "                      re-wrap under a new master key, or new org and data\n"
@@ -121,6 +125,8 @@ gh_cli_main(int argc, char **argv)
 		return cmd_org(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "user") == 0)
 		return cmd_user(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "group") == 0)
+		return cmd_group(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "keys") == 0)
 		return cmd_keys(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "db") == 0)

@@ -131,10 +131,18 @@ gh_err cli_org_create(struct gh_store *st, struct gh_kms *kms,
     const char *slug, const char *name, const char *region,
     struct gh_org *out) GH_MUST_CHECK;
 
+/* Opens the store and its keys and finds --org (not deleted), printing
+ * why not; GH_ERR_INVALID without --org, else GH_ERR_STORE on failure.
+ * Free with cli_close. */
+gh_err cli_open_org(const struct cli_opts *o, struct gh_config *cfg,
+    struct gh_store **st, struct gh_kms **kms, struct gh_org *org)
+    GH_MUST_CHECK;
+
 int cmd_init(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_org(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_group(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 

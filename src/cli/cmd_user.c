@@ -151,9 +151,8 @@ cli_user_create(struct gh_store *st, const struct gh_config *cfg,
 	return err;
 }
 
-/* Opens the store and finds --org. */
-static gh_err
-open_org(const struct cli_opts *o, struct gh_config *cfg, struct gh_store **st,
+gh_err
+cli_open_org(const struct cli_opts *o, struct gh_config *cfg, struct gh_store **st,
     struct gh_kms **kms, struct gh_org *org)
 {
 	struct gh_db *dir = NULL;
@@ -234,7 +233,7 @@ user_add(const struct cli_opts *o)
 		fprintf(stderr, "gatehouse: user add --org SLUG USERNAME\n");
 		return EXIT_USAGE;
 	}
-	err = open_org(o, &cfg, &st, &kms, &org);
+	err = cli_open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
 	err = cli_user_create(st, &cfg, &org, o, o->args[0],
@@ -264,7 +263,7 @@ user_list(const struct cli_opts *o)
 	char *next = NULL;
 	gh_err err;
 
-	err = open_org(o, &cfg, &st, &kms, &org);
+	err = cli_open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
 	all = json_array();
@@ -331,7 +330,7 @@ user_find_do(const struct cli_opts *o,
 		fprintf(stderr, "gatehouse: expected --org SLUG USERNAME\n");
 		return EXIT_USAGE;
 	}
-	err = open_org(o, &cfg, &st, &kms, &org);
+	err = cli_open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
 	err = gh_store_tenant(st, org.id, org.region, false, &db);

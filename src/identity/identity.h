@@ -145,6 +145,105 @@ gh_err gh_identity_user_list(struct gh_db *db, const struct gh_user_filter *f,
 /* The public view (no password hash); NULL on ENOMEM. */
 json_t *gh_identity_user_json(const struct gh_user *u);
 
+/* ---- groups -------------------------------------------------------------------
+ *
+ * Named sets of users, nested at most one level: a group may have a
+ * parent, a group with a parent cannot be a parent, and a group with
+ * children cannot get a parent. A member of a child group is an
+ * "effective" member of its parent. Deleting a group is refused while it
+ * has children (GH_ERR_CONFLICT); its memberships go with it. Names are
+ * unique ignoring case. The caller owns the transaction, as for users.
+ */
+
+#define GH_GROUP_NAME_MAX 64
+#define GH_GROUP_DESC_MAX 1024	/* bytes */
+#define GH_GROUP_LIST_MAX 200
+
+struct gh_group {
+	char id[GH_ID_LEN + 1];
+	char name[GH_GROUP_NAME_MAX + 1];
+	char description[GH_GROUP_DESC_MAX + 1];
+	char parent_id[GH_ID_LEN + 1];		/* "" when none */
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+/* 1-64 chars of [A-Za-z0-9 ._-], not starting or ending with a space.
+ * ASCII only, so that "ignoring case" is exact. */
+bool gh_identity_group_name_valid(const char *name);
+/* 0-1024 bytes of valid UTF-8 without control characters. */
+bool gh_identity_group_description_valid(const char *desc);
+
+/* Fills a new top-level group with a fresh id and the current time.
+ * GH_ERR_INVALID when name is not valid. */
+gh_err gh_identity_group_init(struct gh_group *g, const char *name)
+    GH_MUST_CHECK;
+/*
+ * Inserts g, or writes every mutable field of g (name, description,
+ * parent) and bumps updated_at. Both check the nesting rules first and
+ * refuse with GH_ERR_INVALID, setting *why_out to a stable code:
+ * "parent_not_found", "group_cycle" (its own parent), "nesting_too_deep"
+ * (the parent has a parent), "group_has_children" (g is a parent and
+ * would get one). GH_ERR_CONFLICT (*why_out "group_exists") when the
+ * name is taken ignoring case; GH_ERR_NOTFOUND when updating a missing
+ * group. GH_ERR_INVALID with *why_out NULL for an invalid field.
+ */
+gh_err gh_identity_group_insert(struct gh_db *db, const struct gh_group *g,
+    const char **why_out) GH_MUST_CHECK;
+gh_err gh_identity_group_update(struct gh_db *db, struct gh_group *g,
+    const char **why_out) GH_MUST_CHECK;
+/* By id; GH_ERR_NOTFOUND when absent or malformed. */
+gh_err gh_identity_group_get(struct gh_db *db, const char *id,
+    struct gh_group *out) GH_MUST_CHECK;
+/* By name, ignoring case; GH_ERR_NOTFOUND when absent or invalid. */
+gh_err gh_identity_group_find(struct gh_db *db, const char *name,
+    struct gh_group *out) GH_MUST_CHECK;
+/* Deletes the group and its memberships; *members_out (may be NULL) gets
+ * how many memberships went. GH_ERR_CONFLICT while it has child groups,
+ * GH_ERR_NOTFOUND when absent. */
+gh_err gh_identity_group_delete(struct gh_db *db, const char *id,
+    int64_t *members_out) GH_MUST_CHECK;
+
+struct gh_group_filter {
+	const char *q;		/* substring of the name, ignoring case */
+	const char *parent_id;	/* only the children of this group */
+	const char *cursor;	/* from a previous page, or NULL */
+	int limit;		/* 1..GH_GROUP_LIST_MAX */
+};
+
+/* Lists groups oldest first into a JSON array of group views; paging as
+ * in gh_identity_user_list. GH_ERR_INVALID for a bad cursor or limit. */
+gh_err gh_identity_group_list(struct gh_db *db,
+    const struct gh_group_filter *f, json_t **groups_out, char **next_out)
+    GH_MUST_CHECK;
+
+/* Adds user_id to group_id at now_ms; *added_out is false (and nothing
+ * changes) when it is a member already. GH_ERR_NOTFOUND when the group or
+ * the user does not exist. */
+gh_err gh_identity_group_member_add(struct gh_db *db, const char *group_id,
+    const char *user_id, int64_t now_ms, bool *added_out) GH_MUST_CHECK;
+/* GH_ERR_NOTFOUND when user_id is not a direct member of group_id. */
+gh_err gh_identity_group_member_remove(struct gh_db *db,
+    const char *group_id, const char *user_id) GH_MUST_CHECK;
+/* The direct members of group_id, first added first, as user views with
+ * "added_at"; paging as in gh_identity_user_list (limit
+ * 1..GH_USER_LIST_MAX). */
+gh_err gh_identity_group_member_list(struct gh_db *db, const char *group_id,
+    const char *cursor, int limit, json_t **members_out, char **next_out)
+    GH_MUST_CHECK;
+/*
+ * The groups of user_id: *direct_out the groups it was added to (group
+ * views with "added_at"), *effective_out those plus their parents (group
+ * views with "direct": whether it is a direct member, and "via": the
+ * child group ids that make it a member). Both ordered by name.
+ */
+gh_err gh_identity_user_groups(struct gh_db *db, const char *user_id,
+    json_t **direct_out, json_t **effective_out) GH_MUST_CHECK;
+
+/* {"id", "name", "description", "parent_id", "created_at", "updated_at"};
+ * NULL on ENOMEM. */
+json_t *gh_identity_group_json(const struct gh_group *g);
+
 /* ---- custom user attributes ---------------------------------------------------
  *
  * An organisation defines attributes (name, type, required, unique,

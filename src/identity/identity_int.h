@@ -15,4 +15,10 @@ gh_err identity_cursor_parse(const char *c, int64_t *at_out,
  * ENOMEM. */
 char *identity_like_pattern(const char *q);
 
+/* Valid UTF-8, no C0/DEL control characters, min..max bytes. */
+bool identity_text_ok(const char *s, size_t min, size_t max);
+
+/* RFC 3339 text of ms, or JSON null when ms <= 0. */
+json_t *identity_time_json(int64_t ms);
+
 #endif

@@ -3,6 +3,7 @@
  * Untrusted input: slugs and names (validated before any query).
  */
 #include "identity/identity.h"
+#include "identity/identity_int.h"
 
 #include <string.h>
 
@@ -27,8 +28,8 @@ gh_identity_slug_valid(const char *slug)
 }
 
 /* Valid UTF-8, no C0/DEL control characters, within max bytes. */
-static bool
-text_ok(const char *s, size_t min, size_t max)
+bool
+identity_text_ok(const char *s, size_t min, size_t max)
 {
 	size_t n;
 
@@ -49,13 +50,13 @@ text_ok(const char *s, size_t min, size_t max)
 bool
 gh_identity_org_name_valid(const char *name)
 {
-	return text_ok(name, 1, GH_ORG_NAME_MAX);
+	return identity_text_ok(name, 1, GH_ORG_NAME_MAX);
 }
 
 bool
 gh_identity_display_name_valid(const char *name)
 {
-	return text_ok(name, 0, GH_DISPLAY_NAME_MAX);
+	return identity_text_ok(name, 0, GH_DISPLAY_NAME_MAX);
 }
 
 bool

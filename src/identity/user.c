@@ -396,8 +396,8 @@ gh_identity_user_list(struct gh_db *db, const struct gh_user_filter *f,
 	return GH_OK;
 }
 
-static json_t *
-time_json(int64_t ms)
+json_t *
+identity_time_json(int64_t ms)
 {
 	char s[25];
 
@@ -414,10 +414,10 @@ gh_identity_user_json(const struct gh_user *u)
 	    "id", u->id, "username", u->username,
 	    "email", u->email[0] ? json_string(u->email) : json_null(),
 	    "display_name", u->display_name, "state", u->state,
-	    "role", u->role, "created_at", time_json(u->created_at),
-	    "updated_at", time_json(u->updated_at),
-	    "last_signin_at", time_json(u->last_signin_at),
-	    "password_changed_at", time_json(u->password_changed_at));
+	    "role", u->role, "created_at", identity_time_json(u->created_at),
+	    "updated_at", identity_time_json(u->updated_at),
+	    "last_signin_at", identity_time_json(u->last_signin_at),
+	    "password_changed_at", identity_time_json(u->password_changed_at));
 }
 
 gh_err
