@@ -383,6 +383,7 @@ def test_keyboard_only_enrolment_at_360px_in_chromium(server, admin):
     assert res["csp_problems"] == [], res
     assert res["codes"] == 10, res
     assert res["account_user"] == "nora", res
+    assert res["totp_state"].startswith("On since"), res
     for k, w in res["widths"].items():
         assert w <= 360, (k, w)
     assert all(res["focus_visible"].values()), res
