@@ -1,7 +1,7 @@
 /*
- * web.c: the plain HTML sign-in form with its second (MFA code) page, the
- * account page and sign-out, and their stylesheet. No script; the CSP forbids inline code, so the pages
- * carry none.
+ * web.c: the plain HTML sign-in form, the account page and sign-out, the
+ * page helpers and stylesheet shared with web_mfa.c (the MFA pages). No
+ * script here; the CSP forbids inline code, so the pages carry none.
  * Untrusted input: form fields and cookies. Secrets: the password and the
  * MFA code (wiped by the http layer with the body), the pending MFA token
  * (set as a cookie, then wiped) and the login CSRF token (public to the
@@ -352,7 +352,8 @@ h_account(void *app, struct gh_http_req *req)
 	    "Security: two-step verification and security keys</a></p>",
 	    ctx.org.slug);
 	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/logout\">"
-	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\"><button type=\"submit\">Sign out</button></form>",
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
+	    "<button type=\"submit\">Sign out</button></form>",
 	    ctx.org.slug, csrf);
 	page_send(req, 200, &b);
 out:

@@ -194,8 +194,8 @@ web_mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
 	if (key)
 		gh_buf_put_str(&b, "<h2>Security key</h2><p class=\"error\" "
 		    "id=\"wa-error\" role=\"alert\" hidden></p>"
-		    "<button type=\"button\" id=\"wa-second\">Use your security "
-		    "key</button><h2>Authenticator app</h2>");
+		    "<button type=\"button\" id=\"wa-second\" autofocus>Use your "
+		    "security key</button><h2>Authenticator app</h2>");
 	form_open(&b, action, csrf);
 	gh_buf_put_str(&b, "<input type=\"hidden\" name=\"method\" "
 	    "value=\"totp\">");
@@ -383,7 +383,8 @@ put_cred(const struct gh_wa_cred_row *c, void *arg)
 
 	gh_time_rfc3339(c->created_at, created);
 	gh_time_rfc3339(c->last_used_at, used);
-	gh_buf_put_str(l->b, "<div class=\"cred\"><p><strong class=\"cred-name\">");
+	gh_buf_put_str(l->b, "<div class=\"cred\"><p>"
+	    "<strong class=\"cred-name\">");
 	put_escaped(l->b, c->name);
 	gh_buf_printf(l->b, "</strong><br><span class=\"note\">Added %.10s; "
 	    "%s%.10s</span></p>", created, c->last_used_at > 0 ?
