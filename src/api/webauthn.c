@@ -1176,7 +1176,7 @@ static const char script[] =
     "async function guarded(fn) {\n"
     "  try { return await fn(); }\n"
     "  catch (e) { return { status: 0, body: { message:\n"
-    "    'The browser did not complete the request.' } }; }\n"
+    "    `The browser did not complete the request (${e.name}).` } }; }\n"
     "}\n"
     "const second = document.getElementById('wa-second');\n"
     "if (second) second.addEventListener('click', async () => {\n"

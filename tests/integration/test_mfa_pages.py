@@ -356,17 +356,42 @@ def test_second_step_offers_the_security_key_with_the_script(server, admin):
     assert "mfa.webauthn.rename" in acts and "mfa.webauthn.remove" in acts
 
 
-def test_keyboard_only_enrolment_at_360px_in_chromium(server, admin):
-    node = shutil.which("node")
-    assert node, "node is missing"
+def browser_env(server, username, **extra):
+    assert shutil.which("node"), "node is missing"
     assert Path("/usr/bin/chromium").exists(), "chromium is missing"
     assert (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), \
         "playwright-core is missing: npm ci --prefix tests/browser"
+    return dict(os.environ, GH_BASE=f"http://localhost:{server.port}",
+                GH_ORG=ORG, GH_USER=username, GH_PASSWORD=USER_PASSWORD,
+                **extra)
+
+
+def test_security_key_added_and_used_from_the_pages_in_chromium(server,
+                                                                 admin):
+    uid = server.create_user(admin, "owen", password=USER_PASSWORD)["id"]
+    r = subprocess.run(["node", str(BROWSER_DIR / "mfa_pages.mjs")],
+                       cwd=BROWSER_DIR, env=browser_env(server, "owen",
+                                                        GH_MODE="key"),
+                       capture_output=True, text=True, timeout=90 * SLOW)
+    assert r.returncode == 0, f"mfa_pages.mjs failed:\n{r.stderr[-3000:]}"
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["csp_problems"] == [], res
+    assert res["key_names"] == ["Desk key"], res
+    assert res["second_focus"] == "wa-second", res
+    assert res["account_user"] == "owen", res
+    for k, w in res["widths"].items():
+        assert w <= 360, (k, w)
+    assert ("success", "mfa_webauthn") in [
+        (x["result"], x["reason"]) for x in signins(server, uid)]
+    acts = audit_actions(server, uid)
+    assert "mfa.webauthn.add" in acts, acts
+
+
+def test_keyboard_only_enrolment_at_360px_in_chromium(server, admin):
     server.create_user(admin, "nora", password=USER_PASSWORD)
     admin.patch(server.api("/mfa-policy"),
                 json={"required": True, "grace_days": 0})
-    env = dict(os.environ, GH_BASE=f"http://localhost:{server.port}",
-               GH_ORG=ORG, GH_USER="nora", GH_PASSWORD=USER_PASSWORD)
+    env = browser_env(server, "nora")
     proc = subprocess.Popen(["node", str(BROWSER_DIR / "mfa_pages.mjs")],
                             cwd=BROWSER_DIR, env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
