@@ -195,5 +195,66 @@ gh_err mfa_enrol_signin(struct api_ctx *ctx, const char *pending_id,
 void mfa_cookie_clear(struct api_ctx *ctx);
 /* Responds 403 mfa_method_not_allowed naming method. */
 void mfa_respond_not_allowed(struct gh_http_req *req, const char *method);
+/* Appends the audit event action about user_id's factor method (reason
+ * may be NULL) in the caller's transaction. */
+gh_err audit_mfa(struct api_ctx *ctx, const char *action,
+    const char *user_id, const char *method, const char *reason)
+    GH_MUST_CHECK;
+/* Confirms ctx->user's pending TOTP enrolment with code in its own
+ * transaction, audited; makes recovery codes when the user has none
+ * (*fresh_out, codes). With pending (a pending sign-in id of purpose
+ * "enrol"; "" for none) it also ends that sign-in with a session (s_out,
+ * csrf_out, cookie set). GH_ERR_DENIED: wrong or malformed code (counted
+ * against a pending sign-in); GH_ERR_NOTFOUND: no enrolment started. */
+gh_err mfa_totp_confirm(struct api_ctx *ctx, const char *pending,
+    const char *code,
+    char codes[static GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1],
+    bool *fresh_out, char csrf_out[static GH_TOKEN_LEN + 1],
+    struct gh_session *s_out) GH_MUST_CHECK;
+/* Checks ctx->user's current factor (method "totp" or "recovery") before
+ * a change to their factors, counting failures. GH_OK leaves a
+ * transaction open; GH_ERR_DENIED: wrong code; GH_ERR_LIMIT: locked
+ * (*retry_after_out seconds). */
+gh_err mfa_proof(struct api_ctx *ctx, const char *method, const char *code,
+    int64_t *retry_after_out) GH_MUST_CHECK;
+/* In the caller's transaction: removes ctx->user's TOTP and recovery
+ * codes, audited. */
+gh_err mfa_totp_remove(struct api_ctx *ctx) GH_MUST_CHECK;
+/* In the caller's transaction: replaces ctx->user's recovery codes,
+ * audited. GH_ERR_CONFLICT when TOTP is not enrolled. */
+gh_err mfa_recovery_regenerate(struct api_ctx *ctx,
+    char codes[static GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1])
+    GH_MUST_CHECK;
+
+/* HTML helpers (src/api/web.c), used by web_mfa.c. */
+/* Appends s with &<>"' escaped. */
+void put_escaped(struct gh_buf *b, const char *s);
+/* Starts a page: doctype, viewport, title, stylesheet, <main>. With
+ * script, also loads /static/webauthn.js. */
+void page_open(struct gh_buf *b, const char *title);
+void page_open_script(struct gh_buf *b, const char *title);
+/* Ends the page and sends it; frees b. */
+void page_send(struct gh_http_req *req, unsigned status, struct gh_buf *b);
+/* Redirects to /o/{org}/page. */
+void redirect_to(struct api_ctx *ctx, const char *page);
+/* The sign-in form with an optional error. */
+void login_page(struct api_ctx *ctx, unsigned status, const char *error,
+    const char *username);
+/* True when both tokens are GH_TOKEN_LEN long and equal. */
+bool csrf_form_ok(const char *form_csrf, const char *cookie_csrf);
+/* Clears the login CSRF cookie once the sign-in is over. */
+void clear_login_csrf(struct api_ctx *ctx);
+
+/* Pages of src/api/web_mfa.c. */
+/* Answers the password step's GH_MFA_NEED_ENROL_NOW in the form sign-in:
+ * sets the gh_mfa cookie (pending token) and shows the TOTP enrolment
+ * page bound to it; csrf is the login CSRF token. */
+void web_enrol_now(struct api_ctx *ctx, const char *mfa_token,
+    const char *csrf);
+/* The second-step page: security key (when the user has one), TOTP and
+ * recovery code forms. token: the pending sign-in (cookie). */
+void web_mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
+    const char *csrf, const char *token);
+gh_err routes_web_mfa(struct gh_http_router *r);
 
 #endif

@@ -59,6 +59,8 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_web(r);
 	if (err == GH_OK)
+		err = routes_web_mfa(r);
+	if (err == GH_OK)
 		err = routes_keys(r);
 	if (err == GH_OK)
 		err = routes_mfa(r);

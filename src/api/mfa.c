@@ -59,7 +59,7 @@ signin_record(struct api_ctx *ctx, const struct gh_user *u, bool success,
 	return gh_audit_signin_record(ctx->db, &rec);
 }
 
-static gh_err
+gh_err
 audit_mfa(struct api_ctx *ctx, const char *action, const char *user_id,
     const char *method, const char *reason)
 {
@@ -640,18 +640,73 @@ codes_json(char codes[static GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1])
 	return arr;
 }
 
+gh_err
+mfa_totp_confirm(struct api_ctx *ctx, const char *pending, const char *code,
+    char codes[static GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1],
+    bool *fresh_out, char csrf_out[static GH_TOKEN_LEN + 1],
+    struct gh_session *s_out)
+{
+	struct gh_mfa_factors f;
+	bool killed, locked;
+	gh_err err;
+
+	*fresh_out = false;
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_auth_totp_confirm(ctx->db, ctx->app->kms, ctx->org.id,
+		    ctx->user.id, code, gh_now_ms());
+	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID) {
+		gh_db_rollback(ctx->db);
+		if (pending[0] != '\0' && count_failure(ctx, &ctx->user,
+		    pending, "totp", "mfa_totp_invalid", &killed, &locked) !=
+		    GH_OK)
+			return GH_ERR_STORE;
+		return GH_ERR_DENIED;
+	}
+	if (err == GH_ERR_NOTFOUND) {
+		gh_db_rollback(ctx->db);
+		return err;
+	}
+	if (err == GH_OK)
+		err = audit_mfa(ctx, "mfa.totp.enrol", ctx->user.id, "totp",
+		    NULL);
+	if (err == GH_OK)
+		err = gh_auth_mfa_factors(ctx->db, ctx->user.id, &f);
+	if (err == GH_OK && f.recovery_remaining == 0) {
+		*fresh_out = true;
+		err = gh_auth_recovery_generate(ctx->db, ctx->user.id, codes);
+		if (err == GH_OK)
+			err = audit_mfa(ctx, "mfa.recovery_codes.generate",
+			    ctx->user.id, "recovery", NULL);
+	}
+	if (err == GH_OK && pending[0] != '\0') {
+		/* Enrolment was the second step of a sign-in: finish it. */
+		err = mfa_enrol_signin(ctx, pending, "mfa_totp_enrolled",
+		    csrf_out, s_out);
+	}
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK) {
+		gh_db_rollback(ctx->db);
+		*fresh_out = false;
+		return err;
+	}
+	if (pending[0] != '\0')
+		mfa_cookie_clear(ctx);
+	return GH_OK;
+}
+
 static void
 h_totp_confirm(void *app, struct gh_http_req *req)
 {
 	static const char *const keys[] = { "code", "mfa_token", NULL };
 	char codes[GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1];
 	char pending[GH_ID_LEN + 1], csrf[GH_TOKEN_LEN + 1];
-	struct gh_mfa_factors f;
 	struct gh_session s;
 	struct api_ctx ctx;
 	const char *code = NULL;
 	json_t *body = NULL, *out_body;
-	bool killed, locked, fresh = false;
+	bool fresh = false;
 	gh_err err;
 
 	memset(codes, 0, sizeof codes);
@@ -662,53 +717,26 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 	    !member_str(req, body, "code", &code) ||
 	    !mfa_enrol_auth(&ctx, body, pending) || !kms_ready(&ctx))
 		goto out;
-	err = gh_db_begin(ctx.db);
-	if (err == GH_OK)
-		err = gh_auth_totp_confirm(ctx.db, ctx.app->kms, ctx.org.id,
-		    ctx.user.id, code, gh_now_ms());
-	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID) {
-		gh_db_rollback(ctx.db);
-		if (pending[0] != '\0' && count_failure(&ctx, &ctx.user,
-		    pending, "totp", "mfa_totp_invalid", &killed, &locked) !=
-		    GH_OK) {
-			respond_err(req, GH_ERR_STORE);
-			goto out;
-		}
+	err = mfa_totp_confirm(&ctx, pending, code, codes, &fresh, csrf, &s);
+	if (err == GH_ERR_DENIED) {
 		gh_http_respond_error(req, 400, "invalid_mfa_code", "The code "
 		    "is wrong: enter the six digits your authenticator shows.");
 		goto out;
 	}
 	if (err == GH_ERR_NOTFOUND) {
-		gh_db_rollback(ctx.db);
 		gh_http_respond_error(req, 409, "mfa_not_started", "No TOTP "
 		    "enrolment is waiting for confirmation.");
 		goto out;
 	}
-	if (err == GH_OK)
-		err = audit_mfa(&ctx, "mfa.totp.enrol", ctx.user.id, "totp",
-		    NULL);
-	if (err == GH_OK)
-		err = gh_auth_mfa_factors(ctx.db, ctx.user.id, &f);
-	if (err == GH_OK && f.recovery_remaining == 0) {
-		fresh = true;
-		err = gh_auth_recovery_generate(ctx.db, ctx.user.id, codes);
-		if (err == GH_OK)
-			err = audit_mfa(&ctx, "mfa.recovery_codes.generate",
-			    ctx.user.id, "recovery", NULL);
-	}
-	if (err == GH_OK && pending[0] != '\0') {
-		/* Enrolment was the second step of a sign-in: finish it. */
-		err = mfa_enrol_signin(&ctx, pending, "mfa_totp_enrolled", csrf,
-		    &s);
-	}
-	if (!finish(&ctx, err))
+	if (err != GH_OK) {
+		respond_err(req, err);
 		goto out;
+	}
 	out_body = json_pack("{s:b}", "enabled", true);
 	if (out_body != NULL && fresh)
 		json_object_set_new(out_body, "recovery_codes",
 		    codes_json(codes));
 	if (out_body != NULL && pending[0] != '\0') {
-		mfa_cookie_clear(&ctx);
 		json_object_set_new(out_body, "user",
 		    gh_identity_user_json(&ctx.user));
 		json_object_set_new(out_body, "session", session_json(&s,
@@ -725,6 +753,53 @@ out:
 	ctx_close(&ctx);
 }
 
+gh_err
+mfa_proof(struct api_ctx *ctx, const char *method, const char *code,
+    int64_t *retry_after_out)
+{
+	struct gh_mfa_policy pol;
+	const char *reason = NULL;
+	bool killed, locked;
+	int64_t until = 0;
+	gh_err err;
+
+	*retry_after_out = 0;
+	err = gh_auth_mfa_lock_check(ctx->db, ctx->user.id, gh_now_ms(),
+	    &until);
+	if (err == GH_ERR_LIMIT) {
+		*retry_after_out = retry_after_s(until);
+		return err;
+	}
+	if (err == GH_OK)
+		err = mfa_policy_load(ctx->db, &pol);
+	if (err == GH_OK)
+		pol.allow_recovery = pol.allow_totp = true; /* a proof */
+	if (err == GH_OK)
+		err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = factor_check(ctx, &ctx->user, &pol, method, code,
+		    &reason);
+	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID) {
+		gh_db_rollback(ctx->db);
+		if (count_failure(ctx, &ctx->user, NULL, method, reason,
+		    &killed, &locked) != GH_OK)
+			return GH_ERR_STORE;
+		if (locked) {
+			*retry_after_out = GH_MFA_LOCK_MS / 1000;
+			return GH_ERR_LIMIT;
+		}
+		return GH_ERR_DENIED;
+	}
+	if (err == GH_OK && strcmp(method, "recovery") == 0)
+		err = audit_mfa(ctx, "mfa.recovery_code.use", ctx->user.id,
+		    "recovery", NULL);
+	if (err == GH_OK)
+		err = gh_auth_mfa_succeed(ctx->db, ctx->user.id);
+	if (err != GH_OK)
+		gh_db_rollback(ctx->db);
+	return err;
+}
+
 /*
  * Checks the current code or a recovery code of the caller before a change
  * to their factors, counting failures towards the lockout. On refusal
@@ -734,10 +809,8 @@ out:
 static bool
 proof_check(struct api_ctx *ctx, json_t *body)
 {
-	const char *code = NULL, *rcode = NULL, *reason = NULL, *method;
-	struct gh_mfa_policy pol;
-	bool killed, locked;
-	int64_t until = 0;
+	const char *code = NULL, *rcode = NULL;
+	int64_t retry = 0;
 	gh_err err;
 
 	if (!member_str(ctx->req, body, "code", &code) ||
@@ -748,49 +821,32 @@ proof_check(struct api_ctx *ctx, json_t *body)
 		    "\"recovery_code\"");
 		return false;
 	}
-	method = code != NULL ? "totp" : "recovery";
-	err = gh_auth_mfa_lock_check(ctx->db, ctx->user.id, gh_now_ms(),
-	    &until);
-	if (err == GH_ERR_LIMIT) {
-		respond_mfa_refused(ctx->req, err, NULL, retry_after_s(until));
-		return false;
-	}
-	if (err == GH_OK)
-		err = mfa_policy_load(ctx->db, &pol);
-	if (err == GH_OK)
-		pol.allow_recovery = pol.allow_totp = true; /* a proof */
-	if (err == GH_OK)
-		err = gh_db_begin(ctx->db);
-	if (err == GH_OK)
-		err = factor_check(ctx, &ctx->user, &pol, method,
-		    code != NULL ? code : rcode, &reason);
-	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID) {
-		gh_db_rollback(ctx->db);
-		if (count_failure(ctx, &ctx->user, NULL, method, reason,
-		    &killed, &locked) != GH_OK) {
-			respond_err(ctx->req, GH_ERR_STORE);
-			return false;
-		}
-		if (locked)
-			respond_mfa_refused(ctx->req, GH_ERR_LIMIT, NULL,
-			    GH_MFA_LOCK_MS / 1000);
-		else
-			gh_http_respond_error(ctx->req, 403,
-			    "invalid_mfa_code",
-			    "The code is wrong or was used already.");
-		return false;
-	}
-	if (err == GH_OK && strcmp(method, "recovery") == 0)
-		err = audit_mfa(ctx, "mfa.recovery_code.use", ctx->user.id,
-		    "recovery", NULL);
-	if (err == GH_OK)
-		err = gh_auth_mfa_succeed(ctx->db, ctx->user.id);
-	if (err != GH_OK) {
-		gh_db_rollback(ctx->db);
+	err = mfa_proof(ctx, code != NULL ? "totp" : "recovery",
+	    code != NULL ? code : rcode, &retry);
+	if (err == GH_ERR_LIMIT)
+		respond_mfa_refused(ctx->req, err, NULL, retry);
+	else if (err == GH_ERR_DENIED)
+		gh_http_respond_error(ctx->req, 403, "invalid_mfa_code",
+		    "The code is wrong or was used already.");
+	else if (err != GH_OK)
 		respond_err(ctx->req, err);
-		return false;
-	}
-	return true;
+	return err == GH_OK;
+}
+
+gh_err
+mfa_totp_remove(struct api_ctx *ctx)
+{
+	gh_err err;
+
+	err = gh_auth_totp_remove(ctx->db, ctx->user.id);
+	/* Recovery codes back up a factor: with none left they go too. */
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "DELETE FROM mfa_recovery_codes WHERE "
+		    "user_id = ?", "t", ctx->user.id);
+	if (err == GH_OK)
+		err = audit_mfa(ctx, "mfa.totp.remove", ctx->user.id, "totp",
+		    NULL);
+	return err;
 }
 
 static void
@@ -799,7 +855,6 @@ h_totp_delete(void *app, struct gh_http_req *req)
 	static const char *const keys[] = { "code", "recovery_code", NULL };
 	struct api_ctx ctx;
 	json_t *body = NULL;
-	gh_err err;
 
 	if (!ctx_open(app, req, &ctx))
 		return;
@@ -807,15 +862,7 @@ h_totp_delete(void *app, struct gh_http_req *req)
 		goto out;
 	if (!proof_check(&ctx, body))
 		goto out;
-	err = gh_auth_totp_remove(ctx.db, ctx.user.id);
-	/* Recovery codes back up a factor: with none left they go too. */
-	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "DELETE FROM mfa_recovery_codes WHERE "
-		    "user_id = ?", "t", ctx.user.id);
-	if (err == GH_OK)
-		err = audit_mfa(&ctx, "mfa.totp.remove", ctx.user.id, "totp",
-		    NULL);
-	if (finish(&ctx, err))
+	if (finish(&ctx, mfa_totp_remove(&ctx)))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:
 	wipe_member(body, "code");
@@ -824,11 +871,28 @@ out:
 	ctx_close(&ctx);
 }
 
+gh_err
+mfa_recovery_regenerate(struct api_ctx *ctx,
+    char codes[static GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1])
+{
+	struct gh_mfa_factors f;
+	gh_err err;
+
+	err = gh_auth_mfa_factors(ctx->db, ctx->user.id, &f);
+	if (err == GH_OK && !f.totp)
+		err = GH_ERR_CONFLICT;
+	if (err == GH_OK)
+		err = gh_auth_recovery_generate(ctx->db, ctx->user.id, codes);
+	if (err == GH_OK)
+		err = audit_mfa(ctx, "mfa.recovery_codes.generate",
+		    ctx->user.id, "recovery", NULL);
+	return err;
+}
+
 static void
 h_recovery_generate(void *app, struct gh_http_req *req)
 {
 	char codes[GH_MFA_RECOVERY_COUNT][GH_MFA_RECOVERY_LEN + 1];
-	struct gh_mfa_factors f;
 	struct api_ctx ctx;
 	gh_err err;
 
@@ -839,18 +903,13 @@ h_recovery_generate(void *app, struct gh_http_req *req)
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
-		err = gh_auth_mfa_factors(ctx.db, ctx.user.id, &f);
-	if (err == GH_OK && !f.totp) {
+		err = mfa_recovery_regenerate(&ctx, codes);
+	if (err == GH_ERR_CONFLICT) {
 		gh_db_rollback(ctx.db);
 		gh_http_respond_error(req, 409, "mfa_not_enrolled", "Enrol "
 		    "TOTP before making recovery codes.");
 		goto out;
 	}
-	if (err == GH_OK)
-		err = gh_auth_recovery_generate(ctx.db, ctx.user.id, codes);
-	if (err == GH_OK)
-		err = audit_mfa(&ctx, "mfa.recovery_codes.generate",
-		    ctx.user.id, "recovery", NULL);
 	if (finish(&ctx, err))
 		gh_http_respond_json(req, 200, json_pack("{s:o}",
 		    "recovery_codes", codes_json(codes)));

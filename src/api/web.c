@@ -1,7 +1,7 @@
 /*
- * web.c: the plain HTML sign-in form with its second (MFA code) page, the
- * account page and sign-out, and their stylesheet. No script; the CSP forbids inline code, so the pages
- * carry none.
+ * web.c: the plain HTML sign-in form, the account page and sign-out, the
+ * page helpers and stylesheet shared with web_mfa.c (the MFA pages). No
+ * script here; the CSP forbids inline code, so the pages carry none.
  * Untrusted input: form fields and cookies. Secrets: the password and the
  * MFA code (wiped by the http layer with the body), the pending MFA token
  * (set as a cookie, then wiped) and the login CSRF token (public to the
@@ -29,9 +29,23 @@ static const char css[] =
     "cursor:pointer}\n"
     ".error{background:#fde8e8;color:#8a1111;padding:.6rem;border-radius:4px}"
     "\n"
-    "dl{margin:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0}\n";
+    "dl{margin:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0}\n"
+    "a:focus{outline:3px solid #2f6fde;outline-offset:1px}\n"
+    "h2{font-size:1.05rem;margin:1.5rem 0 .5rem}\n"
+    "form{margin:0 0 1rem}\n"
+    "img.qr{display:block;width:100%;max-width:14rem;height:auto;"
+    "margin:.5rem auto;background:#fff}\n"
+    "code{font-family:ui-monospace,monospace;overflow-wrap:anywhere;"
+    "word-break:break-all}\n"
+    ".codes{padding-left:1.5rem;columns:2;font-size:1.05rem}\n"
+    ".codes li{margin:.2rem 0}\n"
+    ".note{color:#4a5366;font-size:.9rem}\n"
+    ".cred{border-top:1px solid #d8dce3;padding-top:.5rem;margin-top:.5rem}"
+    "\n"
+    "button.secondary{background:#e8ebf0;color:#1d2330}\n"
+    "[hidden]{display:none}\n";
 
-static void
+void
 put_escaped(struct gh_buf *b, const char *s)
 {
 	for (; *s != '\0'; s++) {
@@ -58,17 +72,33 @@ put_escaped(struct gh_buf *b, const char *s)
 }
 
 static void
-page_open(struct gh_buf *b, const char *title)
+page_head(struct gh_buf *b, const char *title, bool script)
 {
 	gh_buf_put_str(b, "<!doctype html>\n<html lang=\"en\"><head>"
 	    "<meta charset=\"utf-8\"><meta name=\"viewport\" "
 	    "content=\"width=device-width,initial-scale=1\"><title>");
 	put_escaped(b, title);
 	gh_buf_put_str(b, "</title><link rel=\"stylesheet\" "
-	    "href=\"/static/gatehouse.css\"></head><body><main>");
+	    "href=\"/static/gatehouse.css\">");
+	if (script)
+		gh_buf_put_str(b, "<script type=\"module\" "
+		    "src=\"/static/webauthn.js\"></script>");
+	gh_buf_put_str(b, "</head><body><main>");
 }
 
-static void
+void
+page_open(struct gh_buf *b, const char *title)
+{
+	page_head(b, title, false);
+}
+
+void
+page_open_script(struct gh_buf *b, const char *title)
+{
+	page_head(b, title, true);
+}
+
+void
 page_send(struct gh_http_req *req, unsigned status, struct gh_buf *b)
 {
 	gh_buf_put_str(b, "</main></body></html>\n");
@@ -82,7 +112,7 @@ page_send(struct gh_http_req *req, unsigned status, struct gh_buf *b)
 	gh_buf_free(b);
 }
 
-static void
+void
 redirect_to(struct api_ctx *ctx, const char *page)
 {
 	char loc[GH_SLUG_MAX + 32];
@@ -91,7 +121,7 @@ redirect_to(struct api_ctx *ctx, const char *page)
 	gh_http_redirect(ctx->req, loc);
 }
 
-static void
+void
 login_page(struct api_ctx *ctx, unsigned status, const char *error,
     const char *username)
 {
@@ -153,7 +183,7 @@ field_ok(const char *s, size_t max)
 }
 
 /* Clears the login CSRF cookie once the sign-in is over. */
-static void
+void
 clear_login_csrf(struct api_ctx *ctx)
 {
 	char path[GH_SLUG_MAX + 16];
@@ -164,63 +194,7 @@ clear_login_csrf(struct api_ctx *ctx)
 		GH_LOG_WARN(GH_ERR_INTERNAL, "login cookie not cleared");
 }
 
-/*
- * The second page of the form sign-in: asks for the authenticator code
- * (or a recovery code). The pending sign-in rides in the gh_mfa cookie;
- * the form reuses the login CSRF cookie, whose path covers /login/mfa.
- */
-static void
-mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
-    const char *csrf)
-{
-	struct gh_mfa_policy pol;
-	char remember[192] = "";
-	struct gh_buf b;
-
-	/* The checkbox only when the org allows remembering devices. */
-	if (mfa_policy_load(ctx->db, &pol) == GH_OK &&
-	    pol.remember_device_days > 0)
-		snprintf(remember, sizeof remember, "<label><input "
-		    "type=\"checkbox\" name=\"remember_device\" value=\"1\"> "
-		    "Remember this device for %d days</label>",
-		    pol.remember_device_days);
-	gh_buf_init(&b, 64 * 1024, 0);
-	page_open(&b, "Two-step verification");
-	gh_buf_put_str(&b, "<h1>Two-step verification</h1>");
-	if (error != NULL) {
-		gh_buf_put_str(&b, "<p class=\"error\" role=\"alert\">");
-		put_escaped(&b, error);
-		gh_buf_put_str(&b, "</p>");
-	}
-	/* csrf came back from the client: escape it like any client text. */
-	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/login/mfa\">"
-	    "<input type=\"hidden\" name=\"csrf_token\" value=\"",
-	    ctx->org.slug);
-	put_escaped(&b, csrf);
-	gh_buf_put_str(&b, "\">"
-	    "<input type=\"hidden\" name=\"method\" value=\"totp\">"
-	    "<label for=\"code\">Code from your authenticator app</label>"
-	    "<input id=\"code\" name=\"code\" inputmode=\"numeric\" "
-	    "autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" "
-	    "maxlength=\"6\" required autofocus>");
-	gh_buf_put_str(&b, remember);
-	gh_buf_put_str(&b, "<button type=\"submit\">Verify</button></form>");
-	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/login/mfa\">"
-	    "<input type=\"hidden\" name=\"csrf_token\" value=\"",
-	    ctx->org.slug);
-	put_escaped(&b, csrf);
-	gh_buf_put_str(&b, "\">"
-	    "<input type=\"hidden\" name=\"method\" value=\"recovery\">"
-	    "<label for=\"rcode\">Or a recovery code</label>"
-	    "<input id=\"rcode\" name=\"code\" autocomplete=\"off\" "
-	    "maxlength=\"24\" required>");
-	gh_buf_put_str(&b, remember);
-	gh_buf_put_str(&b, "<button type=\"submit\">Use recovery code</button>"
-	    "</form>");
-	page_send(ctx->req, status, &b);
-}
-
-static bool
+bool
 csrf_form_ok(const char *form_csrf, const char *cookie_csrf)
 {
 	return form_csrf != NULL && cookie_csrf != NULL &&
@@ -276,12 +250,9 @@ w_login_post(void *appv, struct gh_http_req *req)
 		    GH_COOKIE_SAMESITE_STRICT) != GH_OK)
 			respond_err(req, GH_ERR_INTERNAL);
 		else
-			mfa_page(&ctx, 200, NULL, cookie_csrf);
+			web_mfa_page(&ctx, 200, NULL, cookie_csrf, mfa_token);
 	} else if (need == GH_MFA_NEED_ENROL_NOW) {
-		/* Enrolment has no HTML page yet: the API does it. */
-		login_page(&ctx, 403, "Your organisation requires two-step "
-		    "verification. Enrol an authenticator through the API "
-		    "(POST /api/v1/me/mfa/totp) and sign in again.", username);
+		web_enrol_now(&ctx, mfa_token, cookie_csrf);
 	} else {
 		clear_login_csrf(&ctx);
 		redirect_to(&ctx, "account");
@@ -330,12 +301,13 @@ w_login_mfa_post(void *appv, struct gh_http_req *req)
 		    "minutes.", NULL);
 	} else if (err == GH_ERR_INVALID || (err == GH_ERR_DENIED &&
 	    error != NULL && strcmp(error, "invalid_mfa_code") == 0)) {
-		mfa_page(&ctx, err == GH_ERR_INVALID ? 400 : 401,
-		    "That code is wrong or was used already.", cookie_csrf);
+		web_mfa_page(&ctx, err == GH_ERR_INVALID ? 400 : 401,
+		    "That code is wrong or was used already.", cookie_csrf,
+		    token);
 	} else if (err == GH_ERR_DENIED && error != NULL &&
 	    strcmp(error, "mfa_method_not_allowed") == 0) {
-		mfa_page(&ctx, 403, "Your organisation does not allow that "
-		    "method.", cookie_csrf);
+		web_mfa_page(&ctx, 403, "Your organisation does not allow that "
+		    "method.", cookie_csrf, token);
 	} else if (err == GH_ERR_DENIED) {
 		login_page(&ctx, 401, "The sign-in expired. Please sign in "
 		    "again.", NULL);
@@ -383,9 +355,12 @@ h_account(void *app, struct gh_http_req *req)
 	put_escaped(&b, ctx.user.display_name);
 	gh_buf_put_str(&b, "</dd><dt>Role</dt><dd>");
 	put_escaped(&b, ctx.user.role);
-	gh_buf_printf(&b, "</dd></dl><form method=\"post\" "
-	    "action=\"/o/%s/logout\"><input type=\"hidden\" name=\"csrf_token\" "
-	    "value=\"%s\"><button type=\"submit\">Sign out</button></form>",
+	gh_buf_printf(&b, "</dd></dl><p><a href=\"/o/%s/account/security\">"
+	    "Security: two-step verification and security keys</a></p>",
+	    ctx.org.slug);
+	gh_buf_printf(&b, "<form method=\"post\" action=\"/o/%s/logout\">"
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
+	    "<button type=\"submit\">Sign out</button></form>",
 	    ctx.org.slug, csrf);
 	page_send(req, 200, &b);
 out:
