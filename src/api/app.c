@@ -55,6 +55,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_mfa(r);
 	if (err == GH_OK)
 		err = routes_webauthn(r);
+	if (err == GH_OK)
+		err = routes_approval(r);
 	return err;
 }
 

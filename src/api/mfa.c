@@ -249,6 +249,8 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 	if (err == GH_OK)
 		err = session_start(ctx, &u, csrf_out, s_out);
 	if (err == GH_OK)
+		err = gh_auth_session_mark_mfa(ctx->db, s_out->id, gh_now_ms());
+	if (err == GH_OK)
 		err = signin_record(ctx, &u, true, strcmp(method, "totp") == 0 ?
 		    "mfa_totp" : "mfa_recovery");
 	if (err == GH_OK)
@@ -572,6 +574,9 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 			    gh_now_ms());
 		if (err == GH_OK)
 			err = session_start(&ctx, &ctx.user, csrf, &s);
+		if (err == GH_OK)
+			err = gh_auth_session_mark_mfa(ctx.db, s.id,
+			    gh_now_ms());
 		if (err == GH_OK)
 			err = signin_record(&ctx, &ctx.user, true,
 			    "mfa_totp_enrolled");

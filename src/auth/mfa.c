@@ -778,6 +778,7 @@ gh_auth_mfa_policy_default(struct gh_mfa_policy *p)
 	p->grace_days = 7;
 	p->allow_totp = true;
 	p->allow_recovery = true;
+	p->allow_approval = true;
 }
 
 gh_err
@@ -809,7 +810,7 @@ gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
 		p->grace_days = (int)json_integer_value(v);
 	}
 	if ((v = json_object_get(j, "methods")) != NULL) {
-		bool totp = false, recovery = false;
+		bool totp = false, recovery = false, approval = false;
 
 		if (!json_is_array(v) || json_array_size(v) == 0) {
 			snprintf(msg, msg_cap, "methods: must be a non-empty "
@@ -823,9 +824,11 @@ gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
 				totp = true;
 			} else if (s != NULL && strcmp(s, "recovery") == 0) {
 				recovery = true;
+			} else if (s != NULL && strcmp(s, "approval") == 0) {
+				approval = true;
 			} else {
 				snprintf(msg, msg_cap, "methods: each must be "
-				    "\"totp\" or \"recovery\"");
+				    "\"totp\", \"recovery\" or \"approval\"");
 				return GH_ERR_INVALID;
 			}
 		}
@@ -835,6 +838,7 @@ gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
 		}
 		p->allow_totp = totp;
 		p->allow_recovery = recovery;
+		p->allow_approval = approval;
 	}
 	if (!from_client && json_is_integer(json_object_get(j,
 	    "required_since_ms")))
@@ -854,6 +858,8 @@ gh_auth_mfa_policy_json(const struct gh_mfa_policy *p)
 		json_array_append_new(methods, json_string("totp"));
 	if (p->allow_recovery)
 		json_array_append_new(methods, json_string("recovery"));
+	if (p->allow_approval)
+		json_array_append_new(methods, json_string("approval"));
 	j = json_pack("{s:b, s:i, s:o}", "required", p->required,
 	    "grace_days", p->grace_days, "methods", methods);
 	if (j == NULL)

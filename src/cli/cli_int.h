@@ -44,6 +44,7 @@ struct gh_config {
 	char pkcs11_token[64];
 	char pkcs11_pin[128];
 	unsigned org_retention_days;
+	unsigned mfa_approval_ttl_s;
 };
 
 /* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*

@@ -57,6 +57,7 @@ static const struct key keys[] = {
 	STR(pkcs11_token, "gatehouse"),
 	STR(pkcs11_pin, ""),
 	UINT(org_retention_days, 0, 3650, "30"),
+	UINT(mfa_approval_ttl_s, 1, 600, "120"),
 };
 
 static const struct key *
