@@ -504,6 +504,7 @@ approval_decide(struct api_ctx *ctx, const char *id, const char *code,
     bool approve, int number, const char **error_out,
     enum gh_approval_state *state_out)
 {
+	char idbuf[GH_ID_LEN + 1];
 	struct gh_approval a;
 	bool locked = false;
 	gh_err err, derr;
@@ -514,7 +515,9 @@ approval_decide(struct api_ctx *ctx, const char *id, const char *code,
 		err = gh_auth_approval_by_code(ctx->db, code, ctx->user.id, &a);
 		if (err != GH_OK)
 			goto refused;
-		id = a.id;
+		/* a is overwritten below: keep the id apart. */
+		gh_strlcpy(idbuf, a.id, sizeof idbuf);
+		id = idbuf;
 	}
 	err = gh_db_begin(ctx->db);
 	if (err != GH_OK)

@@ -275,8 +275,12 @@ gh_auth_approval_decide(struct gh_db *db, const char *id, const char *user_id,
     bool approve, bool by_code, int number, int64_t now_ms,
     struct gh_approval *out)
 {
+	char idc[GH_ID_LEN + 1];
 	gh_err err;
 
+	/* id may point into *out, which the read below overwrites. */
+	gh_strlcpy(idc, id != NULL ? id : "", sizeof idc);
+	id = idc;
 	err = gh_auth_approval_get(db, id, user_id, out);
 	if (err != GH_OK)
 		return err;
