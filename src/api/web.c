@@ -1,8 +1,10 @@
 /*
  * web.c: the plain HTML sign-in form with its second (MFA code) page, the
  * account page and sign-out, the page that approves a sign-in from its QR
- * code, and their stylesheet. No script; the CSP forbids inline code, so the pages
- * carry none.
+ * code, and their stylesheet. The CSP forbids inline code, so the pages
+ * carry none; the second step and the account page load
+ * /static/approval.js (src/api/approval.c) for approval from another
+ * device, and work without it.
  * Untrusted input: form fields and cookies. Secrets: the password and the
  * MFA code (wiped by the http layer with the body), the pending MFA token
  * (set as a cookie, then wiped) and the login CSRF token (public to the
@@ -32,7 +34,11 @@ static const char css[] =
     "\n"
     "dl{margin:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0;"
     "overflow-wrap:anywhere}\n"
-    "button.deny{background:#a11d1d}\n";
+    "button.deny{background:#a11d1d}\n"
+    "ul.approvals{list-style:none;padding:0}\n"
+    ".number{font-size:2.5rem;font-weight:700;text-align:center;"
+    "letter-spacing:.2em;margin:.5rem 0}\n"
+    "img{display:block;margin:0 auto;max-width:100%;height:auto}\n";
 
 static void
 put_escaped(struct gh_buf *b, const char *s)
@@ -208,6 +214,10 @@ mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
 	    "<input id=\"rcode\" name=\"code\" autocomplete=\"off\" "
 	    "maxlength=\"24\" required>"
 	    "<button type=\"submit\">Use recovery code</button></form>");
+	/* Filled by /static/approval.js: asks a signed-in device. */
+	gh_buf_printf(&b, "<section id=\"approval-request\" data-org=\"%s\">"
+	    "</section><script src=\"/static/approval.js\" defer></script>",
+	    ctx->org.slug);
 	page_send(ctx->req, status, &b);
 }
 
@@ -371,6 +381,13 @@ h_account(void *app, struct gh_http_req *req)
 	    "action=\"/o/%s/logout\"><input type=\"hidden\" name=\"csrf_token\" "
 	    "value=\"%s\"><button type=\"submit\">Sign out</button></form>",
 	    ctx.org.slug, csrf);
+	/* Sign-in requests to approve: only a session made with a second
+	 * factor may, and /static/approval.js lists them. */
+	if (approval_session_ok(&ctx))
+		gh_buf_printf(&b, "<section id=\"approvals\" data-org=\"%s\" "
+		    "data-csrf=\"%s\"></section><script "
+		    "src=\"/static/approval.js\" defer></script>",
+		    ctx.org.slug, csrf);
 	page_send(req, 200, &b);
 out:
 	ctx_close(&ctx);

@@ -302,3 +302,41 @@ def test_long_poll_times_out_empty_and_checks_wait(server, admin):
     for bad in ("26", "-1", "x", "1.5"):
         expect_error(first.get(server.api(f"/me/approvals?wait={bad}")),
                      400, "invalid_request")
+
+
+def test_pages_load_the_approval_script_without_inline_code(server, admin):
+    _, secret, first = mfa_user(server, admin, "olga")
+    r = server.new_session().get(server.base + "/static/approval.js")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/javascript")
+    assert "/me/approvals?wait=25" in r.text
+    assert "/session/mfa/approval/poll" in r.text
+    # The account page of an MFA session lists requests through it.
+    r = first.get(server.base + "/o/acme/account")
+    assert r.status_code == 200, r.text
+    assert '<script src="/static/approval.js" defer></script>' in r.text
+    assert 'id="approvals" data-org="acme"' in r.text
+    assert "<script>" not in r.text
+    # A password-only session's page does not offer it.
+    r = admin.get(server.base + "/o/acme/account")
+    assert r.status_code == 200 and 'id="approvals"' not in r.text
+    # The second step of the form sign-in offers approval.
+    s = server.new_session()
+    page = s.get(server.base + "/o/acme/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    r = s.post(server.base + "/o/acme/login",
+               data={"csrf_token": csrf.group(1), "username": "olga",
+                     "password": USER_PASSWORD})
+    assert r.status_code == 200, r.text
+    assert 'id="approval-request" data-org="acme"' in r.text
+    assert '<script src="/static/approval.js" defer></script>' in r.text
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    # What the script does next, through the gh_mfa cookie of the form.
+    r = s.post(server.api("/session/mfa/approval"), json={})
+    assert r.status_code == 201, r.text
+    num = r.json()["number"]
+    assert decide(server, first, r.json()["approval_id"], "approve",
+                  num).status_code == 200
+    r = s.post(server.api("/session/mfa/approval/poll"), json={})
+    assert r.status_code == 200, r.text
+    assert s.get(server.base + "/o/acme/account").status_code == 200
