@@ -435,28 +435,21 @@ list_answer(struct api_ctx *ctx, const char *user_id, bool only_if_any)
 	return true;
 }
 
-struct list_wait {
-	char user_id[GH_ID_LEN + 1];
-};
-
 /* The park check of a long-polling list: answers once a request is pending
- * or at the deadline. Another process may have made it: each check reads
- * the database. */
+ * or at the deadline. Another process may have made it, so each check reads
+ * the database; the session is checked again, as it may have ended. */
 static bool
 list_park(void *app, struct gh_http_req *req, void *arg, bool final)
 {
-	struct list_wait *w = arg;
 	struct api_ctx ctx;
-	bool done;
+	bool done = true;
 
-	if (!ctx_open(app, req, &ctx)) {
-		free(w);
+	(void)arg;
+	if (!ctx_open(app, req, &ctx))
 		return true;
-	}
-	done = list_answer(&ctx, w->user_id, !final);
+	if (ctx_auth(&ctx, false) && require_mfa_session(&ctx))
+		done = list_answer(&ctx, ctx.user.id, !final);
 	ctx_close(&ctx);
-	if (done)
-		free(w);
 	return done;
 }
 
@@ -464,7 +457,6 @@ static void
 h_approvals_list(void *app, struct gh_http_req *req)
 {
 	const char *ws = gh_http_req_query(req, "wait");
-	struct list_wait *w = NULL;
 	struct api_ctx ctx;
 	char *end = NULL;
 	long wait = 0;
@@ -484,16 +476,9 @@ h_approvals_list(void *app, struct gh_http_req *req)
 	}
 	if (list_answer(&ctx, ctx.user.id, wait > 0))
 		goto out;
-	w = calloc(1, sizeof *w);
-	if (w == NULL) {
-		respond_err(req, GH_ERR_NOMEM);
-		goto out;
-	}
-	gh_strlcpy(w->user_id, ctx.user.id, sizeof w->user_id);
 	/* The database goes back before the wait. */
 	ctx_close(&ctx);
-	if (!gh_http_park(req, list_park, w, gh_now_ms() + wait * 1000))
-		free(w);
+	(void)gh_http_park(req, list_park, NULL, gh_now_ms() + wait * 1000);
 	return;
 out:
 	ctx_close(&ctx);

@@ -340,3 +340,50 @@ def test_pages_load_the_approval_script_without_inline_code(server, admin):
     r = s.post(server.api("/session/mfa/approval/poll"), json={})
     assert r.status_code == 200, r.text
     assert s.get(server.base + "/o/acme/account").status_code == 200
+
+
+def test_long_polls_are_capped_and_end_with_their_session(server, admin):
+    _, _, first = mfa_user(server, admin, "pete")
+    results = []
+
+    def waiter():
+        s = server.new_session()
+        s.cookies.update(first.cookies)
+        r = s.get(server.api("/me/approvals?wait=4"), timeout=30)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=waiter) for _ in range(64)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    r = first.get(server.api("/me/approvals?wait=4"), timeout=30)
+    expect_error(r, 503, "unavailable")
+    assert r.headers.get("Retry-After")
+    for t in threads:
+        t.join(30)
+    assert results == [200] * 64, results
+
+    # A wait ends when its session does.
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", first.get(server.api("/me/approvals?wait=20"), timeout=40)))
+    th.start()
+    time.sleep(1.0)
+    assert first.delete(server.api("/session")).status_code == 204
+    th.join(30)
+    assert out["r"].status_code == 401, out["r"].text
+
+
+def test_stopping_the_server_answers_parked_long_polls(server, admin):
+    _, _, first = mfa_user(server, admin, "quin")
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", first.get(server.api("/me/approvals?wait=20"), timeout=40)))
+    th.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    server.stop()
+    th.join(30)
+    assert time.monotonic() - t0 < 10
+    assert out["r"].status_code == 200 and out["r"].json() == \
+        {"approvals": []}, out["r"].text
