@@ -23,6 +23,7 @@ static const char css[] =
     "@media (max-width:400px){main{margin:0;border-radius:0;min-height:100vh;"
     "box-sizing:border-box}}\n"
     "h1{font-size:1.25rem;margin:0 0 1rem}\n"
+    "h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\n"
     "label{display:block;margin:.75rem 0 .25rem;font-weight:600}\n"
     "input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;"
     "border:1px solid #8a93a3;border-radius:4px}\n"
