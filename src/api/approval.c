@@ -279,6 +279,9 @@ approval_signin(struct api_ctx *ctx, const struct gh_mfa_pending *p,
 	err = gh_db_begin(ctx->db);
 	if (err == GH_OK)	/* the approval goes with it (cascade) */
 		err = gh_auth_mfa_pending_delete(ctx->db, p->id);
+	/* Two polls racing: only the one that removed it signs in. */
+	if (err == GH_OK && gh_db_changes(ctx->db) != 1)
+		err = GH_ERR_DENIED;
 	if (err == GH_OK)
 		err = gh_auth_mfa_succeed(ctx->db, u->id);
 	if (err == GH_OK)
@@ -351,6 +354,10 @@ h_approval_poll(void *app, struct gh_http_req *req)
 		break;
 	case GH_APPROVAL_APPROVED:
 		err = approval_signin(&ctx, &p, &a, &u, &s, csrf);
+		if (err == GH_ERR_DENIED) {
+			respond_token_invalid(req);
+			break;
+		}
 		if (err != GH_OK) {
 			respond_err(req, err);
 			break;

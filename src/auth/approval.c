@@ -263,11 +263,18 @@ number_eq(int stored, int typed)
 	return gh_ct_eq(a, b, 2);
 }
 
+/* Moves a pending request to state; GH_ERR_CONFLICT when someone else
+ * decided it first. */
 static gh_err
 set_state(struct gh_db *db, const char *id, const char *state, int64_t now_ms)
 {
-	return gh_db_run(db, "UPDATE mfa_approvals SET state = ?, decided_at "
+	gh_err err;
+
+	err = gh_db_run(db, "UPDATE mfa_approvals SET state = ?, decided_at "
 	    "= ? WHERE id = ? AND state = 'pending'", "tit", state, now_ms, id);
+	if (err == GH_OK && gh_db_changes(db) != 1)
+		err = GH_ERR_CONFLICT;
+	return err;
 }
 
 gh_err

@@ -114,6 +114,33 @@ def test_number_matching_approval_from_a_second_session(server, admin):
     assert pending(server, new) == []
 
 
+def test_an_approval_makes_one_session_even_when_polls_race(server, admin):
+    uid, _, first = mfa_user(server, admin, "ulla")
+    new, req = ask(server, "ulla")
+    assert decide(server, first, req["approval_id"], "approve",
+                  req["number"]).status_code == 200
+    token = new.cookies.get("gh_mfa")
+    got = []
+
+    def racer():
+        s = server.new_session()
+        got.append(s.post(server.api("/session/mfa/approval/poll"),
+                          json={"mfa_token": token}, timeout=30))
+
+    threads = [threading.Thread(target=racer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    codes = sorted(r.status_code for r in got)
+    assert codes == [200, 401, 401, 401], [r.text for r in got]
+    assert all(r.json()["error"] == "mfa_token_invalid"
+               for r in got if r.status_code == 401)
+    n = server.query("SELECT count(*) AS n FROM sessions WHERE user_id = ? "
+                     "AND mfa_at IS NOT NULL", (uid,))[0]["n"]
+    assert n == 2, n
+
+
 def test_wrong_numbers_are_refused_and_the_third_denies(server, admin):
     uid, secret, first = mfa_user(server, admin, "carol")
     new, req = ask(server, "carol")
