@@ -296,6 +296,7 @@ respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
 	char path[GH_SLUG_MAX + 5];
 	json_t *body, *methods;
 	int64_t keys = 0;
+	bool live = false;
 	gh_err err;
 
 	err = mfa_policy_load(ctx->db, &pol);
@@ -322,6 +323,12 @@ respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
 	    gh_auth_webauthn_cred_count(ctx->db, u->id, &keys) == GH_OK &&
 	    keys > 0)
 		json_array_append_new(methods, json_string("webauthn"));
+	/* Approval from another device: only when one is signed in with a
+	 * second factor (POST /session/mfa/approval). */
+	if (need == GH_MFA_NEED_VERIFY && pol.allow_approval &&
+	    gh_auth_session_mfa_live(ctx->db, u->id, &ctx->app->cfg.session,
+	    &live) == GH_OK && live)
+		json_array_append_new(methods, json_string("approval"));
 	body = json_pack("{s:b, s:o, s:s, s:i}", "mfa_required", true,
 	    "methods", methods, "mfa_token", token, "expires_in",
 	    GH_MFA_PENDING_TTL_MS / 1000);

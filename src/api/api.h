@@ -20,6 +20,8 @@ struct gh_app;
 struct gh_app_config {
 	struct gh_pw_params pw;		/* argon2id parameters */
 	struct gh_session_limits session;
+	char base_url[300];		/* scheme://host[:port], no slash */
+	int64_t approval_ttl_ms;	/* sign-in approvals; 0: default */
 };
 
 struct gh_kms;

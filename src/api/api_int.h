@@ -152,6 +152,7 @@ gh_err routes_groups(struct gh_http_router *r);
 gh_err notify_for_action(struct api_ctx *ctx, const char *action,
     const char *user_id, const char *method);
 gh_err routes_notices(struct gh_http_router *r);
+gh_err routes_approval(struct gh_http_router *r);
 
 /* MFA sign-in helpers (src/api/mfa.c). The org's MFA policy: */
 gh_err mfa_policy_load(struct gh_db *db, struct gh_mfa_policy *out)
@@ -256,5 +257,26 @@ void web_enrol_now(struct api_ctx *ctx, const char *mfa_token,
 void web_mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
     const char *csrf, const char *token);
 gh_err routes_web_mfa(struct gh_http_router *r);
+
+/* Sign-in approval from a signed-in device (src/api/approval.c). True when
+ * the caller came through a session made with a second factor, the only
+ * kind that may approve. */
+bool approval_session_ok(const struct api_ctx *ctx);
+/* The public view of a request (no number, no secret). */
+json_t *approval_json(const struct gh_approval *a);
+/*
+ * Approves or denies for the caller (approval_session_ok) the request id
+ * with number, or the request whose QR secret is code (then id and number
+ * are ignored). Commits the decision with its audit events; a denial is
+ * recorded as a possible attack (audit, sign-in log, MFA lockout count).
+ * GH_OK: *state_out approved or denied. Refusals set *error_out:
+ * GH_ERR_NOTFOUND "approval_not_found", GH_ERR_CONFLICT "approval_expired"
+ * or "approval_decided", GH_ERR_DENIED "approval_number_mismatch" (counted;
+ * *state_out denied after the last allowed try). Other codes: store
+ * failures.
+ */
+gh_err approval_decide(struct api_ctx *ctx, const char *id, const char *code,
+    bool approve, int number, const char **error_out,
+    enum gh_approval_state *state_out) GH_MUST_CHECK;
 
 #endif

@@ -70,6 +70,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_notices(r);
 	if (err == GH_OK)
 		err = routes_groups(r);
+	if (err == GH_OK)
+		err = routes_approval(r);
 	return err;
 }
 

@@ -343,6 +343,8 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 	if (err == GH_OK)
 		err = session_start(ctx, &u, csrf_out, s_out);
 	if (err == GH_OK)
+		err = gh_auth_session_mark_mfa(ctx->db, s_out->id, gh_now_ms());
+	if (err == GH_OK)
 		err = signin_record(ctx, &u, true, strcmp(method, "totp") == 0 ?
 		    "mfa_totp" : "mfa_recovery");
 	if (err == GH_OK && remember)
@@ -519,6 +521,9 @@ mfa_enrol_signin(struct api_ctx *ctx, const char *pending_id,
 		    gh_now_ms());
 	if (err == GH_OK)
 		err = session_start(ctx, &ctx->user, csrf_out, s_out);
+	/* Enrolling was this sign-in's second factor. */
+	if (err == GH_OK)
+		err = gh_auth_session_mark_mfa(ctx->db, s_out->id, gh_now_ms());
 	if (err == GH_OK)
 		err = signin_record(ctx, &ctx->user, true, reason);
 	return err;

@@ -1,7 +1,10 @@
 /*
  * web.c: the plain HTML sign-in form, the account page and sign-out, the
- * page helpers and stylesheet shared with web_mfa.c (the MFA pages). No
- * script here; the CSP forbids inline code, so the pages carry none.
+ * page that approves a sign-in from its QR code, and the page helpers and
+ * stylesheet shared with web_mfa.c (the MFA pages). The CSP forbids inline
+ * code, so the pages carry none; the second step and the account page
+ * load /static/approval.js (src/api/approval.c) for approval from another
+ * device, and work without it.
  * Untrusted input: form fields and cookies. Secrets: the password and the
  * MFA code (wiped by the http layer with the body), the pending MFA token
  * (set as a cookie, then wiped) and the login CSRF token (public to the
@@ -20,6 +23,7 @@ static const char css[] =
     "@media (max-width:400px){main{margin:0;border-radius:0;min-height:100vh;"
     "box-sizing:border-box}}\n"
     "h1{font-size:1.25rem;margin:0 0 1rem}\n"
+    "h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\n"
     "label{display:block;margin:.75rem 0 .25rem;font-weight:600}\n"
     "input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;"
     "border:1px solid #8a93a3;border-radius:4px}\n"
@@ -29,7 +33,8 @@ static const char css[] =
     "cursor:pointer}\n"
     ".error{background:#fde8e8;color:#8a1111;padding:.6rem;border-radius:4px}"
     "\n"
-    "dl{margin:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0}\n"
+    "dl{margin:0}dt{font-weight:600;margin-top:.5rem}dd{margin:0;"
+    "overflow-wrap:anywhere}\n"
     "a:focus{outline:3px solid #2f6fde;outline-offset:1px}\n"
     "h2{font-size:1.05rem;margin:1.5rem 0 .5rem}\n"
     "form{margin:0 0 1rem}\n"
@@ -43,7 +48,12 @@ static const char css[] =
     ".cred{border-top:1px solid #d8dce3;padding-top:.5rem;margin-top:.5rem}"
     "\n"
     "button.secondary{background:#e8ebf0;color:#1d2330}\n"
-    "[hidden]{display:none}\n";
+    "[hidden]{display:none}\n"
+    "button.deny{background:#a11d1d}\n"
+    "ul.approvals{list-style:none;padding:0}\n"
+    ".number{font-size:2.5rem;font-weight:700;text-align:center;"
+    "letter-spacing:.2em;margin:.5rem 0}\n"
+    "img{display:block;margin:0 auto;max-width:100%;height:auto}\n";
 
 void
 put_escaped(struct gh_buf *b, const char *s)
@@ -362,6 +372,13 @@ h_account(void *app, struct gh_http_req *req)
 	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
 	    "<button type=\"submit\">Sign out</button></form>",
 	    ctx.org.slug, csrf);
+	/* Sign-in requests to approve: only a session made with a second
+	 * factor may, and /static/approval.js lists them. */
+	if (approval_session_ok(&ctx))
+		gh_buf_printf(&b, "<section id=\"approvals\" data-org=\"%s\" "
+		    "data-csrf=\"%s\"></section><script "
+		    "src=\"/static/approval.js\" defer></script>",
+		    ctx.org.slug, csrf);
 	page_send(req, 200, &b);
 out:
 	ctx_close(&ctx);
@@ -395,6 +412,153 @@ out:
 	ctx_close(&ctx);
 }
 
+/* ---- approving a sign-in from its QR code ----------------------------------- */
+
+/* A short page with a heading and a sentence. */
+static void
+approve_message(struct api_ctx *ctx, unsigned status, const char *title,
+    const char *text, bool login_link)
+{
+	struct gh_buf b;
+
+	gh_buf_init(&b, 16 * 1024, 0);
+	page_open(&b, title);
+	gh_buf_put_str(&b, "<h1>");
+	put_escaped(&b, title);
+	gh_buf_put_str(&b, "</h1><p role=\"status\">");
+	put_escaped(&b, text);
+	gh_buf_put_str(&b, "</p>");
+	if (login_link)
+		gh_buf_printf(&b, "<p><a href=\"/o/%s/login\">Sign in</a></p>",
+		    ctx->org.slug);
+	page_send(ctx->req, status, &b);
+}
+
+/* Authenticates the approver for the QR pages: a session signed in with a
+ * second factor. Otherwise answers with a pointer to sign-in. */
+static bool
+approve_auth(struct api_ctx *ctx)
+{
+	if (ctx_auth_quiet(ctx) && approval_session_ok(ctx))
+		return true;
+	approve_message(ctx, 401, "Sign in to approve", "To approve or deny "
+	    "this sign-in, sign in on this device with your second factor, "
+	    "then open the code again.", true);
+	return false;
+}
+
+static void
+h_approve_get(void *app, struct gh_http_req *req)
+{
+	const char *code = gh_http_req_query(req, "c");
+	char csrf[GH_TOKEN_LEN + 1], when[25];
+	struct gh_approval a;
+	struct api_ctx ctx;
+	struct gh_buf b;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!approve_auth(&ctx))
+		goto out;
+	err = gh_auth_approval_by_code(ctx.db, code, ctx.user.id, &a);
+	if (err == GH_ERR_NOTFOUND) {
+		approve_message(&ctx, 404, "Unknown sign-in", "This code is "
+		    "not a sign-in request of yours.", false);
+		goto out;
+	}
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (a.state != GH_APPROVAL_PENDING) {
+		approve_message(&ctx, a.state == GH_APPROVAL_EXPIRED ? 410 :
+		    409, "Sign-in request closed", a.state ==
+		    GH_APPROVAL_EXPIRED ? "This request expired." :
+		    "This request was decided already.", false);
+		goto out;
+	}
+	gh_auth_session_csrf(ctx.session_token, csrf);
+	gh_time_rfc3339(a.created_at, when);
+	gh_buf_init(&b, 64 * 1024, 0);
+	page_open(&b, "Approve sign-in");
+	gh_buf_put_str(&b, "<h1>Is this you signing in?</h1><p>Someone "
+	    "with your password is signing in to ");
+	put_escaped(&b, ctx.org.name);
+	gh_buf_put_str(&b, " as ");
+	put_escaped(&b, ctx.user.username);
+	gh_buf_put_str(&b, ". Deny it if it is not you.</p><dl><dt>From"
+	    "</dt><dd id=\"ip\">");
+	put_escaped(&b, a.source_ip);
+	gh_buf_put_str(&b, "</dd><dt>Browser</dt><dd id=\"agent\">");
+	put_escaped(&b, a.user_agent);
+	gh_buf_put_str(&b, "</dd><dt>Asked at (UTC)</dt><dd>");
+	put_escaped(&b, when);
+	gh_buf_printf(&b, "</dd></dl><form method=\"post\" "
+	    "action=\"/o/%s/approve\"><input type=\"hidden\" "
+	    "name=\"csrf_token\" value=\"%s\"><input type=\"hidden\" "
+	    "name=\"c\" value=\"", ctx.org.slug, csrf);
+	put_escaped(&b, code);
+	gh_buf_put_str(&b, "\"><button type=\"submit\" name=\"decision\" "
+	    "value=\"approve\">Approve, it is me</button><button "
+	    "type=\"submit\" name=\"decision\" value=\"deny\" "
+	    "class=\"deny\">Deny, it is not me</button></form>");
+	page_send(req, 200, &b);
+	gh_wipe(csrf, sizeof csrf);
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_approve_post(void *app, struct gh_http_req *req)
+{
+	const char *form_csrf = gh_http_req_form(req, "csrf_token");
+	const char *code = gh_http_req_form(req, "c");
+	const char *decision = gh_http_req_form(req, "decision");
+	const char *error = NULL;
+	enum gh_approval_state state = GH_APPROVAL_EXPIRED;
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!approve_auth(&ctx))
+		goto out;
+	if (form_csrf == NULL ||
+	    !gh_auth_session_csrf_ok(ctx.session_token, form_csrf)) {
+		gh_http_respond_error(req, 403, "csrf_failed",
+		    "The form expired; open the code again.");
+		goto out;
+	}
+	if (code == NULL || decision == NULL || (strcmp(decision, "approve")
+	    != 0 && strcmp(decision, "deny") != 0)) {
+		approve_message(&ctx, 400, "Not understood", "Choose approve "
+		    "or deny.", false);
+		goto out;
+	}
+	err = approval_decide(&ctx, NULL, code, strcmp(decision, "approve") ==
+	    0, 0, &error, &state);
+	if (err == GH_OK && state == GH_APPROVAL_APPROVED)
+		approve_message(&ctx, 200, "Sign-in approved", "Approved: the "
+		    "other device is signing in now.", false);
+	else if (err == GH_OK)
+		approve_message(&ctx, 200, "Sign-in denied", "Denied. It was "
+		    "recorded; if it was not you, change your password.",
+		    false);
+	else if (err == GH_ERR_NOTFOUND)
+		approve_message(&ctx, 404, "Unknown sign-in", "This code is "
+		    "not a sign-in request of yours.", false);
+	else if (err == GH_ERR_CONFLICT)
+		approve_message(&ctx, state == GH_APPROVAL_EXPIRED ? 410 : 409,
+		    "Sign-in request closed", state == GH_APPROVAL_EXPIRED ?
+		    "This request expired." : "This request was decided "
+		    "already.", false);
+	else
+		respond_err(req, err);
+out:
+	ctx_close(&ctx);
+}
+
 static void
 h_css(void *app, struct gh_http_req *req)
 {
@@ -411,6 +575,8 @@ routes_web(struct gh_http_router *r)
 		{ "POST", "/o/{org}/login/mfa", h_login_mfa_post },
 		{ "GET", "/o/{org}/account", h_account },
 		{ "POST", "/o/{org}/logout", h_logout },
+		{ "GET", "/o/{org}/approve", h_approve_get },
+		{ "POST", "/o/{org}/approve", h_approve_post },
 		{ "GET", "/static/gatehouse.css", h_css },
 	};
 

@@ -231,6 +231,11 @@ web_mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
 		gh_buf_put_str(&b, "<button type=\"submit\">Use recovery "
 		    "code</button></form>");
 	}
+	/* Filled by /static/approval.js: asks a signed-in device. */
+	if (pol.allow_approval)
+		gh_buf_printf(&b, "<section id=\"approval-request\" "
+		    "data-org=\"%s\"></section><script src=\"/static/"
+		    "approval.js\" defer></script>", ctx->org.slug);
 	page_send(ctx->req, status, &b);
 }
 

@@ -824,6 +824,8 @@ assertion_signin(struct api_ctx *ctx, struct gh_user *u,
 	}
 	if (err == GH_OK)
 		err = session_start(ctx, u, csrf, s);
+	if (err == GH_OK)	/* a passkey is a second factor in itself */
+		err = gh_auth_session_mark_mfa(ctx->db, s->id, gh_now_ms());
 	if (err == GH_OK)
 		err = signin_rec(ctx, u, true, pending_id != NULL ?
 		    "mfa_webauthn" : "passkey");

@@ -112,6 +112,7 @@ struct gh_session {
 	int64_t expires_at;		/* absolute expiry */
 	char source_ip[64];
 	char user_agent[256];		/* truncated */
+	int64_t mfa_at;			/* made with a second factor; 0 if not */
 };
 
 struct gh_session_limits {
@@ -149,6 +150,16 @@ gh_err gh_auth_session_list(struct gh_db *db, const char *user_id,
     const struct gh_session_limits *lim,
     void (*fn)(const struct gh_session *s, void *arg), void *arg)
     GH_MUST_CHECK;
+
+/* Records that the live session session_id was made with a second factor
+ * (TOTP, recovery code, WebAuthn, passkey or an approval). GH_ERR_NOTFOUND
+ * when there is no such unrevoked session. */
+gh_err gh_auth_session_mark_mfa(struct gh_db *db, const char *session_id,
+    int64_t now_ms) GH_MUST_CHECK;
+/* *out: user_id has at least one live session made with a second factor
+ * (who could approve a sign-in). */
+gh_err gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
+    const struct gh_session_limits *lim, bool *out) GH_MUST_CHECK;
 
 /* Revokes one session. When user_id is not NULL the session must belong to
  * that user (else GH_ERR_NOTFOUND). GH_ERR_NOTFOUND when already revoked. */
@@ -356,6 +367,7 @@ struct gh_mfa_policy {
 	bool allow_recovery;
 	bool allow_webauthn;		/* security keys and passkeys */
 	int remember_device_days;	/* 0 (off) .. GH_MFA_REMEMBER_DAYS_MAX */
+	bool allow_approval;		/* from a signed-in device */
 	size_t n_groups;
 	struct gh_mfa_group_rule groups[GH_MFA_GROUPS_MAX];
 };
@@ -450,5 +462,81 @@ enum gh_mfa_need {
  */
 gh_err gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
     const char *user_id, int64_t now_ms, enum gh_mfa_need *out) GH_MUST_CHECK;
+
+/* ---- approval of a sign-in from a signed-in device -------------------------- */
+
+/*
+ * A pending sign-in (purpose verify) may be completed by approval from a
+ * live MFA session of the same user: the new device shows a two-digit
+ * number the user types on the approving device, or a QR code carrying a
+ * 256-bit secret (stored as a SHA-256 digest) that the approving device
+ * opens. A request lives ttl_ms (default GH_APPROVAL_TTL_MS); three wrong
+ * numbers deny it. The number is compared in constant time.
+ */
+#define GH_APPROVAL_TTL_MS (120 * 1000)
+#define GH_APPROVAL_MAX_FAILS 3
+
+enum gh_approval_state {
+	GH_APPROVAL_PENDING,
+	GH_APPROVAL_APPROVED,
+	GH_APPROVAL_DENIED,
+	GH_APPROVAL_EXPIRED,	/* pending past expires_at; never stored */
+};
+
+struct gh_approval {
+	char id[GH_ID_LEN + 1];
+	char pending_id[GH_ID_LEN + 1];
+	char user_id[GH_ID_LEN + 1];
+	int number;			/* 10..99 */
+	enum gh_approval_state state;
+	int failures;
+	int64_t created_at;
+	int64_t expires_at;
+	char source_ip[64];
+	char user_agent[256];
+};
+
+/* "pending", "approved", "denied" or "expired". */
+const char *gh_auth_approval_state_str(enum gh_approval_state st);
+
+/*
+ * Creates the approval request of pending sign-in p (replacing any earlier
+ * one of p), living ttl_ms (1 s .. 10 min). The QR secret (GH_TOKEN_LEN
+ * chars + NUL, shown once) goes to code_out.
+ */
+gh_err gh_auth_approval_create(struct gh_db *db,
+    const struct gh_mfa_pending *p, int64_t ttl_ms, const char *source_ip,
+    const char *user_agent, char code_out[static GH_TOKEN_LEN + 1],
+    struct gh_approval *out) GH_MUST_CHECK;
+/* The request of pending sign-in pending_id, GH_ERR_NOTFOUND if none. A
+ * pending request past its expiry reads as GH_APPROVAL_EXPIRED. */
+gh_err gh_auth_approval_of_pending(struct gh_db *db, const char *pending_id,
+    struct gh_approval *out) GH_MUST_CHECK;
+/* The request id of user_id (GH_ERR_NOTFOUND for another user's). */
+gh_err gh_auth_approval_get(struct gh_db *db, const char *id,
+    const char *user_id, struct gh_approval *out) GH_MUST_CHECK;
+/* The request whose QR secret is code (of user_id); GH_ERR_NOTFOUND when
+ * none matches. */
+gh_err gh_auth_approval_by_code(struct gh_db *db, const char *code,
+    const char *user_id, struct gh_approval *out) GH_MUST_CHECK;
+
+/*
+ * Decides request id of user_id at now_ms. approve with number (ignored
+ * when by_code: the QR secret was the proof) or deny. GH_ERR_CONFLICT when
+ * it is no longer pending (*out tells its state, EXPIRED included);
+ * GH_ERR_DENIED for a wrong number, counted: the GH_APPROVAL_MAX_FAILS-th
+ * denies the request (out->state DENIED). GH_ERR_NOTFOUND for no such
+ * request of user_id.
+ */
+gh_err gh_auth_approval_decide(struct gh_db *db, const char *id,
+    const char *user_id, bool approve, bool by_code, int number,
+    int64_t now_ms, struct gh_approval *out) GH_MUST_CHECK;
+/* Calls fn for each undecided, unexpired request of user_id, newest first. */
+gh_err gh_auth_approval_list(struct gh_db *db, const char *user_id,
+    int64_t now_ms, void (*fn)(const struct gh_approval *a, void *arg),
+    void *arg) GH_MUST_CHECK;
+/* Deletes the request (once its sign-in is complete). */
+gh_err gh_auth_approval_delete(struct gh_db *db, const char *id)
+    GH_MUST_CHECK;
 
 #endif

@@ -790,6 +790,7 @@ static const struct policy_method {
 	{ "totp", offsetof(struct gh_mfa_policy, allow_totp), true },
 	{ "webauthn", offsetof(struct gh_mfa_policy, allow_webauthn), true },
 	{ "recovery", offsetof(struct gh_mfa_policy, allow_recovery), false },
+	{ "approval", offsetof(struct gh_mfa_policy, allow_approval), false },
 };
 #define POLICY_METHODS (sizeof policy_methods / sizeof *policy_methods)
 
@@ -843,7 +844,7 @@ policy_methods_parse(json_t *v, struct gh_mfa_policy *p, char *msg,
 		k = method_find(json_string_value(m));
 		if (k == POLICY_METHODS) {
 			snprintf(msg, msg_cap, "methods: each must be "
-			    "\"totp\", \"webauthn\" or \"recovery\"");
+			    "\"totp\", \"webauthn\", \"recovery\" or \"approval\"");
 			return GH_ERR_INVALID;
 		}
 		seen[k] = true;
@@ -952,11 +953,12 @@ gh_auth_mfa_policy_parse(json_t *j, bool from_client, struct gh_mfa_policy *p,
 		err = policy_methods_parse(v, p, msg, msg_cap);
 		if (err != GH_OK)
 			return err;
-		/* A row stored before WebAuthn was a policy method (it has
-		 * no remember_device_days) never meant to forbid it. */
+		/* A row stored before WebAuthn and approval were policy
+		 * methods (it has no remember_device_days) never meant to
+		 * forbid them. */
 		if (!from_client && json_object_get(j,
 		    "remember_device_days") == NULL)
-			p->allow_webauthn = true;
+			p->allow_webauthn = p->allow_approval = true;
 	}
 	if ((v = json_object_get(j, "required_groups")) != NULL &&
 	    groups_parse(v, from_client ? NULL : json_object_get(j,

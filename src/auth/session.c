@@ -18,7 +18,7 @@
 
 #define SESSION_COLUMNS \
 	"s.id, s.token_hash, s.user_id, s.created_at, s.last_seen_at, " \
-	"s.expires_at, s.source_ip, s.user_agent"
+	"s.expires_at, s.source_ip, s.user_agent, s.mfa_at"
 
 /* The conditions of a live session: not revoked, its user active, before
  * its stored expiry and within the caller's absolute and idle limits. Takes
@@ -77,6 +77,7 @@ session_from_row(struct gh_stmt *st, struct gh_session *s)
 	    "", sizeof s->source_ip);
 	gh_strlcpy(s->user_agent, gh_stmt_text(st, 7) ? gh_stmt_text(st, 7) :
 	    "", sizeof s->user_agent);
+	s->mfa_at = gh_stmt_int(st, 8);
 }
 
 gh_err
@@ -252,6 +253,50 @@ gh_auth_session_list(struct gh_db *db, const char *user_id,
 		fn(&s, arg);
 	}
 out:
+	gh_stmt_free(st);
+	return err;
+}
+
+gh_err
+gh_auth_session_mark_mfa(struct gh_db *db, const char *session_id,
+    int64_t now_ms)
+{
+	gh_err err;
+
+	if (db == NULL || session_id == NULL)
+		return GH_ERR_INVALID;
+	err = gh_db_run(db, "UPDATE sessions SET mfa_at = ? WHERE id = ? AND "
+	    "revoked_at IS NULL", "it", now_ms, session_id);
+	if (err == GH_OK && gh_db_changes(db) == 0)
+		err = GH_ERR_NOTFOUND;
+	if (err != GH_OK)
+		GH_LOG_ERR(err, "session %s: MFA mark failed", session_id);
+	return err;
+}
+
+gh_err
+gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
+    const struct gh_session_limits *lim, bool *out)
+{
+	struct gh_stmt *st = NULL;
+	int64_t now;
+	gh_err err;
+	bool row = false;
+
+	*out = false;
+	if (db == NULL || user_id == NULL || !limits_ok(lim))
+		return GH_ERR_INVALID;
+	now = gh_now_ms();
+	err = gh_db_prepare(db, "SELECT 1 FROM sessions s JOIN users u ON "
+	    "u.id = s.user_id WHERE s.user_id = ? AND s.mfa_at IS NOT NULL "
+	    "AND " SESSION_LIVE " LIMIT 1", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "tiiiii", user_id, now, now,
+		    lim->absolute_ms, now, lim->idle_ms);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK)
+		*out = row;
 	gh_stmt_free(st);
 	return err;
 }

@@ -49,6 +49,7 @@ struct gh_config {
 	char smtp_from[256];
 	char smtp_helo[256];
 	unsigned smtp_timeout_s;
+	unsigned mfa_approval_ttl_s;
 };
 
 /* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*

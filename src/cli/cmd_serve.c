@@ -121,7 +121,7 @@ cmd_serve(int argc, char **argv)
 	char proxies[sizeof ((struct gh_config *)0)->trusted_proxies];
 	struct gh_http_router *router = NULL;
 	struct gh_http_server *srv = NULL;
-	struct gh_app_config acfg;
+	struct gh_app_config acfg = { 0 };
 	struct gh_http_config hc;
 	struct gh_store *st = NULL;
 	struct gh_kms *kms = NULL;
@@ -156,6 +156,8 @@ cmd_serve(int argc, char **argv)
 	config_pw_params(&cfg, &acfg.pw);
 	acfg.session.absolute_ms = (int64_t)cfg.session_lifetime_s * 1000;
 	acfg.session.idle_ms = (int64_t)cfg.session_idle_timeout_s * 1000;
+	config_base_url(&cfg, acfg.base_url, sizeof acfg.base_url);
+	acfg.approval_ttl_ms = (int64_t)cfg.mfa_approval_ttl_s * 1000;
 	if (cli_store(&cfg, &st, &kms) != GH_OK)
 		goto out;
 	config_base_url(&cfg, base, sizeof base);

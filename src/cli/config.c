@@ -62,6 +62,7 @@ static const struct key keys[] = {
 	STR(smtp_from, "gatehouse@localhost"),
 	STR(smtp_helo, "localhost"),
 	UINT(smtp_timeout_s, 1, 300, "10"),
+	UINT(mfa_approval_ttl_s, 1, 600, "120"),
 };
 
 static const struct key *

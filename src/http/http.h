@@ -172,6 +172,25 @@ void gh_http_redirect(struct gh_http_req *req, const char *location);
 void gh_http_defer(struct gh_http_req *req,
     void (*fn)(void *app, struct gh_http_req *req));
 
+/*
+ * Long polls. gh_http_park suspends the connection without holding any
+ * thread; the server's one park thread calls fn(app, req, arg, final)
+ * after each gh_http_wake on the same server, about once a second, and
+ * finally (final true) at deadline_ms or when the server stops. fn returns
+ * true when it has answered (then it owns no more of arg: it frees it);
+ * with final it must answer. At most GH_HTTP_PARK_MAX requests are parked
+ * at once: beyond, the request is answered 503 with Retry-After and fn is
+ * never called, so the caller frees arg when this returns false.
+ */
+#define GH_HTTP_PARK_MAX 64
+typedef bool (*gh_http_park_fn)(void *app, struct gh_http_req *req,
+    void *arg, bool final);
+bool gh_http_park(struct gh_http_req *req, gh_http_park_fn fn, void *arg,
+    int64_t deadline_ms);
+/* Makes the park thread call every parked fn soon (something they may
+ * wait for happened in this process). Never blocks for long. */
+void gh_http_wake(struct gh_http_req *req);
+
 /* ---- metrics --------------------------------------------------------------- */
 
 /* Counts a sign-in attempt by result ("success", "failure", "locked", ...:

@@ -214,6 +214,8 @@ struct app {
 	pthread_cond_t cv;
 	bool slow_started;
 	bool signalled;
+	bool woken;		/* what parked requests wait for */
+	int parked_checks;
 	gh_err json_err;
 	char json_msg[256];
 };
@@ -359,6 +361,44 @@ h_signal(void *app, struct gh_http_req *req)
 	gh_http_respond(req, 200, "text/plain", "signalled", 9);
 }
 
+static bool
+park_check(void *app, struct gh_http_req *req, void *arg, bool final)
+{
+	struct app *a = app;
+	bool woken;
+
+	pthread_mutex_lock(&a->mu);
+	woken = a->woken;
+	a->parked_checks++;
+	pthread_mutex_unlock(&a->mu);
+	if (woken)
+		gh_http_respond(req, 200, "text/plain", "woken", 5);
+	else if (final)
+		gh_http_respond(req, 200, "text/plain", "deadline", 8);
+	return woken || final;
+}
+
+static void
+h_park(void *app, struct gh_http_req *req)
+{
+	const char *ms = gh_http_req_query(req, "ms");
+
+	(void)gh_http_park(req, park_check, NULL, gh_now_ms() +
+	    (ms != NULL ? atoi(ms) : 10000));
+}
+
+static void
+h_wake(void *app, struct gh_http_req *req)
+{
+	struct app *a = app;
+
+	pthread_mutex_lock(&a->mu);
+	a->woken = true;
+	pthread_mutex_unlock(&a->mu);
+	gh_http_wake(req);
+	gh_http_respond(req, 200, "text/plain", "ok", 2);
+}
+
 struct fixture {
 	struct app app;
 	struct gh_http_router *router;
@@ -390,6 +430,8 @@ make_router(void)
 	assert_int_equal(gh_http_route(r, "GET", "/started", h_started),
 	    GH_OK);
 	assert_int_equal(gh_http_route(r, "GET", "/signal", h_signal), GH_OK);
+	assert_int_equal(gh_http_route(r, "GET", "/park", h_park), GH_OK);
+	assert_int_equal(gh_http_route(r, "GET", "/wake", h_wake), GH_OK);
 	return r;
 }
 
@@ -803,6 +845,89 @@ test_deferred_work_does_not_stall_other_requests(void **state)
 	assert_security_headers(&c.r);
 	resp_free(&c.r);
 	stop(f);
+}
+
+struct park_client {
+	uint16_t port;
+	const char *path;
+	struct resp r;
+	int64_t done_ms;
+};
+
+static void *
+park_client_main(void *arg)
+{
+	struct park_client *c = arg;
+
+	get(c->port, c->path, &c->r);
+	c->done_ms = gh_now_ms();
+	return NULL;
+}
+
+static void
+test_parked_requests_hold_no_thread_and_answer_on_wake(void **state)
+{
+	struct fixture *f = start_default();	/* one MHD thread */
+	struct park_client c[3];
+	pthread_t t[3];
+	struct resp r;
+	int64_t woke;
+	int checks = 0;
+
+	/* More parked requests than MHD threads and workers together. */
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct park_client){ .port = f->port, .path = "/park" };
+		assert_int_equal(pthread_create(&t[i], NULL, park_client_main,
+		    &c[i]), 0);
+	}
+	for (int i = 0; i < 2000 && checks < 3; i++) {
+		usleep(1000);
+		pthread_mutex_lock(&f->app.mu);
+		checks = f->app.parked_checks;
+		pthread_mutex_unlock(&f->app.mu);
+	}
+	/* Parked, yet the server answers, and defers work, meanwhile. */
+	get(f->port, "/hello", &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	woke = gh_now_ms();
+	get(f->port, "/wake", &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(c[i].r.status, 200);
+		assert_string_equal(c[i].r.body, "woken");
+		assert_security_headers(&c[i].r);
+		assert_true(c[i].done_ms - woke < 900);
+		resp_free(&c[i].r);
+	}
+	stop(f);
+}
+
+static void
+test_parked_request_is_answered_at_its_deadline_or_at_stop(void **state)
+{
+	struct fixture *f = start_default();
+	struct park_client c = { .port = f->port, .path = "/park?ms=300" };
+	struct park_client d = { .port = f->port, .path = "/park?ms=60000" };
+	pthread_t t, u;
+	int64_t t0 = gh_now_ms();
+
+	assert_int_equal(pthread_create(&t, NULL, park_client_main, &c), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(c.r.status, 200);
+	assert_string_equal(c.r.body, "deadline");
+	assert_true(c.done_ms - t0 >= 300 && c.done_ms - t0 < 3000);
+	resp_free(&c.r);
+
+	assert_int_equal(pthread_create(&u, NULL, park_client_main, &d), 0);
+	usleep(200 * 1000);
+	stop(f);	/* must answer the parked request, not hang */
+	pthread_join(u, NULL);
+	assert_int_equal(d.r.status, 200);
+	assert_string_equal(d.r.body, "deadline");
+	resp_free(&d.r);
 }
 
 static void
@@ -1271,6 +1396,10 @@ main(void)
 		cmocka_unit_test(test_cookies_are_secure_unless_dev_on_loopback),
 		cmocka_unit_test(
 		    test_deferred_work_does_not_stall_other_requests),
+		cmocka_unit_test(
+		    test_parked_requests_hold_no_thread_and_answer_on_wake),
+		cmocka_unit_test(
+		    test_parked_request_is_answered_at_its_deadline_or_at_stop),
 		cmocka_unit_test(test_metrics_count_requests_and_signins),
 		cmocka_unit_test(test_start_refuses_plain_http_off_loopback),
 		cmocka_unit_test(

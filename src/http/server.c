@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TLS_PRIORITIES \
@@ -89,6 +90,26 @@ struct pool {
 	size_t nthreads;
 };
 
+struct parked {
+	struct gh_http_req *req;
+	gh_http_park_fn fn;
+	void *arg;
+	int64_t deadline_ms;
+};
+
+/* Parked long polls: list holds those waiting; count also those the park
+ * thread is checking, so that it can put them back. */
+struct park {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct parked list[GH_HTTP_PARK_MAX];
+	size_t len, count;
+	uint64_t wakes;
+	bool stopping;
+	bool started;
+	pthread_t thread;
+};
+
 struct gh_http_server {
 	struct MHD_Daemon *daemon;
 	struct gh_http_router *router;
@@ -101,6 +122,7 @@ struct gh_http_server {
 	struct gh_http_metrics *metrics;
 	struct pool pool;
 	bool pool_started;
+	struct park park;
 	char *cert_pem;
 	struct gh_buf key_pem;
 };
@@ -338,6 +360,154 @@ pool_stop(struct gh_http_server *srv)
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	srv->pool_started = false;
+}
+
+/* ---- long polls ------------------------------------------------------------------- */
+
+#define PARK_TICK_MS 1000
+
+/* Runs one check of p; true when the request is answered and resumed. */
+static bool
+park_check(struct gh_http_server *srv, struct parked *p, bool stopping)
+{
+	struct MHD_Connection *conn;
+	bool final = stopping || gh_now_ms() >= p->deadline_ms;
+	bool done;
+
+	done = p->fn(srv->app, p->req, p->arg, final);
+	if (final && !done)
+		GH_LOG_ERR(GH_ERR_INTERNAL, "request %s: parked handler for "
+		    "%s did not finish", p->req->id, p->req->match.label);
+	if (!done && !final)
+		return false;
+	if (!p->req->responded)
+		respond_error_now(p->req, 500, "internal", "internal error");
+	p->req->defer = DEFER_DONE;
+	conn = p->req->conn;
+	/* Once resumed, an MHD thread may finish and free req. */
+	MHD_resume_connection(conn);
+	return true;
+}
+
+static void *
+park_main(void *arg)
+{
+	struct gh_http_server *srv = arg;
+	struct park *pk = &srv->park;
+	struct parked batch[GH_HTTP_PARK_MAX];
+	uint64_t seen = 0;
+	size_t n, kept;
+	bool stopping;
+
+	pthread_mutex_lock(&pk->mu);
+	for (;;) {
+		if (pk->stopping && pk->count == 0)
+			break;
+		if (!pk->stopping && pk->wakes == seen) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += PARK_TICK_MS / 1000;
+			(void)pthread_cond_timedwait(&pk->cv, &pk->mu, &ts);
+		}
+		seen = pk->wakes;
+		stopping = pk->stopping;
+		n = pk->len;
+		memcpy(batch, pk->list, n * sizeof *batch);
+		pk->len = 0;
+		pthread_mutex_unlock(&pk->mu);
+		kept = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!park_check(srv, &batch[i], stopping))
+				batch[kept++] = batch[i];
+		pthread_mutex_lock(&pk->mu);
+		/* count reserved these places: they fit. */
+		memcpy(pk->list + pk->len, batch, kept * sizeof *batch);
+		pk->len += kept;
+		pk->count -= n - kept;
+	}
+	pthread_mutex_unlock(&pk->mu);
+	return NULL;
+}
+
+static gh_err
+park_start(struct gh_http_server *srv)
+{
+	struct park *pk = &srv->park;
+
+	pthread_mutex_init(&pk->mu, NULL);
+	pthread_cond_init(&pk->cv, NULL);
+	pk->started = true;
+	if (pthread_create(&pk->thread, NULL, park_main, srv) != 0) {
+		GH_LOG_ERR(GH_ERR_INTERNAL, "park thread");
+		pthread_cond_destroy(&pk->cv);
+		pthread_mutex_destroy(&pk->mu);
+		pk->started = false;
+		return GH_ERR_INTERNAL;
+	}
+	return GH_OK;
+}
+
+/* Answers every parked request (final) and joins the park thread. */
+static void
+park_stop(struct gh_http_server *srv)
+{
+	struct park *pk = &srv->park;
+
+	if (!pk->started)
+		return;
+	pthread_mutex_lock(&pk->mu);
+	pk->stopping = true;
+	pthread_cond_broadcast(&pk->cv);
+	pthread_mutex_unlock(&pk->mu);
+	pthread_join(pk->thread, NULL);
+	pthread_cond_destroy(&pk->cv);
+	pthread_mutex_destroy(&pk->mu);
+	pk->started = false;
+}
+
+bool
+gh_http_park(struct gh_http_req *req, gh_http_park_fn fn, void *arg,
+    int64_t deadline_ms)
+{
+	struct park *pk = &req->srv->park;
+	gh_err err;
+
+	if (req->responded || req->defer != DEFER_NONE || fn == NULL) {
+		GH_LOG_ERR(GH_ERR_INTERNAL, "request %s: park after a "
+		    "response", req->id);
+		return false;
+	}
+	pthread_mutex_lock(&pk->mu);
+	if (!pk->started || pk->stopping || pk->count == GH_HTTP_PARK_MAX) {
+		pthread_mutex_unlock(&pk->mu);
+		GH_LOG_WARN(GH_ERR_LIMIT, "request %s: too many long polls",
+		    req->id);
+		err = gh_http_resp_header(req, "Retry-After", "5");
+		(void)err;
+		gh_http_respond_error(req, 503, "unavailable",
+		    "too many waiting requests; retry shortly");
+		return false;
+	}
+	req->defer = DEFER_PENDING;
+	MHD_suspend_connection(req->conn);
+	pk->list[pk->len++] = (struct parked){ req, fn, arg, deadline_ms };
+	pk->count++;
+	pthread_mutex_unlock(&pk->mu);
+	return true;
+}
+
+void
+gh_http_wake(struct gh_http_req *req)
+{
+	struct park *pk = &req->srv->park;
+
+	if (!pk->started)
+		return;
+	pthread_mutex_lock(&pk->mu);
+	pk->wakes++;
+	pthread_cond_broadcast(&pk->cv);
+	pthread_mutex_unlock(&pk->mu);
 }
 
 void
@@ -1102,6 +1272,8 @@ gh_http_server_start(const struct gh_http_config *cfg,
 	workers = cfg->workers != 0 ? cfg->workers : ncores();
 	threads = cfg->threads != 0 ? cfg->threads : ncores();
 	err = pool_start(srv, workers);
+	if (err == GH_OK)
+		err = park_start(srv);
 	if (err != GH_OK)
 		goto fail;
 
@@ -1190,6 +1362,7 @@ gh_http_server_stop(struct gh_http_server *srv)
 		fd = MHD_quiesce_daemon(srv->daemon);
 	/* Every suspended connection is resumed before the daemon stops:
 	 * MHD refuses to stop with suspended connections. */
+	park_stop(srv);
 	pool_stop(srv);
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
