@@ -151,6 +151,10 @@ gh_err routes_groups(struct gh_http_router *r);
  * authenticator. Other actions owe none: GH_OK. */
 gh_err notify_for_action(struct api_ctx *ctx, const char *action,
     const char *user_id, const char *method);
+/* Writes a notice of kind (GH_NOTICE_*) for user_id naming method and the
+ * device (ip, ua) it is about, in the caller's transaction. */
+gh_err notify_kind(struct api_ctx *ctx, const char *user_id, const char *kind,
+    const char *method, const char *ip, const char *ua);
 gh_err routes_notices(struct gh_http_router *r);
 gh_err routes_approval(struct gh_http_router *r);
 

@@ -14,6 +14,7 @@
  * tokens (wiped after the cookie is set).
  */
 #include "api/api_int.h"
+#include "notify/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,6 +537,10 @@ approval_decide(struct api_ctx *ctx, const char *id, const char *code,
 		if (err == GH_OK)
 			err = signin_record(ctx, &ctx->user, false,
 			    "mfa_approval_denied", a.source_ip, a.user_agent);
+		if (err == GH_OK)
+			err = notify_kind(ctx, ctx->user.id,
+			    GH_NOTICE_SIGNIN_DENIED, "approval", a.source_ip,
+			    a.user_agent);
 		if (err == GH_OK)
 			err = gh_auth_mfa_fail(ctx->db, ctx->user.id,
 			    gh_now_ms(), &locked);

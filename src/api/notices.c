@@ -25,22 +25,15 @@ static const struct {
 };
 
 gh_err
-notify_for_action(struct api_ctx *ctx, const char *action,
-    const char *user_id, const char *method)
+notify_kind(struct api_ctx *ctx, const char *user_id, const char *kind,
+    const char *method, const char *ip, const char *ua)
 {
-	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
-	const char *kind = NULL;
 	json_t *data;
 	gh_err err;
 
-	for (size_t i = 0; i < sizeof owed / sizeof owed[0]; i++)
-		if (strcmp(owed[i].action, action) == 0)
-			kind = owed[i].kind;
-	if (kind == NULL)
-		return GH_OK;
 	data = json_pack("{s:s, s:s, s:s%}", "method", method ? method : "",
-	    "source_ip", gh_http_req_client_ip(ctx->req), "user_agent",
-	    ua ? ua : "", ua ? strnlen(ua, 256) : (size_t)0);
+	    "source_ip", ip ? ip : "", "user_agent", ua ? ua : "",
+	    ua ? strnlen(ua, 256) : (size_t)0);
 	if (data == NULL)
 		return GH_ERR_NOMEM;
 	/* Done to the user by someone else (an admin reset): say who. */
@@ -51,6 +44,18 @@ notify_for_action(struct api_ctx *ctx, const char *action,
 	if (err == GH_OK)
 		ctx->notified = true;
 	return err;
+}
+
+gh_err
+notify_for_action(struct api_ctx *ctx, const char *action,
+    const char *user_id, const char *method)
+{
+	for (size_t i = 0; i < sizeof owed / sizeof owed[0]; i++)
+		if (strcmp(owed[i].action, action) == 0)
+			return notify_kind(ctx, user_id, owed[i].kind, method,
+			    gh_http_req_client_ip(ctx->req),
+			    gh_http_req_header(ctx->req, "User-Agent"));
+	return GH_OK;
 }
 
 static void

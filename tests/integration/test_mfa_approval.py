@@ -180,6 +180,15 @@ def test_denial_is_recorded_as_a_possible_attack(server, admin):
     expect_error(new.post(server.api("/session/mfa/approval")), 401,
                  "mfa_token_invalid")
     assert pending(server, first) == []
+    # Dave is told, with the address and browser of the denied device.
+    feed = first.get(server.api("/me/notifications")).json()
+    denied = [n for n in feed["notifications"]
+              if n["kind"] == "signin_denied"]
+    assert len(denied) == 1, feed
+    assert denied[0]["data"]["method"] == "approval"
+    assert denied[0]["data"]["source_ip"] == "127.0.0.1"
+    assert denied[0]["data"]["user_agent"] == \
+        new.headers["User-Agent"], denied
 
 
 def test_expired_request_cannot_be_approved(server_factory):

@@ -57,7 +57,7 @@ def set_policy(admin, server, **body):
 def test_remembered_device_skips_the_code_until_revoked(server, admin):
     pol = set_policy(admin, server, remember_device_days=30)
     assert pol["remember_device_days"] == 30
-    assert pol["methods"] == ["totp", "webauthn", "recovery"]
+    assert pol["methods"] == ["totp", "webauthn", "recovery", "approval"]
     uid = new_user(server, admin, "carol")
     new_user(server, admin, "dave")
     _, codes = enrol(server, server.login("carol", USER_PASSWORD))
