@@ -1,7 +1,7 @@
 /* fuzz_mfa_policy.c: libFuzzer target for the org MFA policy an admin
  * sends (PATCH /mfa-policy): JSON body parsing, then
- * gh_auth_mfa_policy_parse with its required_groups list, then the JSON
- * view read back as storage does. */
+ * gh_auth_mfa_policy_parse with its methods and required_groups list, then
+ * the JSON view read back as storage does. */
 #include <stdint.h>
 #include <string.h>
 
@@ -29,7 +29,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	json_decref(j);
 	/* Whatever passed holds distinct valid ids, within the limit. */
-	if (p.n_groups > GH_MFA_GROUPS_MAX || !p.allow_totp ||
+	if (p.n_groups > GH_MFA_GROUPS_MAX ||
+	    (!p.allow_totp && !p.allow_webauthn) ||
 	    p.grace_days < 0 || p.grace_days > 365)
 		__builtin_trap();
 	for (size_t i = 0; i < p.n_groups; i++) {
@@ -47,7 +48,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gh_auth_mfa_policy_default(&back);
 	if (gh_auth_mfa_policy_parse(view, false, &back, msg, sizeof msg) !=
 	    GH_OK || back.n_groups != p.n_groups ||
-	    back.required != p.required || back.grace_days != p.grace_days)
+	    back.required != p.required || back.grace_days != p.grace_days ||
+	    back.allow_totp != p.allow_totp ||
+	    back.allow_webauthn != p.allow_webauthn ||
+	    back.allow_recovery != p.allow_recovery ||
+	    back.allow_approval != p.allow_approval ||
+	    back.remember_device_days != p.remember_device_days)
 		__builtin_trap();
 	for (size_t i = 0; i < p.n_groups; i++)
 		if (strcmp(back.groups[i].group_id, p.groups[i].group_id) != 0)

@@ -206,17 +206,26 @@ signin_password(struct api_ctx *ctx, const char *username,
 	*need_out = GH_MFA_NEED_NONE;
 	mfa_token_out[0] = '\0';
 	memset(s_out, 0, sizeof *s_out);
+	/* An account waiting after failed attempts from here is refused
+	 * before its password is even checked. */
+	if (guard_account_locked(ctx, username, &ctx->retry_after_s)) {
+		record_failure(ctx, NULL, username, "too_many_attempts");
+		*reason_out = "too_many_attempts";
+		return GH_ERR_LIMIT;
+	}
 	err = gh_identity_user_find(ctx->db, username, &u);
 	if (err != GH_OK && err != GH_ERR_NOTFOUND)
 		return err;
 	found = err == GH_OK;
 	reason = check_password(ctx, &u, found, password, &rehash);
 	if (reason != NULL) {
+		guard_account_failed(ctx, username);
 		record_failure(ctx, found ? u.id : NULL, username, reason);
 		*reason_out = reason;
 		gh_wipe(&u, sizeof u);
 		return GH_ERR_DENIED;
 	}
+	guard_account_succeeded(ctx, username);
 	ctx->actor.type = "user";
 	ctx->actor.id = u.id;
 	err = gh_db_begin(ctx->db);
@@ -390,6 +399,8 @@ w_session_create(void *appv, struct gh_http_req *req)
 	if (err == GH_ERR_DENIED)
 		gh_http_respond_error(req, 401, "invalid_credentials",
 		    "Wrong username or password.");
+	else if (err == GH_ERR_LIMIT)
+		guard_respond_locked(req, ctx.retry_after_s);
 	else if (err != GH_OK)
 		respond_err(req, err);
 	else if (mfa_token[0] != '\0')
@@ -412,7 +423,8 @@ out:
 static void
 h_session_create(void *app, struct gh_http_req *req)
 {
-	gh_http_defer(req, w_session_create);
+	if (guard_signin_rate(app, req))
+		gh_http_defer(req, w_session_create);
 }
 
 /* Revokes ctx's current session with its audit event and clears the

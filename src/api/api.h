@@ -22,6 +22,12 @@ struct gh_app_config {
 	struct gh_session_limits session;
 	char base_url[300];		/* scheme://host[:port], no slash */
 	int64_t approval_ttl_ms;	/* sign-in approvals; 0: default */
+	struct gh_guard_config {	/* brute-force protection; 0: off */
+		unsigned signin_ip_per_min;	/* sign-in requests */
+		unsigned signin_org_per_min;
+		unsigned lockout_failures;	/* per account and address */
+		unsigned lockout_max_s;		/* longest wait */
+	} guard;
 };
 
 struct gh_kms;

@@ -20,6 +20,7 @@ struct gh_app {
 	struct gh_store *store;
 	struct gh_kms *kms;	/* borrowed; NULL only in tests without keys */
 	struct gh_mailer *mailer;	/* borrowed; NULL: no mail */
+	struct gh_rl *rl;		/* sign-in rate limits (guard.c) */
 	struct gh_app_config cfg;
 };
 
@@ -37,6 +38,7 @@ struct api_ctx {
 	struct gh_api_token token;	/* when via an API token */
 	struct gh_audit_actor actor;
 	bool notified;			/* a notice was written: kick the mailer */
+	int64_t retry_after_s;		/* with GH_ERR_LIMIT from a sign-in */
 };
 
 /* Resolves {org} and acquires its tenant database. On failure the error
@@ -68,6 +70,22 @@ void respond_err(struct gh_http_req *req, gh_err err);
 bool finish(struct api_ctx *ctx, gh_err err);
 void respond_invalid(struct gh_http_req *req, const char *fmt, ...)
     GH_PRINTF(2, 3);
+
+/* Brute-force protection (src/api/guard.c). */
+gh_err guard_new(struct gh_app *app) GH_MUST_CHECK;
+void guard_free(struct gh_app *app);
+/* Takes one sign-in request from the client address's and the org's
+ * budgets; over either, responds 429 rate_limited (Retry-After) and
+ * returns false. Call first in every unauthenticated sign-in handler. */
+bool guard_signin_rate(struct gh_app *app, struct gh_http_req *req);
+/* True while the account as typed must wait, from this address or from
+ * anywhere; *retry_s_out: how long. */
+bool guard_account_locked(struct api_ctx *ctx, const char *username,
+    int64_t *retry_s_out);
+void guard_account_failed(struct api_ctx *ctx, const char *username);
+void guard_account_succeeded(struct api_ctx *ctx, const char *username);
+/* 429 too_many_attempts with Retry-After. */
+void guard_respond_locked(struct gh_http_req *req, int64_t retry_s);
 
 /* Parses the integer query argument name in [lo, hi] (absent: def).
  * Responds 400 and returns false when it is malformed. */

@@ -28,6 +28,10 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
 	app->store = store;
 	app->kms = kms;
 	app->cfg = *cfg;
+	if (guard_new(app) != GH_OK) {
+		free(app);
+		return GH_ERR_NOMEM;
+	}
 	*out = app;
 	return GH_OK;
 }
@@ -41,6 +45,8 @@ gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer)
 void
 gh_api_app_free(struct gh_app *app)
 {
+	if (app != NULL)
+		guard_free(app);
 	free(app);
 }
 

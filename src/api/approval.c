@@ -220,6 +220,8 @@ h_approval_create(void *app, struct gh_http_req *req)
 	json_t *body = NULL;
 	gh_err err;
 
+	if (!guard_signin_rate(app, req))
+		return;
 	code[0] = url[0] = '\0';
 	memset(&u, 0, sizeof u);
 	if (!ctx_open(app, req, &ctx))

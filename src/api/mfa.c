@@ -437,6 +437,8 @@ h_session_mfa(void *app, struct gh_http_req *req)
 	json_t *body;
 	gh_err err;
 
+	if (!guard_signin_rate(app, req))
+		return;
 	if (!ctx_open(app, req, &ctx))
 		return;
 	body = body_object(req, keys);

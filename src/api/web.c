@@ -251,6 +251,14 @@ w_login_post(void *appv, struct gh_http_req *req)
 	gh_wipe(csrf, sizeof csrf);
 	if (err == GH_ERR_DENIED) {
 		login_page(&ctx, 401, "Wrong username or password.", username);
+	} else if (err == GH_ERR_LIMIT) {
+		char secs[24];
+
+		snprintf(secs, sizeof secs, "%lld", (long long)ctx.retry_after_s);
+		if (gh_http_resp_header(req, "Retry-After", secs) != GH_OK)
+			GH_LOG_WARN(GH_ERR_INTERNAL, "Retry-After not set");
+		login_page(&ctx, 429, "Too many failed sign-ins. Wait a few "
+		    "minutes and try again.", username);
 	} else if (err != GH_OK) {
 		respond_err(req, err);
 	} else if (need == GH_MFA_NEED_VERIFY) {
@@ -331,13 +339,15 @@ out:
 static void
 h_login_mfa_post(void *app, struct gh_http_req *req)
 {
-	gh_http_defer(req, w_login_mfa_post);
+	if (guard_signin_rate(app, req))
+		gh_http_defer(req, w_login_mfa_post);
 }
 
 static void
 h_login_post(void *app, struct gh_http_req *req)
 {
-	gh_http_defer(req, w_login_post);
+	if (guard_signin_rate(app, req))
+		gh_http_defer(req, w_login_post);
 }
 
 static void

@@ -390,8 +390,8 @@ out:
 static void
 h_login_enrol(void *app, struct gh_http_req *req)
 {
-	(void)app;
-	gh_http_defer(req, w_login_enrol);
+	if (guard_signin_rate(app, req))
+		gh_http_defer(req, w_login_enrol);
 }
 
 /* ---- the security page ---------------------------------------------- */

@@ -852,6 +852,8 @@ h_passkey_options(void *app, struct gh_http_req *req)
 {
 	struct api_ctx ctx;
 
+	if (!guard_signin_rate(app, req))
+		return;
 	if (!ctx_open(app, req, &ctx))
 		return;
 	respond_assert_options(&ctx, NULL);
@@ -873,6 +875,8 @@ h_passkey(void *app, struct gh_http_req *req)
 	bool killed, locked, remembered;
 	gh_err err;
 
+	if (!guard_signin_rate(app, req))
+		return;
 	memset(&in, 0, sizeof in);
 	memset(&u, 0, sizeof u);
 	if (!ctx_open_signin(app, req, &ctx, ""))
@@ -1010,6 +1014,8 @@ h_mfa_options(void *app, struct gh_http_req *req)
 	struct gh_user u;
 	json_t *body;
 
+	if (!guard_signin_rate(app, req))
+		return;
 	memset(&u, 0, sizeof u);
 	if (!ctx_open(app, req, &ctx))
 		return;
@@ -1039,6 +1045,8 @@ h_mfa(void *app, struct gh_http_req *req)
 	bool killed = false, locked = false, remember, remembered = false;
 	gh_err err;
 
+	if (!guard_signin_rate(app, req))
+		return;
 	memset(&in, 0, sizeof in);
 	memset(&u, 0, sizeof u);
 	if (!ctx_open(app, req, &ctx))

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ struct gh_http_req {
 	struct gh_http_kvs form;
 	bool form_parsed;
 	enum defer_state defer;
+	bool resumed;		/* counted in srv->resumed until completed */
 	void (*defer_fn)(void *app, struct gh_http_req *req);
 	/* The response, built by gh_http_respond* and queued by the
 	 * access handler on an MHD thread. */
@@ -123,6 +125,9 @@ struct gh_http_server {
 	struct pool pool;
 	bool pool_started;
 	struct park park;
+	/* Resumed connections whose answer is not sent yet: stopping waits
+	 * for them, or MHD would close them unanswered. */
+	atomic_int resumed;
 	char *cert_pem;
 	struct gh_buf key_pem;
 };
@@ -312,6 +317,8 @@ worker_main(void *arg)
 			    "internal error");
 		}
 		req->defer = DEFER_DONE;
+		req->resumed = true;
+		atomic_fetch_add(&srv->resumed, 1);
 		conn = req->conn;
 		/* Once resumed, an MHD thread may finish and free req: this
 		 * is the last touch. */
@@ -383,6 +390,8 @@ park_check(struct gh_http_server *srv, struct parked *p, bool stopping)
 	if (!p->req->responded)
 		respond_error_now(p->req, 500, "internal", "internal error");
 	p->req->defer = DEFER_DONE;
+	p->req->resumed = true;
+	atomic_fetch_add(&p->req->srv->resumed, 1);
 	conn = p->req->conn;
 	/* Once resumed, an MHD thread may finish and free req. */
 	MHD_resume_connection(conn);
@@ -849,7 +858,16 @@ gh_http_metrics_signin(struct gh_http_req *req, const char *result)
 void
 gh_http_metrics_render(struct gh_http_req *req, struct gh_buf *out)
 {
+	struct park *pk = &req->srv->park;
+	size_t parked;
+
 	gh_http_metrics_write(req->srv->metrics, out);
+	pthread_mutex_lock(&pk->mu);
+	parked = pk->count;
+	pthread_mutex_unlock(&pk->mu);
+	gh_buf_printf(out, "# HELP gatehouse_http_parked_requests Long polls "
+	    "waiting now.\n# TYPE gatehouse_http_parked_requests gauge\n"
+	    "gatehouse_http_parked_requests %zu\n", parked);
 }
 
 /* ---- MHD glue ------------------------------------------------------------------------ */
@@ -968,6 +986,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req->queued)
 		gh_http_metrics_observe(srv->metrics, req->match.route,
 		    req->method, req->status, gh_mono_ns() - req->start_ns);
+	if (req->resumed)
+		atomic_fetch_sub(&srv->resumed, 1);
 	req_free(req);
 	*con_cls = NULL;
 }
@@ -1364,6 +1384,13 @@ gh_http_server_stop(struct gh_http_server *srv)
 	 * MHD refuses to stop with suspended connections. */
 	park_stop(srv);
 	pool_stop(srv);
+	/* Let MHD's threads send what the workers and long polls answered
+	 * (bounded: a client that stopped reading is cut off). */
+	for (int i = 0; i < 500 && atomic_load(&srv->resumed) > 0; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
 	/* Only now: MHD 0.9.75 with a thread pool and epoll still removes

@@ -15,6 +15,7 @@
 struct slot {
 	uint64_t h;		/* 0: empty */
 	int64_t tat;		/* theoretical arrival time, ms */
+	uint32_t strikes;	/* failures since the TAT last passed */
 	char key[GH_RL_KEY_MAX];
 };
 
@@ -204,6 +205,7 @@ shard_slot(struct shard *s, uint64_t h, const char *key, int64_t now_ms)
 	}
 	victim->h = h;
 	victim->tat = 0;
+	victim->strikes = 0;
 	gh_strlcpy(victim->key, key, sizeof victim->key);
 	return victim;
 }
@@ -216,39 +218,92 @@ key_hash(const struct gh_rl *rl, const char *key)
 	return h != 0 ? h : 1;
 }
 
-bool
-gh_rl_take(struct gh_rl *rl, const char *key, const struct gh_rl_rule *rule,
-    int64_t now_ms, int64_t *retry_after_ms)
+/* The emission interval and tolerance of a rule, in ms. */
+static void
+rule_times(const struct gh_rl_rule *rule, int64_t *t_out, int64_t *tol_out)
+{
+	int64_t t = (int64_t)rule->period_ms / rule->limit;
+
+	*t_out = t < 1 ? 1 : t;
+	*tol_out = *t_out * (int64_t)rule->burst;
+}
+
+static bool
+rule_off(const struct gh_rl_rule *rule)
+{
+	return rule->limit == 0 || rule->period_ms == 0 || rule->burst == 0;
+}
+
+enum op { OP_TAKE, OP_CHECK, OP_PENALIZE };
+
+/* One locked step on key's TAT. */
+static bool
+rl_step(struct gh_rl *rl, const char *key, const struct gh_rl_rule *rule,
+    int64_t now_ms, enum op op, int64_t max_delay_ms, int64_t *retry_out)
 {
 	char k[GH_RL_KEY_MAX];
-	int64_t t, tolerance, tat, next;
+	int64_t t, tol, tat, next, debt;
 	struct shard *s;
 	struct slot *sl;
 	uint64_t h;
 	bool ok;
 
-	if (retry_after_ms != NULL)
-		*retry_after_ms = 0;
-	if (rule->limit == 0 || rule->period_ms == 0 || rule->burst == 0)
+	if (retry_out != NULL)
+		*retry_out = 0;
+	if (rule_off(rule))
 		return true;
+	rule_times(rule, &t, &tol);
 	gh_strlcpy(k, key, sizeof k);
 	h = key_hash(rl, k);
 	s = &rl->shards[h % SHARDS];
-	t = (int64_t)rule->period_ms / rule->limit;
-	if (t < 1)
-		t = 1;
-	tolerance = t * (int64_t)rule->burst;
 	pthread_mutex_lock(&s->mu);
 	sl = shard_slot(s, h, k, now_ms);
 	tat = sl->tat > now_ms ? sl->tat : now_ms;
 	next = tat + t;
-	ok = next - now_ms <= tolerance;
-	if (ok)
+	ok = next - now_ms <= tol;
+	if (op == OP_TAKE && ok)
 		sl->tat = next;
-	else if (retry_after_ms != NULL)
-		*retry_after_ms = next - now_ms - tolerance;
+	if (op == OP_PENALIZE) {
+		/* A fully paid-off key starts over. */
+		if (sl->tat <= now_ms)
+			sl->strikes = 0;
+		if (sl->strikes < UINT32_MAX)
+			sl->strikes++;
+		debt = t;
+		for (uint32_t i = rule->burst; i < sl->strikes &&
+		    debt <= tol + max_delay_ms; i++)
+			debt *= 2;
+		next = tat + debt;
+		/* The wait (next + t - tol) stays within max_delay_ms. */
+		if (next - now_ms > tol - t + max_delay_ms)
+			next = now_ms + tol - t + max_delay_ms;
+		sl->tat = next;
+	}
+	if (!ok && retry_out != NULL)
+		*retry_out = tat + t - now_ms - tol;
 	pthread_mutex_unlock(&s->mu);
 	return ok;
+}
+
+bool
+gh_rl_take(struct gh_rl *rl, const char *key, const struct gh_rl_rule *rule,
+    int64_t now_ms, int64_t *retry_after_ms)
+{
+	return rl_step(rl, key, rule, now_ms, OP_TAKE, 0, retry_after_ms);
+}
+
+bool
+gh_rl_check(struct gh_rl *rl, const char *key, const struct gh_rl_rule *rule,
+    int64_t now_ms, int64_t *retry_after_ms)
+{
+	return rl_step(rl, key, rule, now_ms, OP_CHECK, 0, retry_after_ms);
+}
+
+void
+gh_rl_penalize(struct gh_rl *rl, const char *key,
+    const struct gh_rl_rule *rule, int64_t now_ms, int64_t max_delay_ms)
+{
+	(void)rl_step(rl, key, rule, now_ms, OP_PENALIZE, max_delay_ms, NULL);
 }
 
 void
@@ -268,6 +323,7 @@ gh_rl_reset(struct gh_rl *rl, const char *key)
 		if (s->slots[i].h == h && strcmp(s->slots[i].key, k) == 0) {
 			/* A TAT in the past is the same as no entry. */
 			s->slots[i].tat = 0;
+			s->slots[i].strikes = 0;
 			break;
 		}
 	}

@@ -40,6 +40,21 @@ void gh_rl_free(struct gh_rl *rl);
 bool gh_rl_take(struct gh_rl *rl, const char *key,
     const struct gh_rl_rule *rule, int64_t now_ms, int64_t *retry_after_ms);
 
+/* Like gh_rl_take but changes nothing: whether a take would be allowed
+ * now. Used to refuse before doing work whose failure is what counts. */
+bool gh_rl_check(struct gh_rl *rl, const char *key,
+    const struct gh_rl_rule *rule, int64_t now_ms, int64_t *retry_after_ms);
+
+/*
+ * Counts a failure against key: the first `burst` failures each add one
+ * interval (period_ms / limit) of delay; each later one adds twice what
+ * the one before added (progressive), until the delay would pass
+ * max_delay_ms beyond the burst. The count starts over once the key's
+ * delay has fully passed.
+ */
+void gh_rl_penalize(struct gh_rl *rl, const char *key,
+    const struct gh_rl_rule *rule, int64_t now_ms, int64_t max_delay_ms);
+
 /* Forgets key (e.g. after a successful sign-in). */
 void gh_rl_reset(struct gh_rl *rl, const char *key);
 

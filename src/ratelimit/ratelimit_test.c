@@ -78,6 +78,48 @@ test_a_full_table_keeps_the_limited_keys(void **state)
 	gh_rl_free(rl);
 }
 
+static void
+test_failures_delay_progressively(void **state)
+{
+	/* 5 failures free, one interval (60 s) each. */
+	struct gh_rl_rule r = { .limit = 5, .period_ms = 300000, .burst = 5 };
+	struct gh_rl *rl;
+	int64_t retry, now = 1000000;
+
+	(void)state;
+	assert_int_equal(gh_rl_new(100, &rl), GH_OK);
+	for (int i = 0; i < 4; i++) {
+		assert_true(gh_rl_check(rl, "a", &r, now, &retry));
+		gh_rl_penalize(rl, "a", &r, now, 3600000);
+	}
+	/* Checking is free. */
+	for (int i = 0; i < 10; i++)
+		assert_true(gh_rl_check(rl, "a", &r, now, &retry));
+	gh_rl_penalize(rl, "a", &r, now, 3600000);	/* fifth */
+	assert_false(gh_rl_check(rl, "a", &r, now, &retry));
+	assert_int_equal(retry, 60000);
+	/* After each wait one more try; each failure doubles the wait:
+	 * 2, 4, 8 intervals. */
+	for (int64_t wait = 60000; wait <= 480000; wait *= 2) {
+		now += wait;
+		assert_true(gh_rl_check(rl, "a", &r, now, &retry));
+		gh_rl_penalize(rl, "a", &r, now, 3600000);
+		assert_false(gh_rl_check(rl, "a", &r, now, &retry));
+		assert_int_equal(retry, 2 * wait);
+	}
+	/* Never beyond the cap. */
+	for (int i = 0; i < 50; i++)
+		gh_rl_penalize(rl, "a", &r, now, 3600000);
+	assert_false(gh_rl_check(rl, "a", &r, now, &retry));
+	assert_true(retry <= 3600000);
+	assert_true(retry > 3000000);
+	/* Another key is untouched; a reset forgives. */
+	assert_true(gh_rl_check(rl, "b", &r, now, &retry));
+	gh_rl_reset(rl, "a");
+	assert_true(gh_rl_check(rl, "a", &r, now, &retry));
+	gh_rl_free(rl);
+}
+
 struct worker {
 	struct gh_rl *rl;
 	int allowed;
@@ -146,6 +188,7 @@ main(void)
 		cmocka_unit_test(test_siphash_matches_the_reference_vectors),
 		cmocka_unit_test(test_burst_then_one_per_interval),
 		cmocka_unit_test(test_a_full_table_keeps_the_limited_keys),
+		cmocka_unit_test(test_failures_delay_progressively),
 		cmocka_unit_test(test_threads_share_one_budget),
 		cmocka_unit_test(test_address_keys),
 	};

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.parse
 
-from conftest import USER_PASSWORD, expect_error
+from conftest import USER_PASSWORD, expect_error, metric_sum
 from test_mfa import (audit_actions, enrol, mfa_step, new_user,
                       password_step, signins, totp)
 
@@ -416,7 +416,12 @@ def test_stopping_the_server_answers_parked_long_polls(server, admin):
     th = threading.Thread(target=lambda: out.setdefault(
         "r", first.get(server.api("/me/approvals?wait=20"), timeout=40)))
     th.start()
-    time.sleep(1.0)
+    # Stop only once the long poll is parked (not still on its way in).
+    end = time.monotonic() + 30
+    while time.monotonic() < end and metric_sum(
+            server.metrics(),
+            "gatehouse_http_parked_requests") < 1:
+        time.sleep(0.05)
     t0 = time.monotonic()
     server.stop()
     th.join(30)
