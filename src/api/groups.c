@@ -280,6 +280,9 @@ h_group_patch(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "group.update",
 		    "group", after.id, changes);
+	/* A new name or parent changes who group("...") matches. */
+	if (err == GH_OK)
+		err = access_rules_apply_all(&ctx);
 	if (err != GH_OK && why != NULL) {
 		gh_db_rollback(ctx.db);
 		respond_group_err(req, err, why);
@@ -355,6 +358,8 @@ h_group_delete(void *app, struct gh_http_req *req)
 		    "group", g.id, changes);
 		json_decref(changes);
 	}
+	if (err == GH_OK)
+		err = access_rules_apply_all(&ctx);
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:
@@ -454,6 +459,9 @@ h_member_put(void *app, struct gh_http_req *req)
 	/* Adding a member twice changes nothing and records nothing. */
 	if (err == GH_OK && added)
 		err = audit_member(&ctx, "group.member.add", &g, &u);
+	/* Rules over group() may now match or stop matching. */
+	if (err == GH_OK && added)
+		err = access_rules_apply_user(&ctx, u.id);
 	if (finish(&ctx, err))
 		gh_http_respond_json(req, added ? 201 : 200, json_pack(
 		    "{s:s, s:s, s:b}", "group_id", g.id, "user_id", u.id,
@@ -492,6 +500,8 @@ h_member_delete(void *app, struct gh_http_req *req)
 	}
 	if (err == GH_OK)
 		err = audit_member(&ctx, "group.member.remove", &g, &u);
+	if (err == GH_OK)
+		err = access_rules_apply_user(&ctx, u.id);
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:
