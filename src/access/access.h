@@ -206,6 +206,11 @@ gh_err gh_access_rule_compile(struct gh_db *db, struct gh_kms *kms,
 
 /* ---- rules ---------------------------------------------------------------------- */
 
+/* Whether an enabled or disabled rule made user_id's membership of
+ * group_id (such a membership is the rule's to take back). */
+gh_err gh_access_membership_by_rule(struct gh_db *db, const char *group_id,
+    const char *user_id, bool *out) GH_MUST_CHECK;
+
 #define GH_RULE_LIST_MAX 200
 
 struct gh_access_rule_row {

@@ -143,6 +143,19 @@ gh_access_rule_delete(struct gh_db *db, const char *id)
 	return err;
 }
 
+gh_err
+gh_access_membership_by_rule(struct gh_db *db, const char *group_id,
+    const char *user_id, bool *out)
+{
+	int64_t n = 0;
+	gh_err err;
+
+	err = access_count(db, "SELECT COUNT(*) FROM rule_memberships WHERE "
+	    "group_id = ? AND user_id = ?", group_id, user_id, &n);
+	*out = err == GH_OK && n > 0;
+	return err;
+}
+
 json_t *
 gh_access_rule_row_json(const struct gh_access_rule_row *r)
 {
@@ -353,7 +366,7 @@ facts_value(void *arg, const char *name)
 	if (strcmp(name, "email") == 0)
 		return f->u.email[0] ? f->u.email : NULL;
 	if (strcmp(name, "display_name") == 0)
-		return f->u.display_name;
+		return f->u.display_name[0] ? f->u.display_name : NULL;
 	if (strcmp(name, "state") == 0)
 		return f->u.state;
 	return json_string_value(json_object_get(f->attrs, name));
@@ -562,8 +575,12 @@ rule_granted(struct gh_db *db, const struct gh_access_rule_row *r,
 		*out = id[0] != '\0';
 		return err;
 	}
-	err = access_count(db, "SELECT COUNT(*) FROM rule_memberships WHERE "
-	    "rule_id = ? AND user_id = ?", r->id, user_id, &n);
+	/* Only while the membership still exists: one an admin removed is
+	 * granted again while the rule matches. */
+	err = access_count(db, "SELECT COUNT(*) FROM rule_memberships r JOIN "
+	    "group_members m ON m.group_id = r.group_id AND m.user_id = "
+	    "r.user_id WHERE r.rule_id = ? AND r.user_id = ?", r->id, user_id,
+	    &n);
 	*out = n > 0;
 	return err;
 }
@@ -605,8 +622,9 @@ apply_one(struct gh_db *db, const char *request_id, const struct bound_rule *b,
 		    gh_now_ms(), &added);
 		if (err == GH_OK && added)
 			err = gh_db_run(db, "INSERT INTO rule_memberships "
-			    "(rule_id, group_id, user_id) VALUES (?, ?, ?)",
-			    "ttt", r->id, r->group_id, f->u.id);
+			    "(rule_id, group_id, user_id) VALUES (?, ?, ?) "
+			    "ON CONFLICT DO NOTHING", "ttt", r->id,
+			    r->group_id, f->u.id);
 		if (err == GH_OK && added)
 			err = audit_rule(db, request_id, "group.member.add",
 			    "group", r->group_id, r, &f->u, NULL);

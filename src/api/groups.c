@@ -9,6 +9,7 @@
  * Untrusted input: group bodies, ids in paths, list filters and cursors,
  * all validated by src/identity. Secrets: none.
  */
+#include "access/access.h"
 #include "api/api_int.h"
 
 #include <errno.h>
@@ -477,6 +478,7 @@ h_member_delete(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_group g;
 	struct gh_user u;
+	bool by_rule = false;
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
@@ -491,7 +493,16 @@ h_member_delete(void *app, struct gh_http_req *req)
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
-	err = gh_identity_group_member_remove(ctx.db, g.id, u.id);
+	err = gh_access_membership_by_rule(ctx.db, g.id, u.id, &by_rule);
+	if (err == GH_OK && by_rule) {
+		gh_db_rollback(ctx.db);
+		gh_http_respond_error(req, 409, "membership_by_rule",
+		    "An assignment rule made this membership; change or "
+		    "delete the rule.");
+		goto out;
+	}
+	if (err == GH_OK)
+		err = gh_identity_group_member_remove(ctx.db, g.id, u.id);
 	if (err == GH_ERR_NOTFOUND) {
 		gh_db_rollback(ctx.db);
 		gh_http_respond_error(req, 404, "not_a_member",
