@@ -484,7 +484,7 @@ ruleset_add(const struct gh_access_rule_row *r, void *arg)
 		 * access is taken back rather than kept on a guess. */
 		if (err == GH_ERR_INVALID || err == GH_ERR_NOTFOUND) {
 			GH_LOG_WARN(err, "rule %s no longer compiles: %s",
-			    r->id, e.code);
+			    r->id, e.code ? e.code : "?");
 			err = GH_OK;
 		}
 		if (err != GH_OK)
