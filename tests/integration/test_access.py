@@ -344,6 +344,14 @@ def test_rule_adds_group_members_and_undoes_only_its_own(server, admin):
     assert staff_members() == ["cid"]
     ok(admin.patch(server.api(f"/rules/{rule['id']}"), json={"enabled": True}))
     assert staff_members() == ["ann", "cid"]
+    # Renaming the group changes who group("engineering") names.
+    ok(admin.patch(server.api(f"/groups/{eng['id']}"), json={"name": "R&D"}),
+       400)
+    ok(admin.patch(server.api(f"/groups/{eng['id']}"), json={"name": "RnD"}))
+    assert staff_members() == ["cid"]
+    ok(admin.patch(server.api(f"/groups/{eng['id']}"),
+                   json={"name": "Engineering"}))
+    assert staff_members() == ["ann", "cid"]
     assert bob["id"]
 
 
@@ -439,3 +447,22 @@ def test_rule_over_an_encrypted_attribute_uses_the_blind_index(server, admin):
     dump = str(server.query("SELECT * FROM audit_events")) + \
         str(server.query("SELECT * FROM rules"))
     assert "B-99" not in dump
+
+
+def test_rule_over_a_deleted_attribute_matches_nobody(server, admin):
+    define(server, admin, "team")
+    app = mk_app(server, admin, "Wiki")
+    ann = server.create_user(admin, "ann", USER_PASSWORD,
+                             attributes={"team": "red"})
+    rule = ok(admin.post(server.api("/rules"), json={
+        "name": "red team", "expression": 'team == "red"',
+        "action": {"app_id": app["id"]}}), 201)
+    assert "Wiki" in user_apps(server, admin, ann["id"])
+    ok(admin.delete(server.api("/attributes/team")), 204)
+    assert user_apps(server, admin, ann["id"]) == {}
+    assert [e["action"] for e in rule_events(server, rule["id"])] == \
+        ["app.assignment.create", "app.assignment.delete"]
+    # Its dry run now names the missing attribute.
+    err = expect_error(admin.post(server.api(f"/rules/{rule['id']}/dry-run")),
+                       400, "unknown_attribute")
+    assert "team" in err["message"]
