@@ -583,6 +583,9 @@ w_users_create(void *appv, struct gh_http_req *req)
 		goto out;
 	err = gh_audit_append(ctx.db, &ctx.actor, "user.create", "user", u.id,
 	    changes);
+	/* Assignment rules apply to the new user at once. */
+	if (err == GH_OK)
+		err = access_rules_apply_user(&ctx, u.id);
 	if (err == GH_OK)
 		err = user_view(&ctx, &u, &view);
 	if (finish_user(&ctx, err)) {
@@ -715,6 +718,9 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 		if (err == GH_OK)
 			err = gh_audit_append(ctx->db, &ctx->actor, action,
 			    "user", u->id, changes);
+		/* The change may make rules match or stop matching. */
+		if (err == GH_OK)
+			err = access_rules_apply_user(ctx, u->id);
 	}
 	json_decref(changes);
 	if (err == GH_OK)

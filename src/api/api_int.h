@@ -162,6 +162,18 @@ gh_err routes_keys(struct gh_http_router *r);
 gh_err routes_mfa(struct gh_http_router *r);
 gh_err routes_webauthn(struct gh_http_router *r);
 gh_err routes_groups(struct gh_http_router *r);
+gh_err routes_apps(struct gh_http_router *r);
+gh_err routes_rules(struct gh_http_router *r);
+
+/* Re-evaluates every assignment rule for user_id in the caller's
+ * transaction (src/api/rules.c): call it wherever a user's fields,
+ * attributes or group memberships change. GH_ERR_DENIED when a rule needs
+ * keys that are unavailable. */
+gh_err access_rules_apply_user(struct api_ctx *ctx, const char *user_id)
+    GH_MUST_CHECK;
+/* The same for every user: after a change that can move many users at
+ * once (a group renamed, moved or deleted, an attribute deleted). */
+gh_err access_rules_apply_all(struct api_ctx *ctx) GH_MUST_CHECK;
 
 /* Writes the notice that an audited action on user_id's MFA owes that
  * user (src/api/notices.c), in the caller's transaction: recovery code

@@ -78,6 +78,10 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_groups(r);
 	if (err == GH_OK)
 		err = routes_approval(r);
+	if (err == GH_OK)
+		err = routes_apps(r);
+	if (err == GH_OK)
+		err = routes_rules(r);
 	return err;
 }
 

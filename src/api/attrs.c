@@ -283,6 +283,9 @@ h_attr_delete(void *app, struct gh_http_req *req)
 		    "attribute", d.id, changes);
 		json_decref(changes);
 	}
+	/* A rule over the deleted attribute matches nobody any more. */
+	if (err == GH_OK)
+		err = access_rules_apply_all(&ctx);
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:

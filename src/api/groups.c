@@ -9,6 +9,7 @@
  * Untrusted input: group bodies, ids in paths, list filters and cursors,
  * all validated by src/identity. Secrets: none.
  */
+#include "access/access.h"
 #include "api/api_int.h"
 
 #include <errno.h>
@@ -280,6 +281,9 @@ h_group_patch(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "group.update",
 		    "group", after.id, changes);
+	/* A new name or parent changes who group("...") matches. */
+	if (err == GH_OK)
+		err = access_rules_apply_all(&ctx);
 	if (err != GH_OK && why != NULL) {
 		gh_db_rollback(ctx.db);
 		respond_group_err(req, err, why);
@@ -355,6 +359,8 @@ h_group_delete(void *app, struct gh_http_req *req)
 		    "group", g.id, changes);
 		json_decref(changes);
 	}
+	if (err == GH_OK)
+		err = access_rules_apply_all(&ctx);
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:
@@ -454,6 +460,9 @@ h_member_put(void *app, struct gh_http_req *req)
 	/* Adding a member twice changes nothing and records nothing. */
 	if (err == GH_OK && added)
 		err = audit_member(&ctx, "group.member.add", &g, &u);
+	/* Rules over group() may now match or stop matching. */
+	if (err == GH_OK && added)
+		err = access_rules_apply_user(&ctx, u.id);
 	if (finish(&ctx, err))
 		gh_http_respond_json(req, added ? 201 : 200, json_pack(
 		    "{s:s, s:s, s:b}", "group_id", g.id, "user_id", u.id,
@@ -469,6 +478,7 @@ h_member_delete(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_group g;
 	struct gh_user u;
+	bool by_rule = false;
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
@@ -483,7 +493,16 @@ h_member_delete(void *app, struct gh_http_req *req)
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
-	err = gh_identity_group_member_remove(ctx.db, g.id, u.id);
+	err = gh_access_membership_by_rule(ctx.db, g.id, u.id, &by_rule);
+	if (err == GH_OK && by_rule) {
+		gh_db_rollback(ctx.db);
+		gh_http_respond_error(req, 409, "membership_by_rule",
+		    "An assignment rule made this membership; change or "
+		    "delete the rule.");
+		goto out;
+	}
+	if (err == GH_OK)
+		err = gh_identity_group_member_remove(ctx.db, g.id, u.id);
 	if (err == GH_ERR_NOTFOUND) {
 		gh_db_rollback(ctx.db);
 		gh_http_respond_error(req, 404, "not_a_member",
@@ -492,6 +511,8 @@ h_member_delete(void *app, struct gh_http_req *req)
 	}
 	if (err == GH_OK)
 		err = audit_member(&ctx, "group.member.remove", &g, &u);
+	if (err == GH_OK)
+		err = access_rules_apply_user(&ctx, u.id);
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
 out:
