@@ -71,6 +71,8 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_groups(r);
 	if (err == GH_OK)
+		err = routes_policy(r);
+	if (err == GH_OK)
 		err = routes_approval(r);
 	return err;
 }

@@ -50,6 +50,7 @@ struct gh_config {
 	char smtp_helo[256];
 	unsigned smtp_timeout_s;
 	unsigned mfa_approval_ttl_s;
+	char geoip_file[PATH_MAX];
 };
 
 /* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*

@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	STR(smtp_helo, "localhost"),
 	UINT(smtp_timeout_s, 1, 300, "10"),
 	UINT(mfa_approval_ttl_s, 1, 600, "120"),
+	STR(geoip_file, ""),
 };
 
 static const struct key *
