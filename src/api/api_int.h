@@ -84,8 +84,10 @@ json_t *body_object(struct gh_http_req *req, const char *const *allowed);
 bool member_str(struct gh_http_req *req, json_t *obj, const char *key,
     const char **out);
 
-/* Checks pw against the org's policy for user u; responds 400
- * weak_password and returns false when it fails. */
+/* Checks pw against the password rules of the user named username (the
+ * org's password policy with their security policy laid over it; the
+ * org's alone for a user not created yet); responds 400 weak_password and
+ * returns false when it fails. */
 bool password_acceptable(struct api_ctx *ctx, const char *pw,
     const char *username, const char *email);
 

@@ -503,3 +503,28 @@ def test_self_lockout_needs_confirmation(server, admin):
         "settings": {"network": {"allowed_cidrs": []}}, "confirm": True})
     assert r.status_code == 200, r.text
     assert server.signin("olga", USER_PASSWORD).status_code == 200
+
+
+def test_policy_password_rules_apply_to_password_changes(server, admin):
+    uid, gid = user_in_group(server, admin, "pia", "Vault")
+    p = mk_policy(server, admin, "Long passwords", 10,
+                  {"password": {"min_length": 40}})
+    attach(server, admin, p["id"], gid)
+    s = server.login("pia", USER_PASSWORD)
+    r = s.post(server.api("/me/password"), json={
+        "current_password": USER_PASSWORD,
+        "new_password": "Another-Decent-Passphrase-7731"})
+    body = expect_error(r, 400, "weak_password")
+    assert body["reason"] == "too_short", body
+    r = admin.patch(server.api(f"/users/{uid}"), json={
+        "password": "Another-Decent-Passphrase-7731"})
+    expect_error(r, 400, "weak_password")
+    # The same password is fine for a user outside the group.
+    other = server.create_user(admin, "quinn", password=USER_PASSWORD)["id"]
+    r = admin.patch(server.api(f"/users/{other}"), json={
+        "password": "Another-Decent-Passphrase-7731"})
+    assert r.status_code == 200, r.text
+    long_pw = "Correct-Horse-Battery-Staple-Lantern-Orchard-4821"
+    r = s.post(server.api("/me/password"), json={
+        "current_password": USER_PASSWORD, "new_password": long_pw})
+    assert r.status_code == 204, r.text
