@@ -251,6 +251,33 @@ test_mfa_and_session_overlays_only_tighten_where_set(void **state)
 	json_decref(s);
 }
 
+static void
+test_settings_merge_patch_removes_with_null_and_keeps_the_rest(void **state)
+{
+	json_t *base, *patch, *out = NULL;
+	char *text;
+
+	base = parse_ok("{\"session\": {\"lifetime_s\": 600, "
+	    "\"max_concurrent\": 2}, \"mfa\": {\"required\": true}}");
+	patch = json_loads("{\"session\": {\"max_concurrent\": null, "
+	    "\"idle_timeout_s\": 60}, \"mfa\": null, \"network\": "
+	    "{\"allowed_countries\": [\"be\"]}}", 0, NULL);
+	assert_int_equal(gh_policy_settings_merge(base, patch, &out), GH_OK);
+	text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text, "{\"network\":{\"allowed_countries\":"
+	    "[\"be\"]},\"session\":{\"idle_timeout_s\":60,"
+	    "\"lifetime_s\":600}}");
+	free(text);
+	/* The base is untouched. */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    base, "session"), "max_concurrent")), 2);
+	json_decref(out);
+	assert_int_equal(gh_policy_settings_merge(base, json_array_get(NULL,
+	    0), &out), GH_ERR_INVALID);
+	json_decref(patch);
+	json_decref(base);
+}
+
 struct fixture {
 	char dir[64];
 	struct gh_store *st;
@@ -381,6 +408,13 @@ test_effective_policy_merges_by_priority_with_sources(void **state)
 
 	assert_int_equal(gh_policy_delete(f->db, GH_POLICY_DEFAULT_ID),
 	    GH_ERR_DENIED);
+	/* The default keeps its place at the end. */
+	assert_int_equal(gh_policy_get(f->db, GH_POLICY_DEFAULT_ID, &dup),
+	    GH_OK);
+	assert_true(dup.is_default);
+	dup.priority = 1;
+	assert_int_equal(gh_policy_update(f->db, &dup, &why), GH_ERR_INVALID);
+	gh_policy_clear(&dup);
 	assert_int_equal(gh_policy_delete(f->db, strict.id), GH_OK);
 	assert_int_equal(gh_policy_detach(f->db, strict.id, parent.id),
 	    GH_ERR_NOTFOUND);
@@ -404,6 +438,8 @@ main(void)
 		    test_network_check_fails_closed_on_unknown_country),
 		cmocka_unit_test(
 		    test_mfa_and_session_overlays_only_tighten_where_set),
+		cmocka_unit_test(
+		    test_settings_merge_patch_removes_with_null_and_keeps_the_rest),
 		cmocka_unit_test_setup_teardown(
 		    test_effective_policy_merges_by_priority_with_sources,
 		    setup, teardown),
