@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import pytest
-import requests
 
 from conftest import USER_PASSWORD, expect_error
 
