@@ -45,10 +45,21 @@ session_start(struct api_ctx *ctx, const struct gh_user *u,
 {
 	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
 	char token[GH_TOKEN_LEN + 1];
+	struct gh_session_limits lim;
+	const char *refusal;
+	int64_t max_sessions;
 	json_t *changes;
 	gh_err err;
 
-	err = gh_auth_session_create(ctx->db, u->id, &ctx->app->cfg.session,
+	/* The user's security policy: shorter limits, a cap on sessions,
+	 * and (a backstop: every sign-in path checks first) the network. */
+	err = policy_session_limits(ctx, u->id, &lim, &max_sessions,
+	    &refusal);
+	if (err == GH_OK && refusal != NULL)
+		err = GH_ERR_DENIED;
+	if (err != GH_OK)
+		return err;
+	err = gh_auth_session_create(ctx->db, u->id, &lim,
 	    gh_http_req_client_ip(ctx->req), ua ? ua : "", token, s_out);
 	if (err != GH_OK)
 		return err;
@@ -57,8 +68,9 @@ session_start(struct api_ctx *ctx, const struct gh_user *u,
 	    "session", s_out->id, changes);
 	json_decref(changes);
 	if (err == GH_OK)
-		err = set_session_cookie(ctx, token,
-		    ctx->app->cfg.session.absolute_ms / 1000);
+		err = policy_sessions_trim(ctx, u->id, max_sessions);
+	if (err == GH_OK)
+		err = set_session_cookie(ctx, token, lim.absolute_ms / 1000);
 	if (err == GH_OK)
 		gh_auth_session_csrf(token, csrf_out);
 	gh_wipe(token, sizeof token);
@@ -167,7 +179,7 @@ mfa_need_of(struct api_ctx *ctx, const struct gh_user *u,
 	gh_err err;
 
 	*remembered_out = false;
-	err = mfa_policy_load(ctx->db, &pol);
+	err = mfa_policy_for(ctx, u->id, &pol);
 	if (err == GH_OK)
 		err = gh_auth_mfa_need(ctx->db, &pol, u->id, gh_now_ms(),
 		    need_out);
@@ -195,7 +207,7 @@ signin_password(struct api_ctx *ctx, const char *username,
 {
 	const char *ua = gh_http_req_header(ctx->req, "User-Agent");
 	enum gh_mfa_need need = GH_MFA_NEED_NONE;
-	bool pending, remembered = false;
+	bool pending, remembered = false, password_ok = false;
 	struct gh_user u;
 	char *rehash = NULL;
 	const char *reason;
@@ -218,8 +230,22 @@ signin_password(struct api_ctx *ctx, const char *username,
 		return err;
 	found = err == GH_OK;
 	reason = check_password(ctx, &u, found, password, &rehash);
+	/* The right password from a place the user's security policy
+	 * refuses: no session, no second step. */
+	if (reason == NULL) {
+		password_ok = true;
+		err = policy_signin_gate(ctx, u.id, &reason);
+		if (err != GH_OK) {
+			gh_str_wipe_free(rehash);
+			gh_wipe(&u, sizeof u);
+			return err;
+		}
+	}
 	if (reason != NULL) {
-		guard_account_failed(ctx, username);
+		if (!password_ok)
+			guard_account_failed(ctx, username);
+		gh_str_wipe_free(rehash);
+		rehash = NULL;
 		record_failure(ctx, found ? u.id : NULL, username, reason);
 		*reason_out = reason;
 		gh_wipe(&u, sizeof u);
@@ -308,7 +334,7 @@ respond_mfa_required(struct api_ctx *ctx, const struct gh_user *u,
 	bool live = false;
 	gh_err err;
 
-	err = mfa_policy_load(ctx->db, &pol);
+	err = mfa_policy_for(ctx, u->id, &pol);
 	if (err == GH_OK)
 		err = gh_auth_mfa_factors(ctx->db, u->id, &f);
 	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
@@ -396,7 +422,11 @@ w_session_create(void *appv, struct gh_http_req *req)
 	}
 	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason,
 	    &need, mfa_token);
-	if (err == GH_ERR_DENIED)
+	if (err == GH_ERR_DENIED && reason != NULL &&
+	    (strcmp(reason, "ip_not_allowed") == 0 ||
+	    strcmp(reason, "country_not_allowed") == 0))
+		policy_respond_refusal(req, reason);
+	else if (err == GH_ERR_DENIED)
 		gh_http_respond_error(req, 401, "invalid_credentials",
 		    "Wrong username or password.");
 	else if (err == GH_ERR_LIMIT)

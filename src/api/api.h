@@ -42,6 +42,10 @@ void gh_api_app_free(struct gh_app *app);
  * account. */
 struct gh_mailer;
 void gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer);
+/* Countries of client addresses come from geo (borrowed; it must outlive
+ * the app; src/policy). Without one every country is unknown. */
+struct gh_geo;
+void gh_api_app_set_geo(struct gh_app *app, const struct gh_geo *geo);
 
 /* Registers every route on r; handlers receive the gh_app as their app. */
 gh_err gh_api_routes(struct gh_http_router *r) GH_MUST_CHECK;

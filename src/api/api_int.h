@@ -15,12 +15,14 @@
 #define DEVICE_COOKIE "gh_device"	/* remembered device (mfa.c) */
 
 struct gh_mailer;
+struct gh_geo;
 
 struct gh_app {
 	struct gh_store *store;
 	struct gh_kms *kms;	/* borrowed; NULL only in tests without keys */
 	struct gh_mailer *mailer;	/* borrowed; NULL: no mail */
 	struct gh_rl *rl;		/* sign-in rate limits (guard.c) */
+	const struct gh_geo *geo;	/* borrowed; NULL: countries unknown */
 	struct gh_app_config cfg;
 };
 
@@ -100,8 +102,10 @@ json_t *body_object(struct gh_http_req *req, const char *const *allowed);
 bool member_str(struct gh_http_req *req, json_t *obj, const char *key,
     const char **out);
 
-/* Checks pw against the org's policy for user u; responds 400
- * weak_password and returns false when it fails. */
+/* Checks pw against the password rules of the user named username (the
+ * org's password policy with their security policy laid over it; the
+ * org's alone for a user not created yet); responds 400 weak_password and
+ * returns false when it fails. */
 bool password_acceptable(struct api_ctx *ctx, const char *pw,
     const char *username, const char *email);
 
@@ -174,6 +178,35 @@ gh_err access_rules_apply_user(struct api_ctx *ctx, const char *user_id)
 /* The same for every user: after a change that can move many users at
  * once (a group renamed, moved or deleted, an attribute deleted). */
 gh_err access_rules_apply_all(struct api_ctx *ctx) GH_MUST_CHECK;
+gh_err routes_policy(struct gh_http_router *r);
+
+/* Security policies at sign-in (src/api/policy.c). */
+/* The org's MFA policy with user_id's effective security policy laid
+ * over it (mfa.required, mfa.methods): what gh_auth_mfa_need and the
+ * second step decide by. user_id NULL or "": the org's policy alone. */
+gh_err mfa_policy_for(struct api_ctx *ctx, const char *user_id,
+    struct gh_mfa_policy *out) GH_MUST_CHECK;
+/* The org's password policy with user_id's effective policy laid over. */
+gh_err pw_policy_for(struct api_ctx *ctx, const char *user_id,
+    struct gh_pw_policy *out) GH_MUST_CHECK;
+/* Judges the client address against user_id's effective policy:
+ * *reason_out NULL (allowed), "ip_not_allowed" or "country_not_allowed".
+ * Reads only; the caller records a refusal (record_failure) and answers
+ * it with policy_respond_refusal. */
+gh_err policy_signin_gate(struct api_ctx *ctx, const char *user_id,
+    const char **reason_out) GH_MUST_CHECK;
+/* Answers 403 with the reason as the error code. */
+void policy_respond_refusal(struct gh_http_req *req, const char *reason);
+/* The session limits of user_id (the server's, shortened by the
+ * policy), its max_concurrent (0: none) and the network verdict
+ * (*refusal_out as in policy_signin_gate), for session_start. */
+gh_err policy_session_limits(struct api_ctx *ctx, const char *user_id,
+    struct gh_session_limits *lim, int64_t *max_concurrent_out,
+    const char **refusal_out) GH_MUST_CHECK;
+/* Revokes the oldest live sessions of user_id beyond max (0: none),
+ * audited as session.revoke, in the caller's transaction. */
+gh_err policy_sessions_trim(struct api_ctx *ctx, const char *user_id,
+    int64_t max) GH_MUST_CHECK;
 
 /* Writes the notice that an audited action on user_id's MFA owes that
  * user (src/api/notices.c), in the caller's transaction: recovery code

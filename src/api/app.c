@@ -77,6 +77,8 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_groups(r);
 	if (err == GH_OK)
+		err = routes_policy(r);
+	if (err == GH_OK)
 		err = routes_approval(r);
 	if (err == GH_OK)
 		err = routes_apps(r);
@@ -480,10 +482,18 @@ password_acceptable(struct api_ctx *ctx, const char *pw, const char *username,
 	struct gh_pw_policy pol;
 	const char *code = "invalid";
 	char reason[200];
+	struct gh_user u;
 	json_t *body;
 	gh_err err;
 
-	err = gh_api_pw_policy_load(ctx->db, &pol);
+	/* An existing user's security policy may set stricter password
+	 * rules; a user being created has no groups yet: the org's. */
+	err = gh_identity_user_find(ctx->db, username, &u);
+	if (err == GH_OK)
+		err = pw_policy_for(ctx, u.id, &pol);
+	else if (err == GH_ERR_NOTFOUND)
+		err = gh_api_pw_policy_load(ctx->db, &pol);
+	gh_wipe(&u, sizeof u);
 	if (err != GH_OK) {
 		respond_err(ctx->req, err);
 		return false;

@@ -168,7 +168,7 @@ approval_allowed(struct api_ctx *ctx, const struct gh_user *u)
 	bool live = false;
 	gh_err err;
 
-	err = mfa_policy_load(ctx->db, &pol);
+	err = mfa_policy_for(ctx, u->id, &pol);
 	if (err == GH_OK && !pol.allow_approval) {
 		gh_http_respond_error(ctx->req, 403, "mfa_method_refused",
 		    "This organisation does not allow approval from another "

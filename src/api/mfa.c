@@ -260,7 +260,7 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 {
 	struct gh_mfa_pending p;
 	struct gh_mfa_policy pol;
-	const char *reason = "mfa_code_malformed";
+	const char *reason = NULL;
 	int64_t until = 0;
 	bool killed, locked;
 	struct gh_user u;
@@ -279,11 +279,21 @@ mfa_signin_complete(struct api_ctx *ctx, const char *token,
 	if (err == GH_OK)
 		err = gh_identity_user_get(ctx->db, p.user_id, &u);
 	if (err == GH_OK)
-		err = mfa_policy_load(ctx->db, &pol);
+		err = mfa_policy_for(ctx, p.user_id, &pol);
+	if (err == GH_OK)
+		err = policy_signin_gate(ctx, p.user_id, &reason);
 	if (err != GH_OK)
 		return err;
 	ctx->actor.type = "user";
 	ctx->actor.id = p.user_id;
+	if (reason != NULL) {
+		/* The second step from a place the policy refuses. */
+		record_failure(ctx, u.id, u.username, reason);
+		*error_out = reason;
+		err = GH_ERR_DENIED;
+		goto out;
+	}
+	reason = "mfa_code_malformed";
 	if (p.purpose == GH_MFA_PURPOSE_ENROL) {
 		*error_out = "mfa_enrolment_required";
 		err = GH_ERR_DENIED;
@@ -390,6 +400,10 @@ respond_mfa_refused(struct gh_http_req *req, gh_err err, const char *error,
 	    strcmp(error, "mfa_method_not_allowed") == 0) {
 		gh_http_respond_error(req, 403, error, "The organisation's "
 		    "MFA policy does not allow this method.");
+	} else if (err == GH_ERR_DENIED && error != NULL &&
+	    (strcmp(error, "ip_not_allowed") == 0 ||
+	    strcmp(error, "country_not_allowed") == 0)) {
+		policy_respond_refusal(req, error);
 	} else if (err == GH_ERR_DENIED && error != NULL &&
 	    strcmp(error, "mfa_enrolment_required") == 0) {
 		gh_http_respond_error(req, 403, error, "Enrol a second "
@@ -570,7 +584,7 @@ h_mfa_get(void *app, struct gh_http_req *req)
 		goto out;
 	err = gh_auth_mfa_factors(ctx.db, ctx.user.id, &f);
 	if (err == GH_OK)
-		err = mfa_policy_load(ctx.db, &pol);
+		err = mfa_policy_for(&ctx, ctx.user.id, &pol);
 	if (err == GH_OK)
 		err = gh_auth_mfa_need(ctx.db, &pol, ctx.user.id, gh_now_ms(),
 		    &need);
@@ -608,7 +622,7 @@ h_totp_begin(void *app, struct gh_http_req *req)
 	if ((body = optional_body(req, keys)) == NULL ||
 	    !mfa_enrol_auth(&ctx, body, pending) || !kms_ready(&ctx))
 		goto out;
-	err = mfa_policy_load(ctx.db, &pol);
+	err = mfa_policy_for(&ctx, ctx.user.id, &pol);
 	if (err == GH_OK && !pol.allow_totp) {
 		mfa_respond_not_allowed(req, "totp");
 		goto out;
@@ -778,7 +792,7 @@ mfa_proof(struct api_ctx *ctx, const char *method, const char *code,
 		return err;
 	}
 	if (err == GH_OK)
-		err = mfa_policy_load(ctx->db, &pol);
+		err = mfa_policy_for(ctx, ctx->user.id, &pol);
 	if (err == GH_OK)
 		pol.allow_recovery = pol.allow_totp = true; /* a proof */
 	if (err == GH_OK)

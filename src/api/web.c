@@ -249,7 +249,15 @@ w_login_post(void *appv, struct gh_http_req *req)
 	err = signin_password(&ctx, username, password, &u, &s, csrf, &reason,
 	    &need, mfa_token);
 	gh_wipe(csrf, sizeof csrf);
-	if (err == GH_ERR_DENIED) {
+	if (err == GH_ERR_DENIED && reason != NULL &&
+	    strcmp(reason, "ip_not_allowed") == 0) {
+		login_page(&ctx, 403, "Your organisation's security policy does "
+		    "not allow sign-in from this network.", username);
+	} else if (err == GH_ERR_DENIED && reason != NULL &&
+	    strcmp(reason, "country_not_allowed") == 0) {
+		login_page(&ctx, 403, "Your organisation's security policy does "
+		    "not allow sign-in from this country.", username);
+	} else if (err == GH_ERR_DENIED) {
 		login_page(&ctx, 401, "Wrong username or password.", username);
 	} else if (err == GH_ERR_LIMIT) {
 		char secs[24];
@@ -326,6 +334,13 @@ w_login_mfa_post(void *appv, struct gh_http_req *req)
 	    strcmp(error, "mfa_method_not_allowed") == 0) {
 		web_mfa_page(&ctx, 403, "Your organisation does not allow that "
 		    "method.", cookie_csrf, token);
+	} else if (err == GH_ERR_DENIED && error != NULL &&
+	    (strcmp(error, "ip_not_allowed") == 0 ||
+	    strcmp(error, "country_not_allowed") == 0)) {
+		login_page(&ctx, 403, error[0] == 'i' ? "Your organisation's "
+		    "security policy does not allow sign-in from this "
+		    "network." : "Your organisation's security policy does "
+		    "not allow sign-in from this country.", NULL);
 	} else if (err == GH_ERR_DENIED) {
 		login_page(&ctx, 401, "The sign-in expired. Please sign in "
 		    "again.", NULL);

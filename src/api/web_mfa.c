@@ -450,7 +450,7 @@ security_page(struct api_ctx *ctx, unsigned status, const char *error,
 
 	err = gh_auth_mfa_factors(ctx->db, ctx->user.id, &f);
 	if (err == GH_OK)
-		err = mfa_policy_load(ctx->db, &pol);
+		err = mfa_policy_for(ctx, ctx->user.id, &pol);
 	if (err == GH_OK)
 		err = gh_auth_mfa_need(ctx->db, &pol, ctx->user.id, gh_now_ms(),
 		    &need);

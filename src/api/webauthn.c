@@ -328,7 +328,7 @@ webauthn_allowed(struct api_ctx *ctx)
 	struct gh_mfa_policy pol;
 	gh_err err;
 
-	err = mfa_policy_load(ctx->db, &pol);
+	err = mfa_policy_for(ctx, ctx->authed ? ctx->user.id : NULL, &pol);
 	if (err != GH_OK) {
 		respond_err(ctx->req, err);
 		return false;
@@ -923,6 +923,21 @@ h_passkey(void *app, struct gh_http_req *req)
 	}
 	ctx.actor.type = "user";
 	ctx.actor.id = u.id;
+	if (err == GH_OK) {
+		/* A good passkey from a place the policy refuses. */
+		const char *refusal = NULL;
+
+		err = policy_signin_gate(&ctx, u.id, &refusal);
+		if (err == GH_OK && refusal != NULL) {
+			record_failure(&ctx, u.id, u.username, refusal);
+			policy_respond_refusal(req, refusal);
+			goto out;
+		}
+		if (err != GH_OK) {
+			respond_err(req, err);
+			goto out;
+		}
+	}
 	if (err == GH_ERR_DENIED) {
 		err = assertion_failed(&ctx, &u, c, NULL, "passkey", reason,
 		    &killed, &locked);
@@ -976,6 +991,7 @@ static bool
 pending_of(struct api_ctx *ctx, json_t *body, struct gh_mfa_pending *p,
     struct gh_user *u, struct gh_mfa_policy *pol)
 {
+	const char *refusal = NULL;
 	gh_err err;
 
 	err = gh_auth_mfa_pending_check(ctx->db, pending_token_of(ctx->req,
@@ -985,7 +1001,14 @@ pending_of(struct api_ctx *ctx, json_t *body, struct gh_mfa_pending *p,
 	if (err == GH_OK)
 		err = gh_identity_user_get(ctx->db, p->user_id, u);
 	if (err == GH_OK)
-		err = mfa_policy_load(ctx->db, pol);
+		err = mfa_policy_for(ctx, p->user_id, pol);
+	if (err == GH_OK)
+		err = policy_signin_gate(ctx, p->user_id, &refusal);
+	if (err == GH_OK && refusal != NULL) {
+		record_failure(ctx, u->id, u->username, refusal);
+		policy_respond_refusal(ctx->req, refusal);
+		return false;
+	}
 	if (err == GH_OK && !pol->allow_webauthn) {
 		record_failure(ctx, u->id, u->username, "mfa_method_refused");
 		mfa_respond_not_allowed(ctx->req, "webauthn");

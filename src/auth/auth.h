@@ -457,8 +457,10 @@ enum gh_mfa_need {
  * groups (direct members, and members of their child groups; read from
  * the tenant tables groups and group_members), with the grace window from
  * the later of the group's since and the membership's added_at (the
- * earliest such start when several groups apply). The policy engine will
- * take this function over.
+ * earliest such start when several groups apply). pol is the policy for
+ * this user: the org's MFA policy with the user's effective security
+ * policy laid over it (src/policy gh_policy_mfa_apply, through
+ * mfa_policy_for in src/api), so the org policy is the fallback.
  */
 gh_err gh_auth_mfa_need(struct gh_db *db, const struct gh_mfa_policy *pol,
     const char *user_id, int64_t now_ms, enum gh_mfa_need *out) GH_MUST_CHECK;

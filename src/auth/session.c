@@ -21,10 +21,13 @@
 	"s.expires_at, s.source_ip, s.user_agent, s.mfa_at"
 
 /* The conditions of a live session: not revoked, its user active, before
- * its stored expiry and within the caller's absolute and idle limits. Takes
- * (now, now, absolute_ms, now, idle_ms) after whatever precedes it. */
+ * its stored expiry, within its own idle timeout (stored when it was made:
+ * a security policy may have shortened it) and within the caller's
+ * absolute and idle limits. Takes (now, now, now, absolute_ms, now,
+ * idle_ms) after whatever precedes it. */
 #define SESSION_LIVE \
 	"s.revoked_at IS NULL AND u.state = 'active' AND s.expires_at > ? " \
+	"AND (s.idle_ms IS NULL OR s.last_seen_at + s.idle_ms > ?) " \
 	"AND s.created_at > ? - ? AND s.last_seen_at > ? - ?"
 
 static bool
@@ -114,10 +117,10 @@ gh_auth_session_create(struct gh_db *db, const char *user_id,
 	printable_copy(s.source_ip, sizeof s.source_ip, source_ip);
 	printable_copy(s.user_agent, sizeof s.user_agent, user_agent);
 	err = gh_db_run(db, "INSERT INTO sessions (id, token_hash, user_id, "
-	    "created_at, last_seen_at, expires_at, source_ip, user_agent) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "tttiiitt", s.id, digest,
-	    s.user_id, s.created_at, s.last_seen_at, s.expires_at,
-	    s.source_ip, s.user_agent);
+	    "created_at, last_seen_at, expires_at, source_ip, user_agent, "
+	    "idle_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", "tttiiitti", s.id,
+	    digest, s.user_id, s.created_at, s.last_seen_at, s.expires_at,
+	    s.source_ip, s.user_agent, lim->idle_ms);
 	if (err != GH_OK) {
 		GH_LOG_ERR(err, "user %s: session insert failed", user_id);
 		goto out;
@@ -154,8 +157,8 @@ gh_auth_session_check(struct gh_db *db, const char *token,
 	    SESSION_LIVE, &st);
 	if (err != GH_OK)
 		goto out;
-	err = gh_stmt_bind(st, "tiiiii", digest, now, now, lim->absolute_ms,
-	    now, lim->idle_ms);
+	err = gh_stmt_bind(st, "tiiiiii", digest, now, now, now,
+	    lim->absolute_ms, now, lim->idle_ms);
 	if (err != GH_OK)
 		goto out;
 	err = gh_stmt_step(st, &row);
@@ -241,8 +244,8 @@ gh_auth_session_list(struct gh_db *db, const char *user_id,
 	    SESSION_LIVE " ORDER BY s.created_at DESC, s.id DESC", &st);
 	if (err != GH_OK)
 		goto out;
-	err = gh_stmt_bind(st, "tiiiii", user_id, now, now, lim->absolute_ms,
-	    now, lim->idle_ms);
+	err = gh_stmt_bind(st, "tiiiiii", user_id, now, now, now,
+	    lim->absolute_ms, now, lim->idle_ms);
 	if (err != GH_OK)
 		goto out;
 	for (;;) {
@@ -291,7 +294,7 @@ gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
 	    "u.id = s.user_id WHERE s.user_id = ? AND s.mfa_at IS NOT NULL "
 	    "AND " SESSION_LIVE " LIMIT 1", &st);
 	if (err == GH_OK)
-		err = gh_stmt_bind(st, "tiiiii", user_id, now, now,
+		err = gh_stmt_bind(st, "tiiiiii", user_id, now, now, now,
 		    lim->absolute_ms, now, lim->idle_ms);
 	if (err == GH_OK)
 		err = gh_stmt_step(st, &row);

@@ -6,6 +6,7 @@
  */
 #include "cli/cli_int.h"
 #include "notify/notify.h"
+#include "policy/policy.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -127,6 +128,7 @@ cmd_serve(int argc, char **argv)
 	struct gh_kms *kms = NULL;
 	struct gh_app *app = NULL;
 	struct gh_mailer *mailer = NULL;
+	struct gh_geo *geo = NULL;
 	struct gh_config cfg;
 	struct gh_db *dir = NULL;
 	struct url_ctx urls;
@@ -165,7 +167,20 @@ cmd_serve(int argc, char **argv)
 	if (cli_store(&cfg, &st, &kms) != GH_OK)
 		goto out;
 	config_base_url(&cfg, base, sizeof base);
+	/* The country file of security policies: a bad file stops start-up
+	 * rather than silently leaving every country unknown. */
+	if (cfg.geoip_file[0] != '\0') {
+		err = gh_geo_load(cfg.geoip_file, &geo, errmsg, sizeof errmsg);
+		if (err != GH_OK) {
+			fprintf(stderr, "gatehouse: geoip_file: %s\n",
+			    err == GH_ERR_NOMEM ? gh_err_str(err) : errmsg);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
 	err = gh_api_app_new(st, kms, &acfg, &app);
+	if (err == GH_OK)
+		gh_api_app_set_geo(app, geo);
 	if (err == GH_OK)
 		err = mailer_start(&cfg, base, st, &mailer);
 	if (err == GH_OK)
@@ -221,6 +236,7 @@ out:
 	gh_mailer_stop(mailer);
 	gh_http_router_free(router);
 	gh_api_app_free(app);
+	gh_geo_free(geo);
 	cli_close(st, kms);
 	return rc;
 }
