@@ -71,6 +71,8 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_groups(r);
 	if (err == GH_OK)
+		err = routes_rbac(r);
+	if (err == GH_OK)
 		err = routes_approval(r);
 	return err;
 }
@@ -269,6 +271,7 @@ ctx_close(struct api_ctx *ctx)
 	if (ctx->notified)
 		gh_mailer_kick(ctx->app->mailer, ctx->org.id);
 	ctx->notified = false;
+	gh_rbac_grants_free(&ctx->grants);
 	gh_db_release(ctx->db);
 	ctx->db = NULL;
 	gh_wipe(ctx->session_token, sizeof ctx->session_token);
