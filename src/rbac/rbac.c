@@ -231,11 +231,19 @@ gh_rbac_may_grant(const struct gh_rbac_grants *granter, uint32_t perms,
     enum gh_rbac_scope kind, const struct gh_rbac_target *targets, size_t n,
     const char **missing_out, bool *out_of_scope_out)
 {
-	uint32_t need = perms | GH_PERM_ROLES_WRITE;
+	uint32_t need = perms | GH_PERM_ROLES_WRITE, lacking;
 	bool ok;
 
 	*missing_out = NULL;
 	*out_of_scope_out = false;
+	/* A permission held nowhere is the clearer refusal: name it first. */
+	lacking = need & ~granter->any;
+	for (unsigned b = 0; b < GH_RBAC_PERM_COUNT; b++) {
+		if (lacking & (1u << b)) {
+			*missing_out = gh_rbac_perm_name(1u << b);
+			return GH_ERR_DENIED;
+		}
+	}
 	for (unsigned b = 0; b < GH_RBAC_PERM_COUNT; b++) {
 		uint32_t bit = 1u << b;
 
@@ -253,7 +261,7 @@ gh_rbac_may_grant(const struct gh_rbac_grants *granter, uint32_t perms,
 		}
 		if (!ok) {
 			*missing_out = gh_rbac_perm_name(bit);
-			*out_of_scope_out = gh_rbac_holds(granter, bit);
+			*out_of_scope_out = true;
 			return GH_ERR_DENIED;
 		}
 	}

@@ -126,9 +126,9 @@ struct gh_rbac_target {
  * The delegation rule: may granter give perms over kind and targets (n of
  * them; none for GH_SCOPE_ORG)? Each permission must be held over each
  * target (org-wide for an org grant), and so must roles.write. GH_OK when
- * it may; GH_ERR_DENIED with *missing_out naming the first permission it
- * lacks and *out_of_scope_out telling whether it holds it somewhere, just
- * not over these targets.
+ * it may; GH_ERR_DENIED with *missing_out naming a permission it lacks
+ * (one it holds nowhere first, *out_of_scope_out false; else one it holds
+ * but not over these targets, *out_of_scope_out true).
  */
 gh_err gh_rbac_may_grant(const struct gh_rbac_grants *granter, uint32_t perms,
     enum gh_rbac_scope kind, const struct gh_rbac_target *targets, size_t n,

@@ -134,9 +134,15 @@ test_nobody_grants_what_they_do_not_hold(void **state)
 	/* Not org-wide either. */
 	assert_int_equal(gh_rbac_may_grant(&g, GH_PERM_USERS_READ,
 	    GH_SCOPE_ORG, NULL, 0, &missing, &oos), GH_ERR_DENIED);
-	/* Not a permission it does not hold at all. */
+	/* Not a permission it does not hold at all; that is named even
+	 * when another is merely out of scope. */
 	assert_int_equal(gh_rbac_may_grant(&g, GH_PERM_AUDIT_READ,
 	    GH_SCOPE_GROUPS, &a, 1, &missing, &oos), GH_ERR_DENIED);
+	assert_string_equal(missing, "audit.read");
+	assert_false(oos);
+	assert_int_equal(gh_rbac_may_grant(&g, GH_PERM_USERS_READ |
+	    GH_PERM_AUDIT_READ, GH_SCOPE_ORG, NULL, 0, &missing, &oos),
+	    GH_ERR_DENIED);
 	assert_string_equal(missing, "audit.read");
 	assert_false(oos);
 	gh_rbac_grants_free(&g);
