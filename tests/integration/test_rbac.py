@@ -236,15 +236,15 @@ ROUTES = [
     # Revoking would lock the org's data for the rest of the test: holders
     # are covered by the PUT above, which shares the check.
     Route("DELETE", "/keys/customer", "keys.write", "org", holders=False),
-    Route("GET", "/roles", "roles.read", "org"),
+    Route("GET", "/roles", "roles.read", "any"),
     Route("POST", "/roles", "roles.write", "org",
           body=lambda w, side, t: {"name": uniq("r"),
                                    "permissions": ["users.read"]}),
-    Route("GET", "/roles/{role}", "roles.read", "org", fresh=fresh_role),
+    Route("GET", "/roles/{role}", "roles.read", "any", fresh=fresh_role),
     Route("PATCH", "/roles/{role}", "roles.write", "org",
           body={"description": "changed"}, fresh=fresh_role),
     Route("DELETE", "/roles/{role}", "roles.write", "org", fresh=fresh_role),
-    Route("GET", "/role-assignments", "roles.read", "org"),
+    Route("GET", "/role-assignments", "roles.read", "any"),
     Route("POST", "/role-assignments", "roles.write", "org",
           body=lambda w, side, t: {"user_id": t["grantee"],
                                    "role": "auditor"},
@@ -302,25 +302,30 @@ def test_every_admin_route_checks_permission_and_scope(server, admin):
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_table_names_every_admin_route(server):
-    """Every permission-checked route of the binary's docs is in ROUTES."""
+def test_the_table_names_every_admin_route():
+    """ROUTES and docs/api.md's permission table list the same endpoints
+    with the same permissions."""
     doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs",
                             "api.md")).read()
-    section = doc.split("## Roles and permissions", 1)[1].split("\n## ", 1)[0]
-    documented = set()
+    section = doc.split("### Permission of each endpoint", 1)[1]
+    section = section.split("\n#", 1)[0]
+    documented = {}
     for line in section.splitlines():
-        if line.startswith("| `") and "/" in line:
-            cell = line.split("|")[1].strip().strip("`")
-            method, path = cell.split(" ", 1)
-            documented.add((method, path))
-    tested = {(r.method, r.path.replace("{user}", "{id}")
-               .replace("{group}", "{id}").replace("{token}", "{id}")
-               .replace("{attr}", "{name}").replace("{role}", "{id}")
-               .replace("{assignment}", "{id}")
-               .replace("/members/{id}", "/members/{user_id}"))
-              for r in ROUTES}
-    assert documented, "no permission table in docs/api.md"
-    assert documented == tested, (documented ^ tested)
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.split("|")]
+            method, path = cells[1].strip("`").split(" ", 1)
+            documented[(method, path)] = cells[2].split("`")[1]
+    tested = {}
+    for r in ROUTES:
+        path = r.path
+        for a, b in (("{user}", "{id}"), ("{group}", "{id}"),
+                     ("{token}", "{id}"), ("{attr}", "{name}"),
+                     ("{role}", "{id}"), ("{assignment}", "{id}"),
+                     ("/members/{id}", "/members/{user_id}")):
+            path = path.replace(a, b)
+        tested[(r.method, path)] = r.perm
+    assert len(documented) > 40, documented
+    assert documented == tested, set(documented.items()) ^ set(tested.items())
 
 
 # ---- scope filtering ---------------------------------------------------------
