@@ -357,7 +357,7 @@ h_group_delete(void *app, struct gh_http_req *req)
 {
 	struct api_ctx ctx;
 	struct gh_group g;
-	int64_t members = 0;
+	int64_t members = 0, dropped_roles = 0;
 	bool dropped = false;
 	json_t *changes;
 	gh_err err;
@@ -384,11 +384,16 @@ h_group_delete(void *app, struct gh_http_req *req)
 	}
 	if (err == GH_OK)
 		err = mfa_policy_forget(&ctx, g.id, &dropped);
+	/* Role assignments scoped to the group lose it; those left with no
+	 * scope at all go. */
+	if (err == GH_OK)
+		err = gh_rbac_scope_forget(ctx.db, g.id, &dropped_roles);
 	if (err == GH_OK) {
-		changes = json_pack("{s:s, s:o, s:I, s:b}", "name", g.name,
-		    "parent_id", g.parent_id[0] ? json_string(g.parent_id) :
-		    json_null(), "members_removed", (json_int_t)members,
-		    "mfa_required_group_dropped", dropped);
+		changes = json_pack("{s:s, s:o, s:I, s:b, s:I}", "name",
+		    g.name, "parent_id", g.parent_id[0] ?
+		    json_string(g.parent_id) : json_null(), "members_removed",
+		    (json_int_t)members, "mfa_required_group_dropped", dropped,
+		    "role_assignments_removed", (json_int_t)dropped_roles);
 		err = gh_audit_append(ctx.db, &ctx.actor, "group.delete",
 		    "group", g.id, changes);
 		json_decref(changes);

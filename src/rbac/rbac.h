@@ -200,6 +200,11 @@ gh_err gh_rbac_assignment_delete(struct gh_db *db, const char *id)
  * "source": "users.role"). */
 gh_err gh_rbac_assignment_list(struct gh_db *db, const char *user_id,
     json_t **out) GH_MUST_CHECK;
+/* Forgets scope_id (a deleted group or app) in every assignment, then
+ * deletes the scoped assignments left without a scope; *dropped_out gets
+ * how many went. In the caller's transaction. */
+gh_err gh_rbac_scope_forget(struct gh_db *db, const char *scope_id,
+    int64_t *dropped_out) GH_MUST_CHECK;
 /* The view of a. */
 json_t *gh_rbac_assignment_json(const struct gh_rbac_assignment *a);
 /* The effective permissions view of grants. */

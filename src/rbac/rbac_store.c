@@ -471,6 +471,24 @@ gh_rbac_assignment_delete(struct gh_db *db, const char *id)
 	return err;
 }
 
+gh_err
+gh_rbac_scope_forget(struct gh_db *db, const char *scope_id,
+    int64_t *dropped_out)
+{
+	gh_err err;
+
+	*dropped_out = 0;
+	err = gh_db_run(db, "DELETE FROM role_assignment_scopes WHERE "
+	    "scope_id = ?", "t", scope_id);
+	if (err == GH_OK)
+		err = gh_db_run(db, "DELETE FROM role_assignments WHERE "
+		    "scope_kind <> 'org' AND id NOT IN (SELECT assignment_id "
+		    "FROM role_assignment_scopes)", "");
+	if (err == GH_OK)
+		*dropped_out = gh_db_changes(db);
+	return err;
+}
+
 json_t *
 gh_rbac_assignment_json(const struct gh_rbac_assignment *a)
 {

@@ -319,6 +319,21 @@ test_user_admin_covers_effective_members_only(void **state)
 	assert_int_equal(gh_rbac_user_privileged(f->db, in_a.id, &in), GH_OK);
 	assert_false(in);
 	gh_rbac_grants_free(&g);
+	/* Forgetting the group drops the assignment scoped to it alone. */
+	{
+		int64_t dropped = -1;
+
+		assert_int_equal(gh_rbac_scope_forget(f->db, gb.id, &dropped),
+		    GH_OK);
+		assert_int_equal(dropped, 0);
+		assert_int_equal(gh_rbac_scope_forget(f->db, ga.id, &dropped),
+		    GH_OK);
+		assert_int_equal(dropped, 1);
+		assert_int_equal(gh_rbac_grants_load(f->db, ua.id, ua.role, &g),
+		    GH_OK);
+		assert_int_equal(g.any, 0);
+		gh_rbac_grants_free(&g);
+	}
 }
 
 static void

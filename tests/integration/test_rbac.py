@@ -577,3 +577,17 @@ def test_everyone_reads_their_own_permissions(server, world):
     p = r.json()["permissions"]
     assert p["groups"]["users.write"] == [world.ga["id"]]
     assert p["org"] == []
+
+
+def test_deleting_a_group_drops_the_assignments_scoped_to_it(server, world):
+    ua = world.role_users["user_admin"]["id"]
+    r = world.owner.delete(server.api(f"/groups/{world.ga['id']}"))
+    assert r.status_code == 204, r.text
+    r = world.owner.get(server.api(f"/role-assignments?user_id={ua}"))
+    assert r.json()["assignments"] == []
+    expect_error(world.sessions["user_admin"].get(server.api("/users")),
+                 403, "permission_denied")
+    changes = server.query(
+        "SELECT changes FROM audit_events WHERE action = 'group.delete' "
+        "AND target_id = ?", (world.ga["id"],))[0]["changes"]
+    assert '"role_assignments_removed":1' in changes.replace(" ", "")
