@@ -565,6 +565,11 @@ h_user_groups(void *app, struct gh_http_req *req)
 		goto out;
 	if (err == GH_OK)
 		err = gh_identity_user_groups(ctx.db, u.id, &direct, &effective);
+	/* A scoped caller sees the user's groups within its scope only. */
+	if (err == GH_OK) {
+		groups_filter(&ctx, direct);
+		groups_filter(&ctx, effective);
+	}
 	if (err == GH_ERR_NOTFOUND)
 		gh_http_respond_error(req, 404, "user_not_found",
 		    "No such user.");

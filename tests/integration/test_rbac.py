@@ -348,6 +348,14 @@ def test_user_admin_lists_only_users_and_groups_in_scope(server, world):
     r = ua.get(server.api("/groups?limit=200"))
     gids = {g["id"] for g in r.json()["groups"]}
     assert gids == {world.ga["id"], child["id"]}
+    # A user of A and B: the user admin of A sees only A among its groups.
+    world.add(world.gb["id"], world.ua["id"])
+    r = ua.get(server.api(f"/users/{world.ua['id']}/groups"))
+    assert r.status_code == 200, r.text
+    assert [g["id"] for g in r.json()["direct"]] == [world.ga["id"]]
+    assert [g["id"] for g in r.json()["effective"]] == [world.ga["id"]]
+    r = world.owner.get(server.api(f"/users/{world.ua['id']}/groups"))
+    assert len(r.json()["direct"]) == 2
     # The owner sees everyone.
     r = world.owner.get(server.api("/users?limit=200"))
     assert world.ub["id"] in {u["id"] for u in r.json()["users"]}
