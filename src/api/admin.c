@@ -316,8 +316,8 @@ attrs_write(struct api_ctx *ctx, const char *user_id, json_t *attrs,
 	return false;
 }
 
-/* Adds "attributes" (every classification: the admin API is for owners
- * and admins) to a user object whose "id" names the user. */
+/* Adds "attributes" (every classification: callers reach this only with
+ * users.read over the user) to a user object whose "id" names the user. */
 static gh_err
 user_add_attrs(struct api_ctx *ctx, json_t *user)
 {

@@ -53,8 +53,10 @@ bool ctx_open_signin(struct gh_app *app, struct gh_http_req *req,
  * for unsafe cookie requests; with admin, requires the owner or admin role.
  * On failure responds and returns false. */
 bool ctx_auth(struct api_ctx *ctx, bool admin);
-/* ctx_open then ctx_auth(admin): the start of every admin route. On
- * failure it has responded and closed; returns false. */
+/* ctx_open then ctx_auth(admin): the legacy owner-or-admin check. Admin
+ * routes use ctx_open_perm instead; this stays for routes not yet moved
+ * to a permission. On failure it has responded and closed; returns
+ * false. */
 bool ctx_open_admin(struct gh_app *app, struct gh_http_req *req,
     struct api_ctx *ctx);
 /*
