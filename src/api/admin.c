@@ -1,7 +1,9 @@
 /*
  * admin.c: the organisation admin API: organisation settings, password
  * policy, users (with their custom attributes), users' sessions, API
- * tokens, the audit and sign-in logs. Open to the owner and admin roles.
+ * tokens, the audit and sign-in logs. Each route checks its permission
+ * and scope (ctx_open_perm, src/api/rbac.c; docs/api.md "Roles and
+ * permissions").
  * Untrusted input: bodies, ids in paths, list filters. Secrets: passwords
  * in user bodies (hashed on the worker pool, wiped), new API tokens (shown
  * once, wiped) and values of encrypted attributes (decrypted by
@@ -61,6 +63,21 @@ may_manage(struct api_ctx *ctx, const char *target_role, const char *new_role)
 	return true;
 }
 
+/* Changing a user's legacy role (owner, admin, member) grants or takes
+ * away every permission org-wide: it needs roles.write org-wide. */
+static bool
+may_set_role(struct api_ctx *ctx, const char *from, const char *to)
+{
+	if (to == NULL || strcmp(from, to) == 0)
+		return true;
+	if (!gh_rbac_holds(&ctx->grants, GH_PERM_ROLES_WRITE)) {
+		gh_http_respond_error(ctx->req, 403, "permission_denied",
+		    "Changing a role needs the permission roles.write.");
+		return false;
+	}
+	return ctx_may_org(ctx, "roles.write");
+}
+
 /* ---- organisation ------------------------------------------------------------ */
 
 static void
@@ -68,7 +85,7 @@ h_org_get(void *app, struct gh_http_req *req)
 {
 	struct api_ctx ctx;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "org.read"))
 		return;
 	gh_http_respond_json(req, 200, gh_identity_org_json(&ctx.org));
 	ctx_close(&ctx);
@@ -84,7 +101,7 @@ h_org_patch(void *app, struct gh_http_req *req)
 	json_t *body, *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "org.write"))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL || !member_str(req, body, "name", &name))
@@ -154,7 +171,7 @@ h_policy_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "org.read"))
 		return;
 	err = gh_api_pw_policy_load(ctx.db, &pol);
 	if (err != GH_OK)
@@ -206,7 +223,7 @@ h_policy_patch(void *app, struct gh_http_req *req)
 	json_t *body, *stored = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "org.write"))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL)
@@ -299,8 +316,8 @@ attrs_write(struct api_ctx *ctx, const char *user_id, json_t *attrs,
 	return false;
 }
 
-/* Adds "attributes" (every classification: the admin API is for owners
- * and admins) to a user object whose "id" names the user. */
+/* Adds "attributes" (every classification: callers reach this only with
+ * users.read over the user) to a user object whose "id" names the user. */
 static gh_err
 user_add_attrs(struct api_ctx *ctx, json_t *user)
 {
@@ -397,7 +414,7 @@ h_users_list(void *app, struct gh_http_req *req)
 	int64_t limit;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
 	if (!query_int(req, "limit", 1, GH_USER_LIST_MAX, 50, &limit))
 		goto out;
@@ -432,6 +449,10 @@ h_users_list(void *app, struct gh_http_req *req)
 		    n_conds, &users, &next, msg, sizeof msg);
 	else
 		err = gh_identity_user_list(ctx.db, &f, &users, &next);
+	/* Scoped callers see their users only; a page may then hold fewer
+	 * than limit users, and next_cursor still pages on. */
+	if (err == GH_OK)
+		err = ctx_filter_users(&ctx, "users.read", users, "id");
 	json_array_foreach(users, i, v) {
 		if (err == GH_OK)
 			err = user_add_attrs(&ctx, v);
@@ -476,9 +497,9 @@ h_user_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_user u;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
-	if (target_user(&ctx, &u))
+	if (target_user(&ctx, &u) && ctx_may_user(&ctx, "users.read", u.id))
 		respond_user(&ctx, &u);
 	gh_wipe(&u, sizeof u);
 	ctx_close(&ctx);
@@ -519,7 +540,7 @@ w_users_create(void *appv, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(appv, req, &ctx))
+	if (!ctx_open_perm(appv, req, &ctx, "users.write"))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
 	    !user_fields_read(req, body, &f))
@@ -528,7 +549,10 @@ w_users_create(void *appv, struct gh_http_req *req)
 		respond_invalid(req, "username: required");
 		goto out;
 	}
-	if (!may_manage(&ctx, "member", f.role))
+	/* A scoped user admin's new user would be outside their scope. */
+	if (!ctx_may_org(&ctx, "users.write") ||
+	    !may_set_role(&ctx, "member", f.role) ||
+	    !may_manage(&ctx, "member", f.role))
 		goto out;
 	if (f.password != NULL) {
 		if (!password_acceptable(&ctx, f.password, f.username, f.email))
@@ -746,10 +770,12 @@ w_user_patch(void *appv, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(appv, req, &ctx))
+	if (!ctx_open_perm(appv, req, &ctx, "users.write"))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
-	    !user_fields_read(req, body, &f) || !target_user(&ctx, &u))
+	    !user_fields_read(req, body, &f) || !target_user(&ctx, &u) ||
+	    !ctx_may_user(&ctx, "users.write", u.id) ||
+	    !may_set_role(&ctx, u.role, f.role))
 		goto out;
 	if (f.password != NULL) {
 		if (!password_acceptable(&ctx, f.password, u.username,
@@ -794,12 +820,13 @@ h_user_disable(void *app, struct gh_http_req *req)
 	struct gh_user u;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
-	} else if (!target_user(&ctx, &u)) {
+	} else if (!target_user(&ctx, &u) ||
+	    !ctx_may_user(&ctx, "users.write", u.id)) {
 		gh_db_rollback(ctx.db);
 	} else {
 		user_apply(&ctx, &u, &f, NULL, NULL, "user.disable");
@@ -816,14 +843,16 @@ h_user_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_user(&ctx, &u) || !may_manage(&ctx, u.role, NULL) ||
+	if (!target_user(&ctx, &u) ||
+	    !ctx_may_user(&ctx, "users.write", u.id) ||
+	    !may_manage(&ctx, u.role, NULL) ||
 	    !keeps_an_owner(&ctx, &u, NULL)) {
 		gh_db_rollback(ctx.db);
 		goto out;
@@ -847,9 +876,9 @@ h_user_sessions(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_user u;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
-	if (target_user(&ctx, &u))
+	if (target_user(&ctx, &u) && ctx_may_user(&ctx, "users.read", u.id))
 		respond_sessions(&ctx, u.id);
 	ctx_close(&ctx);
 }
@@ -863,9 +892,11 @@ h_user_sessions_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.write"))
 		return;
-	if (!target_user(&ctx, &u) || !may_manage(&ctx, u.role, NULL))
+	if (!target_user(&ctx, &u) ||
+	    !ctx_may_user(&ctx, "users.write", u.id) ||
+	    !may_manage(&ctx, u.role, NULL))
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
@@ -911,7 +942,7 @@ h_tokens_create(void *app, struct gh_http_req *req)
 	json_t *body, *v, *out, *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "tokens.write"))
 		return;
 	body = body_object(req, keys);
 	if (body == NULL || !member_str(req, body, "name", &name))
@@ -966,7 +997,7 @@ h_tokens_list(void *app, struct gh_http_req *req)
 	json_t *arr;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "tokens.write"))
 		return;
 	arr = json_array();
 	err = gh_auth_api_token_list(ctx.db, NULL, collect_token, arr);
@@ -987,7 +1018,7 @@ h_tokens_delete(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "tokens.write"))
 		return;
 	if (!gh_id_valid(id)) {
 		respond_err(req, GH_ERR_NOTFOUND);
@@ -1016,7 +1047,7 @@ h_audit(void *app, struct gh_http_req *req)
 	json_t *events;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "audit.read"))
 		return;
 	if (!query_int(req, "limit", 1, GH_AUDIT_LIST_MAX, 50, &limit) ||
 	    !query_int(req, "cursor", 1, INT64_MAX, 0, &cursor) ||
@@ -1047,7 +1078,7 @@ h_signins(void *app, struct gh_http_req *req)
 	json_t *events;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "signins.read"))
 		return;
 	if (!query_int(req, "limit", 1, GH_AUDIT_LIST_MAX, 50, &limit) ||
 	    !query_int(req, "cursor", 1, INT64_MAX, 0, &cursor))
@@ -1061,7 +1092,16 @@ h_signins(void *app, struct gh_http_req *req)
 		respond_invalid(req, "result: success or failure");
 		goto out;
 	}
+	if (f.user_id != NULL && !ctx_may_user(&ctx, "signins.read",
+	    f.user_id))
+		goto out;
 	err = gh_audit_signin_list(ctx.db, &f, &events, &next);
+	/* Scoped callers see the sign-ins of their users only. */
+	if (err == GH_OK) {
+		err = ctx_filter_users(&ctx, "signins.read", events, "user_id");
+		if (err != GH_OK)
+			json_decref(events);
+	}
 	if (err != GH_OK)
 		respond_err(req, err);
 	else

@@ -79,6 +79,8 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_policy(r);
 	if (err == GH_OK)
+		err = routes_rbac(r);
+	if (err == GH_OK)
 		err = routes_approval(r);
 	if (err == GH_OK)
 		err = routes_apps(r);
@@ -281,6 +283,7 @@ ctx_close(struct api_ctx *ctx)
 	if (ctx->notified)
 		gh_mailer_kick(ctx->app->mailer, ctx->org.id);
 	ctx->notified = false;
+	gh_rbac_grants_free(&ctx->grants);
 	gh_db_release(ctx->db);
 	ctx->db = NULL;
 	gh_wipe(ctx->session_token, sizeof ctx->session_token);

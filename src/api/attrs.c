@@ -1,8 +1,8 @@
 /*
  * attrs.c: the admin API for custom user attribute definitions:
  * GET/POST /o/{org}/api/v1/attributes and GET/PATCH/DELETE
- * /o/{org}/api/v1/attributes/{name}. Open to the owner and admin roles;
- * every change is audited in its own transaction. Users' values are set
+ * /o/{org}/api/v1/attributes/{name}. Reading needs users.read, changing
+ * attributes.write (src/api/rbac.c); every change is audited in its own transaction. Users' values are set
  * through the user endpoints (admin.c).
  *
  * Untrusted input: definition bodies and the {name} path parameter, both
@@ -53,7 +53,7 @@ h_attrs_list(void *app, struct gh_http_req *req)
 	json_t *arr;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
 	err = gh_identity_attr_def_list(ctx.db, &defs);
 	if (err != GH_OK) {
@@ -82,7 +82,7 @@ h_attrs_create(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&d, 0, sizeof d);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "attributes.write"))
 		return;
 	if ((body = body_object(req, def_keys)) == NULL)
 		goto out;
@@ -145,7 +145,7 @@ h_attr_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 
 	memset(&d, 0, sizeof d);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
 	if (target_def(&ctx, &d))
 		gh_http_respond_json(req, 200, gh_identity_attr_def_json(&d));
@@ -191,7 +191,7 @@ h_attr_patch(void *app, struct gh_http_req *req)
 
 	memset(&before, 0, sizeof before);
 	memset(&after, 0, sizeof after);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "attributes.write"))
 		return;
 	if ((body = body_object(req, def_keys)) == NULL)
 		goto out;
@@ -264,7 +264,7 @@ h_attr_delete(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&d, 0, sizeof d);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "attributes.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {

@@ -2,8 +2,9 @@
  * groups.c: the admin API for groups (nested one level) and their
  * members: GET/POST /o/{org}/api/v1/groups, GET/PATCH/DELETE
  * /groups/{id}, GET /groups/{id}/members, PUT/DELETE
- * /groups/{id}/members/{user_id} and GET /users/{id}/groups. Open to the
- * owner and admin roles; every change is audited in its own transaction.
+ * /groups/{id}/members/{user_id} and GET /users/{id}/groups. Each route
+ * checks its permission and group scope (src/api/rbac.c); every change is
+ * audited in its own transaction.
  * Deleting a group also drops it from the MFA policy's required groups.
  *
  * Untrusted input: group bodies, ids in paths, list filters and cursors,
@@ -110,6 +111,25 @@ group_fields_read(struct gh_http_req *req, json_t *body, struct gh_group *g)
 	return true;
 }
 
+/* Drops the groups (views with "id" and "parent_id") outside the caller's
+ * groups.read scope. */
+static void
+groups_filter(struct api_ctx *ctx, json_t *groups)
+{
+	json_t *g;
+	size_t i = 0;
+
+	while (i < json_array_size(groups)) {
+		g = json_array_get(groups, i);
+		if (ctx_sees_group(ctx, "groups.read",
+		    json_string_value(json_object_get(g, "id")),
+		    json_string_value(json_object_get(g, "parent_id"))))
+			i++;
+		else
+			json_array_remove(groups, i);
+	}
+}
+
 static const char *const group_keys[] = { "name", "description",
 	"parent_id", NULL };
 
@@ -122,7 +142,7 @@ h_groups_list(void *app, struct gh_http_req *req)
 	char *next = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.read"))
 		return;
 	if (!query_limit(req, GH_GROUP_LIST_MAX, &f.limit))
 		goto out;
@@ -138,6 +158,9 @@ h_groups_list(void *app, struct gh_http_req *req)
 		goto out;
 	}
 	err = gh_identity_group_list(ctx.db, &f, &groups, &next);
+	/* Scoped callers see their groups only (a page may hold fewer). */
+	if (err == GH_OK)
+		groups_filter(&ctx, groups);
 	if (err == GH_ERR_INVALID)
 		respond_invalid(req, "cursor: not a cursor from this API");
 	else if (err != GH_OK)
@@ -161,7 +184,7 @@ h_groups_create(void *app, struct gh_http_req *req)
 	json_t *body = NULL, *changes = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.write"))
 		return;
 	if ((body = body_object(req, group_keys)) == NULL ||
 	    !member_str(req, body, "name", &name))
@@ -177,6 +200,10 @@ h_groups_create(void *app, struct gh_http_req *req)
 		goto out;
 	}
 	if (!group_fields_read(req, body, &g))
+		goto out;
+	/* A scoped group admin may create child groups of their groups. */
+	if (g.parent_id[0] == '\0' ? !ctx_may_org(&ctx, "groups.write") :
+	    !ctx_may_group(&ctx, "groups.write", g.parent_id))
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
@@ -222,9 +249,10 @@ h_group_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_group g;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.read"))
 		return;
-	if (target_group(&ctx, &g))
+	if (target_group(&ctx, &g) &&
+	    ctx_may_group(&ctx, "groups.read", g.id))
 		gh_http_respond_json(req, 200, gh_identity_group_json(&g));
 	ctx_close(&ctx);
 }
@@ -249,7 +277,7 @@ h_group_patch(void *app, struct gh_http_req *req)
 	json_t *body = NULL, *changes = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.write"))
 		return;
 	if ((body = body_object(req, group_keys)) == NULL)
 		goto out;
@@ -258,12 +286,21 @@ h_group_patch(void *app, struct gh_http_req *req)
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_group(&ctx, &before)) {
+	if (!target_group(&ctx, &before) ||
+	    !ctx_may_group(&ctx, "groups.write", before.id)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
 	after = before;
 	if (!group_fields_read(req, body, &after)) {
+		gh_db_rollback(ctx.db);
+		goto out;
+	}
+	/* Moving a group moves its members into the new parent: the new
+	 * parent (or the top level) must be within the caller's scope. */
+	if (strcmp(before.parent_id, after.parent_id) != 0 &&
+	    (after.parent_id[0] == '\0' ? !ctx_may_org(&ctx, "groups.write") :
+	    !ctx_may_group(&ctx, "groups.write", after.parent_id))) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -324,19 +361,20 @@ h_group_delete(void *app, struct gh_http_req *req)
 {
 	struct api_ctx ctx;
 	struct gh_group g;
-	int64_t members = 0;
+	int64_t members = 0, dropped_roles = 0;
 	bool dropped = false;
 	json_t *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_group(&ctx, &g)) {
+	if (!target_group(&ctx, &g) ||
+	    !ctx_may_group(&ctx, "groups.write", g.id)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -350,11 +388,16 @@ h_group_delete(void *app, struct gh_http_req *req)
 	}
 	if (err == GH_OK)
 		err = mfa_policy_forget(&ctx, g.id, &dropped);
+	/* Role assignments scoped to the group lose it; those left with no
+	 * scope at all go. */
+	if (err == GH_OK)
+		err = gh_rbac_scope_forget(ctx.db, g.id, &dropped_roles);
 	if (err == GH_OK) {
-		changes = json_pack("{s:s, s:o, s:I, s:b}", "name", g.name,
-		    "parent_id", g.parent_id[0] ? json_string(g.parent_id) :
-		    json_null(), "members_removed", (json_int_t)members,
-		    "mfa_required_group_dropped", dropped);
+		changes = json_pack("{s:s, s:o, s:I, s:b, s:I}", "name",
+		    g.name, "parent_id", g.parent_id[0] ?
+		    json_string(g.parent_id) : json_null(), "members_removed",
+		    (json_int_t)members, "mfa_required_group_dropped", dropped,
+		    "role_assignments_removed", (json_int_t)dropped_roles);
 		err = gh_audit_append(ctx.db, &ctx.actor, "group.delete",
 		    "group", g.id, changes);
 		json_decref(changes);
@@ -377,10 +420,11 @@ h_group_members(void *app, struct gh_http_req *req)
 	int limit;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.read"))
 		return;
 	if (!query_limit(req, GH_USER_LIST_MAX, &limit) ||
-	    !target_group(&ctx, &g))
+	    !target_group(&ctx, &g) ||
+	    !ctx_may_group(&ctx, "groups.read", g.id))
 		goto out;
 	err = gh_identity_group_member_list(ctx.db, g.id,
 	    gh_http_req_query(req, "cursor"), limit, &members, &next);
@@ -444,14 +488,19 @@ h_member_put(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_member(&ctx, &g, &u)) {
+	/* Adding a user brings them into the scope of the group's admins:
+	 * a scoped caller must already have write access to that user. */
+	if (!target_member(&ctx, &g, &u) ||
+	    !ctx_may_group(&ctx, "groups.write", g.id) ||
+	    (!gh_rbac_holds_org(&ctx.grants, GH_PERM_GROUPS_WRITE) &&
+	    !ctx_may_user(&ctx, "users.write", u.id))) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -482,14 +531,15 @@ h_member_delete(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "groups.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_member(&ctx, &g, &u)) {
+	if (!target_member(&ctx, &g, &u) ||
+	    !ctx_may_group(&ctx, "groups.write", g.id)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -529,11 +579,18 @@ h_user_groups(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
 	err = gh_identity_user_get(ctx.db, gh_http_req_param(req, "id"), &u);
+	if (err == GH_OK && !ctx_may_user(&ctx, "users.read", u.id))
+		goto out;
 	if (err == GH_OK)
 		err = gh_identity_user_groups(ctx.db, u.id, &direct, &effective);
+	/* A scoped caller sees the user's groups within its scope only. */
+	if (err == GH_OK) {
+		groups_filter(&ctx, direct);
+		groups_filter(&ctx, effective);
+	}
 	if (err == GH_ERR_NOTFOUND)
 		gh_http_respond_error(req, 404, "user_not_found",
 		    "No such user.");
@@ -542,6 +599,7 @@ h_user_groups(void *app, struct gh_http_req *req)
 	else
 		gh_http_respond_json(req, 200, json_pack("{s:s, s:o, s:o}",
 		    "user_id", u.id, "direct", direct, "effective", effective));
+out:
 	gh_wipe(&u, sizeof u);
 	ctx_close(&ctx);
 }

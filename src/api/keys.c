@@ -1,5 +1,5 @@
 /*
- * keys.c: bring your own key. An org owner or admin supplies a customer key that
+ * keys.c: bring your own key. A holder of keys.write supplies a customer key that
  * wraps the org key, or revokes it, which locks the org's data until an
  * operator sets the same key again (`gatehouse keys customer-key set`):
  * while the data is locked nobody of the org can sign in to restore it.
@@ -12,7 +12,7 @@
 static bool
 keys_open(void *app, struct gh_http_req *req, struct api_ctx *ctx)
 {
-	if (!ctx_open_admin(app, req, ctx))
+	if (!ctx_open_perm(app, req, ctx, "keys.write"))
 		return false;
 	if (ctx->app->kms == NULL) {
 		gh_http_respond_error(req, 503, "keys_unavailable",

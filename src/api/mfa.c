@@ -1043,16 +1043,13 @@ h_policy_get(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	gh_err err;
 
-	if (!ctx_open(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "org.read"))
 		return;
-	if (!ctx_auth(&ctx, true))
-		goto out;
 	err = mfa_policy_load(ctx.db, &pol);
 	if (err != GH_OK)
 		respond_err(req, err);
 	else
 		gh_http_respond_json(req, 200, gh_auth_mfa_policy_json(&pol));
-out:
 	ctx_close(&ctx);
 }
 
@@ -1095,9 +1092,9 @@ h_policy_patch(void *app, struct gh_http_req *req)
 	char msg[128];
 	gh_err err;
 
-	if (!ctx_open(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "org.write"))
 		return;
-	if (!ctx_auth(&ctx, true) || (body = body_object(req, keys)) == NULL)
+	if ((body = body_object(req, keys)) == NULL)
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
@@ -1156,10 +1153,9 @@ h_user_mfa_reset(void *app, struct gh_http_req *req)
 	struct gh_user u;
 	gh_err err;
 
-	if (!ctx_open(app, req, &ctx))
+	memset(&u, 0, sizeof u);
+	if (!ctx_open_perm(app, req, &ctx, "users.write"))
 		return;
-	if (!ctx_auth(&ctx, true))
-		goto out;
 	if (!gh_id_valid(id)) {
 		respond_err(req, GH_ERR_NOTFOUND);
 		goto out;
@@ -1167,6 +1163,10 @@ h_user_mfa_reset(void *app, struct gh_http_req *req)
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_identity_user_get(ctx.db, id, &u);
+	if (err == GH_OK && !ctx_may_user(&ctx, "users.write", id)) {
+		gh_db_rollback(ctx.db);
+		goto out;
+	}
 	if (err == GH_OK)
 		err = mfa_devices_revoke_all(&ctx, id, "mfa_reset");
 	if (err == GH_OK)
@@ -1175,8 +1175,8 @@ h_user_mfa_reset(void *app, struct gh_http_req *req)
 		err = audit_mfa(&ctx, "mfa.reset", id, "all", NULL);
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
-	gh_wipe(&u, sizeof u);
 out:
+	gh_wipe(&u, sizeof u);
 	ctx_close(&ctx);
 }
 

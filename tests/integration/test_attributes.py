@@ -115,12 +115,12 @@ def test_members_cannot_define_or_read_definitions(server, admin):
     server.create_user(admin, "mia", USER_PASSWORD)
     member = server.login("mia", USER_PASSWORD)
     expect_error(define(server, member, expect=403, name="x", type="string"),
-                 403, "forbidden")
+                 403, "permission_denied")
     expect_error(member.get(server.api("/attributes"), timeout=30),
-                 403, "forbidden")
+                 403, "permission_denied")
     define(server, admin, name="x", type="string")
     expect_error(member.delete(server.api("/attributes/x"), timeout=30),
-                 403, "forbidden")
+                 403, "permission_denied")
 
 
 def test_values_on_create_and_patch_with_audit(server, admin):
@@ -295,7 +295,7 @@ def test_me_shows_own_attributes_except_sensitive(server, admin):
     assert r.json()["attributes"]["diagnosis"] == "private"
     # A member cannot reach anyone's attributes through the admin API.
     expect_error(me.get(server.api(f"/users/{uid}"), timeout=30), 403,
-                 "forbidden")
+                 "permission_denied")
 
 
 def test_encrypted_values_are_not_plaintext_at_rest(server, admin):

@@ -190,17 +190,17 @@ def test_members_may_not_manage_groups(server, admin):
     g = mk_group(server, admin, "team")
     uid = server.create_user(admin, "nina", password=USER_PASSWORD)["id"]
     nina = server.login("nina", USER_PASSWORD)
-    expect_error(nina.get(server.api("/groups")), 403, "forbidden")
+    expect_error(nina.get(server.api("/groups")), 403, "permission_denied")
     expect_error(nina.post(server.api("/groups"), json={"name": "mine"}),
-                 403, "forbidden")
+                 403, "permission_denied")
     expect_error(nina.patch(server.api(f"/groups/{g['id']}"),
-                            json={"name": "x"}), 403, "forbidden")
+                            json={"name": "x"}), 403, "permission_denied")
     expect_error(nina.delete(server.api(f"/groups/{g['id']}")), 403,
-                 "forbidden")
+                 "permission_denied")
     expect_error(nina.put(server.api(f"/groups/{g['id']}/members/{uid}")),
-                 403, "forbidden")
+                 403, "permission_denied")
     expect_error(nina.get(server.api(f"/users/{uid}/groups")), 403,
-                 "forbidden")
+                 "permission_denied")
     anon = server.new_session()
     expect_error(anon.get(server.api("/groups")), 401, "unauthenticated")
     assert admin.get(server.api(f"/groups/{g['id']}/members")).json()[

@@ -252,7 +252,7 @@ def test_member_cannot_manage_the_customer_key(server, admin):
     s = server.login("mem", USER_PASSWORD)
     key = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
     expect_error(s.put(server.api("/keys/customer"), json={"key": key}),
-                 403, "forbidden")
+                 403, "permission_denied")
 
 
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"

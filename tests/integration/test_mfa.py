@@ -273,10 +273,10 @@ def test_members_may_not_reset_or_change_the_policy(server, admin):
     uid = new_user(server, admin, "erin")
     erin = server.login("erin", USER_PASSWORD)
     expect_error(erin.delete(server.api(f"/users/{admin.user['id']}/mfa")),
-                 403, "forbidden")
-    expect_error(erin.get(server.api("/mfa-policy")), 403, "forbidden")
+                 403, "permission_denied")
+    expect_error(erin.get(server.api("/mfa-policy")), 403, "permission_denied")
     expect_error(erin.patch(server.api("/mfa-policy"),
-                            json={"required": True}), 403, "forbidden")
+                            json={"required": True}), 403, "permission_denied")
     assert uid
 
 

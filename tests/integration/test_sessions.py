@@ -92,7 +92,7 @@ def test_admin_lists_and_revokes_a_users_sessions(server, admin):
     assert b1.cookie not in r.text
     # A member cannot do this.
     expect_error(b1.delete(server.api(f"/users/{admin.user['id']}/sessions")),
-                 403, "forbidden")
+                 403, "permission_denied")
     r = admin.delete(server.api(f"/users/{bob_user['id']}/sessions"))
     assert r.status_code == 200, r.text
     assert r.json() == {"revoked": 2}

@@ -101,7 +101,7 @@ def test_members_cannot_create_tokens_and_member_tokens_obey_the_role(server, ad
     server.create_user(admin, "mia", USER_PASSWORD)
     m = server.login("mia", USER_PASSWORD)
     expect_error(m.post(server.api("/tokens"), json={"name": "x"}), 403,
-                 "forbidden")
+                 "permission_denied")
 
 
 def test_disabled_owner_of_a_token_cannot_use_it(server, admin):

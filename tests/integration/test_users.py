@@ -325,7 +325,7 @@ def test_members_get_403_on_the_admin_api(server, admin):
     ]
     for method, path, body in calls:
         r = getattr(m, method)(server.api(path), json=body)
-        expect_error(r, 403, "forbidden")
+        expect_error(r, 403, "permission_denied")
     assert admin.get(server.api(f"/users/{u['id']}")).json()["role"] == "member"
     assert m.get(server.api("/me")).status_code == 200
     assert m.get(server.api("/me/sessions")).status_code == 200
