@@ -12,9 +12,9 @@ set -eu
 RUN_PKGS="meson ninja-build pkg-config gcc libmicrohttpd-dev libjansson-dev
 libsqlite3-dev libssl-dev libargon2-dev libcrypt-dev libpwquality-dev
 cracklib-runtime libcmocka-dev libp11-kit-dev liboath-dev libqrencode-dev
-libfido2-dev libcbor-dev"
+libfido2-dev libcbor-dev libhiredis-dev"
 TEST_PKGS="python3 python3-pytest python3-requests openssl clang
-libclang-rt-14-dev sqlite3 softhsm2 oathtool chromium nodejs npm"
+libclang-rt-14-dev sqlite3 softhsm2 oathtool chromium nodejs npm redis-server"
 
 usage() {
 	echo "usage: $0 run|test" >&2

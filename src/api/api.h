@@ -27,6 +27,7 @@ struct gh_app_config {
 		unsigned signin_org_per_min;
 		unsigned lockout_failures;	/* per account and address */
 		unsigned lockout_max_s;		/* longest wait */
+		char redis_url[256];	/* shared counters; "": this node */
 	} guard;
 };
 

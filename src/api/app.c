@@ -20,6 +20,7 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
     const struct gh_app_config *cfg, struct gh_app **out)
 {
 	struct gh_app *app;
+	gh_err err;
 
 	*out = NULL;
 	app = calloc(1, sizeof *app);
@@ -28,9 +29,10 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
 	app->store = store;
 	app->kms = kms;
 	app->cfg = *cfg;
-	if (guard_new(app) != GH_OK) {
+	err = guard_new(app);
+	if (err != GH_OK) {
 		free(app);
-		return GH_ERR_NOMEM;
+		return err;
 	}
 	*out = app;
 	return GH_OK;

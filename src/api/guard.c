@@ -1,7 +1,8 @@
 /*
  * guard.c: brute-force protection of the sign-in endpoints.
  *
- * Two layers, both in src/ratelimit's GCRA table of this node:
+ * Two layers, both in src/ratelimit's GCRA table of this node, or in Redis
+ * when redis_url is set so that every node shares them:
  *  - request rates: every request to a sign-in endpoint takes from its
  *    client address's budget and from its org's budget, before any work
  *    (and before password hashing is queued); over budget is 429
@@ -31,6 +32,9 @@
 gh_err
 guard_new(struct gh_app *app)
 {
+	if (app->cfg.guard.redis_url[0] != '\0')
+		return gh_rl_new_redis(GUARD_KEYS, app->cfg.guard.redis_url, 500,
+		    &app->rl);
 	return gh_rl_new(GUARD_KEYS, &app->rl);
 }
 

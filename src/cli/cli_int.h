@@ -54,6 +54,7 @@ struct gh_config {
 	unsigned signin_rate_org_per_min;
 	unsigned lockout_failures;
 	unsigned lockout_max_s;
+	char redis_url[256];
 	char geoip_file[PATH_MAX];
 };
 

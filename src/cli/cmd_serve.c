@@ -164,6 +164,8 @@ cmd_serve(int argc, char **argv)
 	acfg.guard.signin_org_per_min = cfg.signin_rate_org_per_min;
 	acfg.guard.lockout_failures = cfg.lockout_failures;
 	acfg.guard.lockout_max_s = cfg.lockout_max_s;
+	gh_strlcpy(acfg.guard.redis_url, cfg.redis_url,
+	    sizeof acfg.guard.redis_url);
 	if (cli_store(&cfg, &st, &kms) != GH_OK)
 		goto out;
 	config_base_url(&cfg, base, sizeof base);
@@ -189,6 +191,11 @@ cmd_serve(int argc, char **argv)
 		err = gh_http_router_new(&router);
 	if (err == GH_OK)
 		err = gh_api_routes(router);
+	if (err == GH_ERR_INVALID && app == NULL && cfg.redis_url[0] != '\0') {
+		fprintf(stderr, "gatehouse: redis_url: must be "
+		    "redis://[:password@]host[:port][/db] or unix:/path\n");
+		goto out;
+	}
 	if (err != GH_OK) {
 		fprintf(stderr, "gatehouse: start-up failed: %s\n",
 		    gh_err_str(err));

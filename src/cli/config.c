@@ -67,6 +67,7 @@ static const struct key keys[] = {
 	UINT(signin_rate_org_per_min, 0, 1000000, "6000"),
 	UINT(lockout_failures, 0, 1000, "5"),
 	UINT(lockout_max_s, 1, 86400, "3600"),
+	STR(redis_url, ""),
 	STR(geoip_file, ""),
 };
 

@@ -1,7 +1,7 @@
 /*
  * ratelimit.c: GCRA limits in a sharded open-addressing table.
  */
-#include "ratelimit/ratelimit.h"
+#include "ratelimit/ratelimit_int.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -27,6 +27,7 @@ struct shard {
 };
 
 struct gh_rl {
+	struct rl_redis *redis;	/* shared counters; NULL: this node only */
 	uint8_t sipkey[16];
 	struct shard shards[SHARDS];
 };
@@ -129,11 +130,31 @@ gh_rl_new(size_t max_keys, struct gh_rl **out)
 	return GH_OK;
 }
 
+gh_err
+gh_rl_new_redis(size_t max_keys, const char *url, unsigned timeout_ms,
+    struct gh_rl **out)
+{
+	struct rl_redis *r = NULL;
+	gh_err err;
+
+	*out = NULL;
+	err = rl_redis_open(url, timeout_ms, &r);
+	if (err == GH_OK)
+		err = gh_rl_new(max_keys, out);
+	if (err != GH_OK) {
+		rl_redis_close(r);
+		return err;
+	}
+	(*out)->redis = r;
+	return GH_OK;
+}
+
 void
 gh_rl_free(struct gh_rl *rl)
 {
 	if (rl == NULL)
 		return;
+	rl_redis_close(rl->redis);
 	for (int i = 0; i < SHARDS; i++) {
 		if (rl->shards[i].slots == NULL)
 			continue;
@@ -254,6 +275,19 @@ rl_step(struct gh_rl *rl, const char *key, const struct gh_rl_rule *rule,
 		return true;
 	rule_times(rule, &t, &tol);
 	gh_strlcpy(k, key, sizeof k);
+	if (rl->redis != NULL) {
+		static const char *const names[] = { "take", "check",
+			"penalize" };
+		int64_t retry = 0;
+
+		if (rl_redis_step(rl->redis, k, names[op], now_ms, t, tol,
+		    max_delay_ms, rule->burst, &ok, &retry)) {
+			if (retry_out != NULL && !ok)
+				*retry_out = retry;
+			return ok;
+		}
+		/* Redis is down: this node's own table still limits. */
+	}
 	h = key_hash(rl, k);
 	s = &rl->shards[h % SHARDS];
 	pthread_mutex_lock(&s->mu);
@@ -315,6 +349,13 @@ gh_rl_reset(struct gh_rl *rl, const char *key)
 	size_t i;
 
 	gh_strlcpy(k, key, sizeof k);
+	if (rl->redis != NULL) {
+		bool ok;
+		int64_t retry;
+
+		(void)rl_redis_step(rl->redis, k, "reset", 0, 1, 1, 0, 1, &ok,
+		    &retry);
+	}
 	h = key_hash(rl, k);
 	s = &rl->shards[h % SHARDS];
 	pthread_mutex_lock(&s->mu);

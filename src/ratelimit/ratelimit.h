@@ -28,6 +28,15 @@ struct gh_rl;
 
 /* A table for about max_keys keys (at least 64). */
 gh_err gh_rl_new(size_t max_keys, struct gh_rl **out) GH_MUST_CHECK;
+/* The same, with the counters kept in Redis at url
+ * (redis://[:password@]host[:port][/db] or unix:/path/to/socket) so that
+ * every node sharing it shares each key's budget; each step is one atomic
+ * script call waiting at most timeout_ms. While Redis cannot answer, the
+ * node's own table limits alone (logged). The process must ignore
+ * SIGPIPE (the server does). GH_ERR_INVALID for a bad url;
+ * Redis itself is first reached at the first step. */
+gh_err gh_rl_new_redis(size_t max_keys, const char *url, unsigned timeout_ms,
+    struct gh_rl **out) GH_MUST_CHECK;
 void gh_rl_free(struct gh_rl *rl);
 
 /*

@@ -5,8 +5,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ratelimit/ratelimit.h"
 
@@ -181,6 +187,107 @@ test_address_keys(void **state)
 	assert_int_equal(gh_rl_ip_key("ip:", "1.2.3.4", k, 6), GH_ERR_LIMIT);
 }
 
+/* ---- shared counters in a real redis-server ------------------------------ */
+
+struct redis_proc {
+	char dir[64];
+	char url[128];
+	pid_t pid;
+};
+
+/* Starts redis-server on a unix socket in a fresh directory; false when
+ * it is not installed. */
+static bool
+redis_start(struct redis_proc *r)
+{
+	char sock[96];
+	struct stat st;
+
+	if (access("/usr/bin/redis-server", X_OK) != 0)
+		return false;
+	strcpy(r->dir, "/tmp/gh-redis-XXXXXX");
+	assert_non_null(mkdtemp(r->dir));
+	snprintf(sock, sizeof sock, "%s/redis.sock", r->dir);
+	snprintf(r->url, sizeof r->url, "unix:%s", sock);
+	r->pid = fork();
+	assert_true(r->pid >= 0);
+	if (r->pid == 0) {
+		int devnull = open("/dev/null", 1);
+
+		dup2(devnull, 1);
+		execl("/usr/bin/redis-server", "redis-server", "--port", "0",
+		    "--unixsocket", sock, "--save", "", "--appendonly", "no",
+		    "--dir", r->dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && stat(sock, &st) != 0; i++)
+		usleep(10000);
+	assert_int_equal(stat(sock, &st), 0);
+	return true;
+}
+
+static void
+redis_stop(struct redis_proc *r)
+{
+	char cmd[96];
+
+	if (r->pid > 0) {
+		kill(r->pid, SIGTERM);
+		waitpid(r->pid, NULL, 0);
+		r->pid = 0;
+	}
+	snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", r->dir);
+}
+
+static void
+test_nodes_share_budgets_through_redis(void **state)
+{
+	struct gh_rl_rule r = { .limit = 10, .period_ms = 1000, .burst = 3 };
+	struct gh_rl_rule f = { .limit = 5, .period_ms = 300000, .burst = 5 };
+	struct gh_rl *a, *b;
+	struct redis_proc rp;
+	int64_t retry, now = 5000000;
+
+	(void)state;
+	if (!redis_start(&rp))
+		skip();
+	assert_int_equal(gh_rl_new_redis(100, rp.url, 1000, &a), GH_OK);
+	assert_int_equal(gh_rl_new_redis(100, rp.url, 1000, &b), GH_OK);
+	/* Node a spends the burst; node b sees it spent. */
+	for (int i = 0; i < 3; i++)
+		assert_true(gh_rl_take(a, "ip:x", &r, now, &retry));
+	assert_false(gh_rl_take(b, "ip:x", &r, now, &retry));
+	assert_int_equal(retry, 100);
+	assert_true(gh_rl_take(b, "ip:x", &r, now + 100, &retry));
+	/* Failures on one node lock on the other, progressively. */
+	for (int i = 0; i < 5; i++)
+		gh_rl_penalize(a, "acct:y", &f, now, 3600000);
+	assert_false(gh_rl_check(b, "acct:y", &f, now, &retry));
+	assert_int_equal(retry, 60000);
+	now += 60000;
+	assert_true(gh_rl_check(b, "acct:y", &f, now, &retry));
+	gh_rl_penalize(b, "acct:y", &f, now, 3600000);
+	assert_false(gh_rl_check(a, "acct:y", &f, now, &retry));
+	assert_int_equal(retry, 120000);
+	gh_rl_reset(a, "acct:y");
+	assert_true(gh_rl_check(b, "acct:y", &f, now, &retry));
+	/* Redis gone: each node's own table still limits. */
+	redis_stop(&rp);
+	for (int i = 0; i < 3; i++)
+		assert_true(gh_rl_take(a, "ip:z", &r, now, &retry));
+	assert_false(gh_rl_take(a, "ip:z", &r, now, &retry));
+	gh_rl_free(a);
+	gh_rl_free(b);
+	assert_int_equal(gh_rl_new_redis(100, "http://nope", 1000, &a),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_rl_new_redis(100, "redis://", 1000, &a),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_rl_new_redis(100, "redis://h:99999", 1000, &a),
+	    GH_ERR_INVALID);
+}
+
 int
 main(void)
 {
@@ -191,7 +298,11 @@ main(void)
 		cmocka_unit_test(test_failures_delay_progressively),
 		cmocka_unit_test(test_threads_share_one_budget),
 		cmocka_unit_test(test_address_keys),
+		cmocka_unit_test(test_nodes_share_budgets_through_redis),
 	};
 
+	/* As in the server: a peer that went away is an error, not a
+	 * signal (hiredis writes with write(2)). */
+	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,3 +140,63 @@ def test_passkey_options_are_rate_limited(server_factory):
                     headers={"X-Forwarded-For": ATTACKER}).status_code
              for _ in range(8)]
     assert codes[0] == 200 and codes[-1] == 429, codes
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A redis-server of its own on a free loopback port."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from conftest import free_port
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (scripts/install-deps.sh "
+                    "test installs it)")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    end = time.time() + 10
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_nodes_sharing_redis_share_the_budgets(server_factory, redis_url):
+    a = guarded(server_factory, signin_rate_ip_per_min=6,
+                lockout_failures=0, redis_url=redis_url)
+    b = guarded(server_factory, signin_rate_ip_per_min=6,
+                lockout_failures=0, redis_url=redis_url)
+    alone = guarded(server_factory, signin_rate_ip_per_min=6,
+                    lockout_failures=0)
+    # The burst (a third of 6, plus one) is spent on node a...
+    codes = [signin(a, "nobody", "x", ATTACKER).status_code
+             for _ in range(3)]
+    assert codes == [401, 401, 401], codes
+    # ...so node b refuses the same address at once,
+    expect_error(signin(b, "nobody", "x", ATTACKER), 429, "rate_limited")
+    # another address still has its budget there,
+    assert signin(b, "nobody", "x", OWNER).status_code == 401
+    # and a node counting alone knows nothing of it.
+    assert signin(alone, "nobody", "x", ATTACKER).status_code == 401
+
+
+def test_a_bad_redis_url_stops_serve(server_factory):
+    srv = server_factory(start=False)
+    from conftest import free_port
+    r = srv.cli("serve", "--listen", f"127.0.0.1:{free_port()}",
+                env={"GATEHOUSE_REDIS_URL": "http://example"}, check=False)
+    assert r.returncode != 0
+    assert "redis_url" in r.stderr, r.stderr
