@@ -144,6 +144,7 @@ gh_err routes_keys(struct gh_http_router *r);
 gh_err routes_mfa(struct gh_http_router *r);
 gh_err routes_webauthn(struct gh_http_router *r);
 gh_err routes_groups(struct gh_http_router *r);
+gh_err routes_scim(struct gh_http_router *r);
 
 /* Writes the notice that an audited action on user_id's MFA owes that
  * user (src/api/notices.c), in the caller's transaction: recovery code

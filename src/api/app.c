@@ -72,6 +72,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_groups(r);
 	if (err == GH_OK)
 		err = routes_approval(r);
+	if (err == GH_OK)
+		err = routes_scim(r);
 	return err;
 }
 
