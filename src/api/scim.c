@@ -1346,7 +1346,7 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 	struct api_ctx ctx;
 	struct gh_group g, before;
 	json_t *body = NULL, *cur = NULL, *want = NULL, *r = NULL, *next;
-	json_t *changes = NULL;
+	json_t *changes = NULL, *have = NULL;
 	const char *type = NULL, *name, *why = NULL;
 	bool changed = false;
 	char msg[256];
@@ -1367,6 +1367,12 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 	}
 	if (!if_match(&ctx, cur)) {
 		gh_db_rollback(ctx.db);
+		goto out;
+	}
+	/* The members as stored, before PATCH changes cur. */
+	have = json_deep_copy(json_object_get(cur, "members"));
+	if (have == NULL) {
+		scim_finish(&ctx, GH_ERR_NOMEM);
 		goto out;
 	}
 	next = body;
@@ -1392,8 +1398,7 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 		diff_str(changes, "name", before.name, g.name);
 		changed = true;
 	}
-	err = members_sync(&ctx, &g, json_object_get(cur, "members"), want,
-	    &changed);
+	err = members_sync(&ctx, &g, have, want, &changed);
 	if (err == GH_ERR_NOTFOUND)
 		goto out;
 	/* The rename, or a bump of updated_at for lastModified. */
@@ -1416,6 +1421,7 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 		r = NULL;
 	}
 out:
+	json_decref(have);
 	json_decref(changes);
 	json_decref(r);
 	json_decref(want);
