@@ -629,15 +629,23 @@ user_replace(struct api_ctx *ctx, struct gh_user *u, struct scim_user *su)
 		err = gh_identity_user_update(ctx->db, u);
 		if (err == GH_OK && disable)
 			err = gh_auth_session_revoke_user(ctx->db, u->id, &n);
+		if (err == GH_OK && n > 0)
+			json_object_set_new(changes, "sessions_revoked",
+			    json_integer(n));
 		if (err == GH_OK && disable)
 			err = mfa_devices_revoke_all(ctx, u->id,
 			    "user_disabled");
+		n = 0;
 		if (err == GH_OK && disable)
 			err = gh_auth_api_token_revoke_user(ctx->db, u->id, &n);
+		if (err == GH_OK && n > 0)
+			json_object_set_new(changes, "api_tokens_revoked",
+			    json_integer(n));
 		json_object_set_new(changes, "via", json_string("scim"));
 		if (err == GH_OK)
-			err = gh_audit_append(ctx->db, &ctx->actor,
-			    "user.update", "user", u->id, changes);
+			err = gh_audit_append(ctx->db, &ctx->actor, disable ?
+			    "user.disable" : "user.update", "user", u->id,
+			    changes);
 	}
 	if (err == GH_OK)
 		err = user_resource(ctx, u, &r);
@@ -1176,17 +1184,24 @@ bad:
 	return NULL;
 }
 
+/* The admin API's member event, plus "via": "scim". */
 static gh_err
-audit_member(struct api_ctx *ctx, const char *action, const char *group_id,
-    const char *user_id)
+audit_member(struct api_ctx *ctx, const char *action,
+    const struct gh_group *g, const char *user_id)
 {
-	json_t *changes = json_pack("{s:s, s:s}", "user_id", user_id, "via",
-	    "scim");
+	struct gh_user u;
+	json_t *changes;
 	gh_err err;
 
-	err = gh_audit_append(ctx->db, &ctx->actor, action, "group", group_id,
+	err = gh_identity_user_get(ctx->db, user_id, &u);
+	if (err != GH_OK)
+		return err;
+	changes = json_pack("{s:s, s:s, s:s, s:s}", "group_name", g->name,
+	    "user_id", user_id, "username", u.username, "via", "scim");
+	err = gh_audit_append(ctx->db, &ctx->actor, action, "group", g->id,
 	    changes);
 	json_decref(changes);
+	gh_wipe(&u, sizeof u);
 	return err;
 }
 
@@ -1210,7 +1225,7 @@ members_sync(struct api_ctx *ctx, const struct gh_group *g, json_t *have,
 		}
 		err = gh_identity_group_member_remove(ctx->db, g->id, id);
 		if (err == GH_OK)
-			err = audit_member(ctx, "group.member.remove", g->id, id);
+			err = audit_member(ctx, "group.member.remove", g, id);
 		if (err != GH_OK)
 			return err;
 		*changed = true;
@@ -1225,7 +1240,7 @@ members_sync(struct api_ctx *ctx, const struct gh_group *g, json_t *have,
 			return err;
 		}
 		if (err == GH_OK && added)
-			err = audit_member(ctx, "group.member.add", g->id, id);
+			err = audit_member(ctx, "group.member.add", g, id);
 		if (err != GH_OK)
 			return err;
 		*changed = true;

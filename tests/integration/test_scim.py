@@ -194,6 +194,7 @@ def test_entra_user_lifecycle(server, scim):
     assert r.status_code == 200 and r.json()["active"] is False
     assert server.query("SELECT state FROM users WHERE id = ?",
                         (u["id"],))[0]["state"] == "disabled"
+    assert audit_actions(server, u["id"])[-1] == "user.disable"
 
     r = scim.delete(f"/Users/{u['id']}")
     assert r.status_code == 204
@@ -388,6 +389,9 @@ def test_groups_entra_and_okta(server, scim):
         {"op": "Replace", "value": {"id": g["id"], "displayName": "Ops"}}])
     assert r.status_code == 200, r.text
     assert r.json()["members"] == [] and r.json()["displayName"] == "Ops"
+    ev = server.query("SELECT changes FROM audit_events WHERE target_id = ? "
+                      "AND action = 'group.member.add' ORDER BY seq", (g["id"],))
+    assert '"username":"gina@example.org"' in ev[0]["changes"].replace(" ", "")
     acts = audit_actions(server, g["id"])
     assert acts.count("group.member.add") == 2
     assert acts.count("group.member.remove") == 2
