@@ -87,6 +87,11 @@ scim_err(struct gh_http_req *req, gh_err err)
 		scim_error(req, 503, NULL, "The organisation's keys are "
 		    "unavailable.");
 		break;
+	case GH_ERR_LIMIT:
+		scim_error(req, 400, NULL, "A limit was reached: at most %d "
+		    "members per group, %d custom attribute definitions.",
+		    SCIM_MEMBERS_MAX, GH_ATTR_DEFS_MAX);
+		break;
 	case GH_ERR_BUSY:
 		if (gh_http_resp_header(req, "Retry-After", "1") != GH_OK)
 			GH_LOG_WARN(GH_ERR_INTERNAL, "Retry-After not set");
