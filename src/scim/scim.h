@@ -5,11 +5,15 @@
  * database or the network: src/api/scim.c maps resources to users and
  * groups.
  *
+ * The one part that touches a database: the SCIM bearer tokens (table
+ * scim_tokens of the tenant database; the caller owns the transaction).
+ *
  * Untrusted input: filters, paths and PATCH bodies come from provisioning
  * clients. Every parser bounds its input (GH_SCIM_FILTER_MAX bytes,
  * GH_SCIM_FILTER_DEPTH nesting, GH_SCIM_FILTER_NODES nodes) and fails with
- * GH_ERR_INVALID (malformed) or GH_ERR_LIMIT (too large or complex). No
- * secrets.
+ * GH_ERR_INVALID (malformed) or GH_ERR_LIMIT (too large or complex).
+ * Secrets: SCIM tokens, shown once, stored only as SHA-256 digests and
+ * compared in constant time.
  */
 #ifndef GH_SCIM_H
 #define GH_SCIM_H
@@ -17,6 +21,7 @@
 #include <jansson.h>
 
 #include "core/core.h"
+#include "store/store.h"
 
 #define GH_SCIM_FILTER_MAX 1024		/* bytes of a filter or path */
 #define GH_SCIM_FILTER_DEPTH 10		/* nesting of (), not, [] */
@@ -125,5 +130,40 @@ gh_err gh_scim_patch_apply(json_t *resource, json_t *operations, char *msg,
 
 /* Member of obj named key ignoring ASCII case, or NULL (borrowed). */
 json_t *gh_scim_get_ci(json_t *obj, const char *key);
+
+/* ---- SCIM bearer tokens ------------------------------------------------------ */
+
+#define GH_SCIM_TOKEN_PREFIX "ghs_"
+#define GH_SCIM_TOKEN_LEN 47		/* "ghs_" + base64url of 32 bytes */
+#define GH_SCIM_TOKEN_NAME_MAX 64
+
+struct gh_scim_token {
+	char id[GH_ID_LEN + 1];
+	char name[GH_SCIM_TOKEN_NAME_MAX + 1];
+	char created_by[GH_ID_LEN + 1];	/* "" when unknown */
+	int64_t created_at;
+	int64_t expires_at;
+	int64_t last_used_at;		/* 0 if never */
+};
+
+/* Makes a token named name (1-64 bytes of text) by created_by (a user id
+ * or NULL), expiring at expires_at (in the future). The secret goes to
+ * token_out, to be shown once. GH_ERR_INVALID for a bad name or time. */
+gh_err gh_scim_token_create(struct gh_db *db, const char *name,
+    const char *created_by, int64_t expires_at,
+    char token_out[static GH_SCIM_TOKEN_LEN + 1], struct gh_scim_token *out)
+    GH_MUST_CHECK;
+/* Finds the live (not revoked, not expired) token and records its use.
+ * GH_ERR_DENIED when there is none or token is malformed. */
+gh_err gh_scim_token_check(struct gh_db *db, const char *token,
+    struct gh_scim_token *out) GH_MUST_CHECK;
+/* Calls fn for each live token, oldest first. */
+gh_err gh_scim_token_list(struct gh_db *db,
+    void (*fn)(const struct gh_scim_token *t, void *arg), void *arg)
+    GH_MUST_CHECK;
+/* Revokes; its name goes to name_out. GH_ERR_NOTFOUND if absent or
+ * revoked already. */
+gh_err gh_scim_token_revoke(struct gh_db *db, const char *id,
+    char name_out[static GH_SCIM_TOKEN_NAME_MAX + 1]) GH_MUST_CHECK;
 
 #endif

@@ -42,9 +42,16 @@ class Scim:
         return self.s.delete(self.url(path), timeout=30, **kw)
 
 
+def scim_token(server, sess, name="entra", **extra):
+    r = sess.post(server.api("/scim-tokens"), json={"name": name, **extra},
+                  timeout=30)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
 @pytest.fixture
 def scim(server, admin):
-    return Scim(server, server.create_token(admin, "scim", days=1)["token"])
+    return Scim(server, scim_token(server, admin)["token"])
 
 
 def scim_error(r, status, scim_type=None):
@@ -473,3 +480,62 @@ def test_owner_is_protected_from_admin_tokens(server, admin):
     scim_error(s.patch(f"/Users/{owner}", [
         {"op": "replace", "path": "active", "value": False}]), 403)
     scim_error(s.delete(f"/Users/{owner}"), 403)
+
+
+def test_scim_tokens(server, admin):
+    t = scim_token(server, admin, "okta", expires_in_days=30)
+    assert t["token"].startswith("ghs_") and len(t["token"]) == 47
+    assert t["name"] == "okta" and t["created_by"] == admin.user["id"]
+    listed = admin.get(server.api("/scim-tokens")).json()["scim_tokens"]
+    assert [x["id"] for x in listed] == [t["id"]]
+    assert "token" not in listed[0] and t["token"] not in admin.get(
+        server.api("/scim-tokens")).text
+    # Stored as a digest only.
+    row = server.query("SELECT token_hash FROM scim_tokens WHERE id = ?",
+                       (t["id"],))[0]
+    assert t["token"] not in row["token_hash"] and len(row["token_hash"]) == 64
+    s = Scim(server, t["token"])
+    u = s.post("/Users", okta_user("tess")).json()
+    ev = server.query("SELECT actor_type, actor_id FROM audit_events WHERE "
+                      "action = 'user.create' AND target_id = ?", (u["id"],))[0]
+    assert ev == {"actor_type": "api_token", "actor_id": t["id"]}
+    assert admin.get(server.api("/scim-tokens")).json()["scim_tokens"][0][
+        "last_used_at"] is not None
+    # Good for SCIM only.
+    r = server.bearer(t["token"]).get(server.api("/users"), timeout=10)
+    assert r.status_code == 401
+    # It acts as an admin that may not touch owners.
+    scim_error(s.patch(f"/Users/{admin.user['id']}", [
+        {"op": "replace", "path": "active", "value": False}]), 403)
+    # Revoked: refused at once; a second revoke is 404.
+    assert admin.delete(server.api(f"/scim-tokens/{t['id']}")).status_code == 204
+    scim_error(s.get("/Users"), 401)
+    r = admin.delete(server.api(f"/scim-tokens/{t['id']}"))
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert admin.get(server.api("/scim-tokens")).json()["scim_tokens"] == []
+    assert audit_actions(server, t["id"]) == ["scim_token.create",
+                                              "scim_token.revoke"]
+    # Bad bodies and callers.
+    for body in ({}, {"name": ""}, {"name": "x" * 65},
+                 {"name": "a", "expires_in_days": 0},
+                 {"name": "a", "expires_in_days": 732},
+                 {"name": "a", "scope": "all"}):
+        r = admin.post(server.api("/scim-tokens"), json=body)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    server.create_user(admin, "plain", password=USER_PASSWORD)
+    mem = server.login("plain", USER_PASSWORD)
+    assert mem.post(server.api("/scim-tokens"),
+                    json={"name": "x"}).status_code == 403
+    assert requests.get(server.api("/scim-tokens"),
+                        timeout=10).status_code == 401
+    scim_error(Scim(server, "ghs_" + "A" * 43).get("/Users"), 401)
+
+
+def test_admin_api_token_also_works(server, admin):
+    s = Scim(server, server.create_token(admin, "scim", days=1)["token"])
+    r = s.post("/Users", okta_user("uma"))
+    assert r.status_code == 201, r.text
+    tok = server.query("SELECT actor_id FROM audit_events WHERE action = "
+                       "'user.create' AND target_id = ?", (r.json()["id"],))
+    assert tok[0]["actor_id"] == server.query(
+        "SELECT id FROM api_tokens WHERE name = 'scim'")[0]["id"]
