@@ -1143,6 +1143,7 @@ group_members(struct api_ctx *ctx, const char *group_id, json_t *out)
 static gh_err
 group_resource(struct api_ctx *ctx, const struct gh_group *g, json_t **out)
 {
+	char ext[GH_SCIM_EXTERNAL_ID_MAX + 1];
 	json_t *r, *members;
 	gh_err err;
 
@@ -1152,7 +1153,12 @@ group_resource(struct api_ctx *ctx, const struct gh_group *g, json_t **out)
 	if (r == NULL)
 		return GH_ERR_NOMEM;
 	members = json_object_get(r, "members");
-	err = group_members(ctx, g->id, members);
+	err = gh_scim_group_external_id_get(ctx->db, g->id, ext);
+	if (err == GH_OK && ext[0] != '\0' &&
+	    json_object_set_new(r, "externalId", json_string(ext)) != 0)
+		err = GH_ERR_NOMEM;
+	if (err == GH_OK)
+		err = group_members(ctx, g->id, members);
 	if (err == GH_OK)
 		err = add_meta(ctx, r, "Group", "Groups", g->id, g->created_at,
 		    g->updated_at);
@@ -1286,6 +1292,25 @@ group_name(struct api_ctx *ctx, json_t *r)
 	return name;
 }
 
+/* Reads a group's externalId (NULL when absent or null); answers 400 and
+ * returns false when it is not a valid string. */
+static bool
+group_ext(struct api_ctx *ctx, json_t *r, const char **out)
+{
+	json_t *v = gh_scim_get_ci(r, "externalId");
+
+	*out = json_string_value(v);
+	if (v == NULL || json_is_null(v) || (*out != NULL && (*out)[0] == '\0')) {
+		*out = NULL;
+		return true;
+	}
+	if (*out != NULL && gh_scim_external_id_valid(*out))
+		return true;
+	scim_error(ctx->req, 400, "invalidValue", "externalId: a string of "
+	    "1 to %d bytes", GH_SCIM_EXTERNAL_ID_MAX);
+	return false;
+}
+
 /* Answers a refused group write (the transaction is open). */
 static void
 group_refused(struct api_ctx *ctx, gh_err err, const char *why)
@@ -1309,7 +1334,7 @@ h_groups_create(void *app, struct gh_http_req *req)
 	struct api_ctx ctx;
 	struct gh_group g;
 	json_t *body = NULL, *want = NULL, *have = NULL, *r = NULL, *changes;
-	const char *name, *why = NULL;
+	const char *name, *why = NULL, *ext;
 	bool changed = false;
 	gh_err err;
 
@@ -1317,6 +1342,7 @@ h_groups_create(void *app, struct gh_http_req *req)
 		return;
 	if ((body = scim_body(req)) == NULL ||
 	    (name = group_name(&ctx, body)) == NULL ||
+	    !group_ext(&ctx, body, &ext) ||
 	    (want = member_ids(&ctx, body)) == NULL)
 		goto out;
 	if ((err = gh_identity_group_init(&g, name)) != GH_OK) {
@@ -1332,6 +1358,10 @@ h_groups_create(void *app, struct gh_http_req *req)
 		goto out;
 	}
 	changes = json_pack("{s:s, s:s}", "name", g.name, "via", "scim");
+	if (err == GH_OK && ext != NULL) {
+		err = gh_scim_group_external_id_set(ctx.db, g.id, ext);
+		json_object_set_new(changes, "external_id", json_string(ext));
+	}
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "group.create",
 		    "group", g.id, changes);
@@ -1384,8 +1414,8 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 	struct api_ctx ctx;
 	struct gh_group g, before;
 	json_t *body = NULL, *cur = NULL, *want = NULL, *r = NULL, *next;
-	json_t *changes = NULL, *have = NULL;
-	const char *type = NULL, *name, *why = NULL;
+	json_t *changes = NULL, *have = NULL, *cur_ext = NULL;
+	const char *type = NULL, *name, *why = NULL, *ext, *old_ext;
 	bool changed = false;
 	char msg[256];
 	gh_err err;
@@ -1407,9 +1437,11 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
-	/* The members as stored, before PATCH changes cur. */
+	/* The members and externalId as stored, before PATCH changes cur. */
 	have = json_deep_copy(json_object_get(cur, "members"));
-	if (have == NULL) {
+	cur_ext = json_pack("{s:O?}", "externalId", json_object_get(cur,
+	    "externalId"));
+	if (have == NULL || cur_ext == NULL) {
 		scim_finish(&ctx, GH_ERR_NOMEM);
 		goto out;
 	}
@@ -1425,6 +1457,7 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 		next = cur;
 	}
 	if ((name = group_name(&ctx, next)) == NULL ||
+	    !group_ext(&ctx, next, &ext) ||
 	    (want = member_ids(&ctx, next)) == NULL) {
 		gh_db_rollback(ctx.db);
 		goto out;
@@ -1435,6 +1468,17 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 		gh_strlcpy(g.name, name, sizeof g.name);
 		diff_str(changes, "name", before.name, g.name);
 		changed = true;
+	}
+	old_ext = json_string_value(json_object_get(cur_ext, "externalId"));
+	if (strcmp(old_ext ? old_ext : "", ext ? ext : "") != 0) {
+		err = gh_scim_group_external_id_set(ctx.db, g.id, ext);
+		diff_str(changes, "external_id", old_ext ? old_ext : "",
+		    ext ? ext : "");
+		changed = true;
+		if (err != GH_OK) {
+			scim_finish(&ctx, err);
+			goto out;
+		}
 	}
 	err = members_sync(&ctx, &g, have, want, &changed);
 	if (err == GH_ERR_NOTFOUND)
@@ -1459,6 +1503,7 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 		r = NULL;
 	}
 out:
+	json_decref(cur_ext);
 	json_decref(have);
 	json_decref(changes);
 	json_decref(r);

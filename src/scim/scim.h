@@ -5,8 +5,9 @@
  * database or the network: src/api/scim.c maps resources to users and
  * groups.
  *
- * The one part that touches a database: the SCIM bearer tokens (table
- * scim_tokens of the tenant database; the caller owns the transaction).
+ * The parts that touch a database: the SCIM bearer tokens and the
+ * externalId of groups (tables scim_tokens and scim_group_external_ids of
+ * the tenant database; the caller owns the transaction).
  *
  * Untrusted input: filters, paths and PATCH bodies come from provisioning
  * clients. Every parser bounds its input (GH_SCIM_FILTER_MAX bytes,
@@ -165,5 +166,19 @@ gh_err gh_scim_token_list(struct gh_db *db,
  * revoked already. */
 gh_err gh_scim_token_revoke(struct gh_db *db, const char *id,
     char name_out[static GH_SCIM_TOKEN_NAME_MAX + 1]) GH_MUST_CHECK;
+
+/* ---- externalId of groups ------------------------------------------------------ */
+
+#define GH_SCIM_EXTERNAL_ID_MAX 256	/* bytes */
+
+/* 1..GH_SCIM_EXTERNAL_ID_MAX bytes of UTF-8. */
+bool gh_scim_external_id_valid(const char *s);
+/* The externalId of group_id, "" when none. */
+gh_err gh_scim_group_external_id_get(struct gh_db *db, const char *group_id,
+    char out[static GH_SCIM_EXTERNAL_ID_MAX + 1]) GH_MUST_CHECK;
+/* Sets it, or clears it when external_id is NULL. GH_ERR_INVALID when
+ * not gh_scim_external_id_valid. */
+gh_err gh_scim_group_external_id_set(struct gh_db *db, const char *group_id,
+    const char *external_id) GH_MUST_CHECK;
 
 #endif

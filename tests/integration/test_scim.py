@@ -378,7 +378,17 @@ def test_groups_entra_and_okta(server, scim):
     assert r.status_code == 201, r.text
     g = r.json()
     assert g["displayName"] == "Ops Team" and g["members"] == []
+    assert g["externalId"] == "g-1"
     assert r.headers["Location"].endswith(f"/Groups/{g['id']}")
+    r = scim.patch(f"/Groups/{g['id']}", [
+        {"op": "replace", "path": "externalId", "value": "g-2"}])
+    assert r.status_code == 200 and r.json()["externalId"] == "g-2"
+    assert server.query("SELECT external_id FROM scim_group_external_ids "
+                        "WHERE group_id = ?", (g["id"],)) == [
+        {"external_id": "g-2"}]
+    scim_error(scim.patch(f"/Groups/{g['id']}", [
+        {"op": "replace", "path": "externalId", "value": 7}]),
+        400, "invalidValue")
     # Entra: add members with a path.
     r = scim.patch(f"/Groups/{g['id']}", [
         {"op": "Add", "path": "members", "value": [{"value": a}, {"value": b}]}])
@@ -408,6 +418,7 @@ def test_groups_entra_and_okta(server, scim):
                                         "displayName": "Ops",
                                         "members": [{"value": a}]})
     assert r.status_code == 200 and [m["value"] for m in r.json()["members"]] == [a]
+    assert "externalId" not in r.json()  # PUT without it clears it
     r = scim.get(f"/Groups/{g['id']}", params={"excludedAttributes": "members"})
     assert "members" not in r.json()
     r = scim.get("/Groups", params={"filter": f'members.value eq "{a}"'})
@@ -425,6 +436,8 @@ def test_groups_entra_and_okta(server, scim):
     assert scim.delete(f"/Groups/{g['id']}").status_code == 204
     scim_error(scim.get(f"/Groups/{g['id']}"), 404)
     assert "group.delete" in audit_actions(server, g["id"])
+    assert server.query("SELECT count(*) AS n FROM scim_group_external_ids")[
+        0]["n"] == 0
 
 
 @pytest.mark.parametrize("flt,kind", [

@@ -13,3 +13,10 @@ CREATE TABLE scim_tokens (
     last_used_at BIGINT,
     revoked_at BIGINT
 );
+
+-- The externalId an identity provider gave a group (users keep theirs in
+-- the custom attribute scim_external_id). It goes with its group.
+CREATE TABLE scim_group_external_ids (
+    group_id TEXT PRIMARY KEY REFERENCES groups (id) ON DELETE CASCADE,
+    external_id TEXT NOT NULL
+);
