@@ -1841,6 +1841,43 @@ out:
 	ctx_close(&ctx);
 }
 
+/* One entry of a discovery list by its id; 404 when none. */
+static void
+discovery_one(void *app, struct gh_http_req *req, json_t *(*all)(void))
+{
+	const char *id = gh_http_req_param(req, "id");
+	struct api_ctx ctx;
+	json_t *items, *e, *found = NULL;
+	size_t i;
+
+	if (!scim_open(app, req, &ctx))
+		return;
+	items = all();
+	json_array_foreach(items, i, e) {
+		if (id != NULL && strcmp(json_string_value(json_object_get(e,
+		    "id")), id) == 0)
+			found = json_incref(e);
+	}
+	json_decref(items);
+	if (found == NULL)
+		scim_error(req, 404, NULL, "No such resource.");
+	else
+		scim_respond(req, 200, found);
+	ctx_close(&ctx);
+}
+
+static void
+h_resource_type(void *app, struct gh_http_req *req)
+{
+	discovery_one(app, req, resource_types);
+}
+
+static void
+h_schema(void *app, struct gh_http_req *req)
+{
+	discovery_one(app, req, schemas);
+}
+
 gh_err
 routes_scim(struct gh_http_router *r)
 {
@@ -1848,6 +1885,8 @@ routes_scim(struct gh_http_router *r)
 		{ "GET", "/o/{org}/scim/v2/ServiceProviderConfig", h_spc },
 		{ "GET", "/o/{org}/scim/v2/ResourceTypes", h_resource_types },
 		{ "GET", "/o/{org}/scim/v2/Schemas", h_schemas },
+		{ "GET", "/o/{org}/scim/v2/ResourceTypes/{id}", h_resource_type },
+		{ "GET", "/o/{org}/scim/v2/Schemas/{id}", h_schema },
 		{ "GET", "/o/{org}/scim/v2/Users", h_users_list },
 		{ "POST", "/o/{org}/scim/v2/Users", h_users_create },
 		{ "GET", "/o/{org}/scim/v2/Users/{id}", h_user_get },

@@ -134,6 +134,14 @@ def test_discovery(scim):
     assert {x["id"] for x in rt["Resources"]} == {"User", "Group"}
     sc = scim.get("/Schemas").json()
     assert {x["id"] for x in sc["Resources"]} == {USER, GROUP, ENT}
+    r = scim.get("/ResourceTypes/User")
+    assert r.status_code == 200 and r.json()["schemaExtensions"][0][
+        "schema"] == ENT
+    r = scim.get(f"/Schemas/{ENT}")
+    assert r.status_code == 200
+    assert "department" in {a["name"] for a in r.json()["attributes"]}
+    scim_error(scim.get("/Schemas/urn:nope"), 404)
+    scim_error(scim.get("/ResourceTypes/Widget"), 404)
 
 
 def test_entra_user_lifecycle(server, scim):
