@@ -1,5 +1,6 @@
 /* fuzz_scim_filter.c: libFuzzer target for the SCIM filter and PATCH path
- * parsers and the filter evaluator. */
+ * parsers, the filter evaluator, and PATCH applied with the input as the
+ * path of each kind of operation. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 	} else if (p != NULL) {
 		__builtin_trap();
+	}
+	if (gh_utf8_valid(s, size)) {
+		static const char *const kinds[] = { "add", "replace", "remove" };
+		const char *type;
+
+		for (size_t i = 0; i < 3; i++) {
+			json_t *ops = json_pack("[{s:s, s:s, s:[{s:s}]}]", "op",
+			    kinds[i], "path", s, "value", "value", "x");
+
+			if (ops != NULL && gh_scim_patch_apply(r, ops, msg,
+			    sizeof msg, &type) != GH_OK && type == NULL)
+				__builtin_trap();
+			json_decref(ops);
+		}
 	}
 	gh_scim_filter_free(f);
 	gh_scim_path_free(p);

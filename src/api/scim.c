@@ -1449,9 +1449,13 @@ group_write(void *app, struct gh_http_req *req, bool patch)
 	if (patch) {
 		err = gh_scim_patch_apply(cur, gh_scim_get_ci(body,
 		    "Operations"), msg, sizeof msg, &type);
-		if (err != GH_OK) {
+		if (err == GH_ERR_INVALID || err == GH_ERR_LIMIT) {
 			gh_db_rollback(ctx.db);
 			scim_error(req, 400, type, "%s", msg);
+			goto out;
+		}
+		if (err != GH_OK) {
+			scim_finish(&ctx, err);
 			goto out;
 		}
 		next = cur;
