@@ -40,7 +40,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	}
 	if (gh_utf8_valid(s, size)) {
-		static const char *const kinds[] = { "add", "replace", "remove" };
+		static const char *const kinds[] = { "add", "replace",
+			"remove" };
 		const char *type;
 
 		for (size_t i = 0; i < 3; i++) {

@@ -30,7 +30,7 @@
 #define SCIM_SCAN_MAX 5000	/* resources a non-indexed filter may scan */
 #define SCIM_MEMBERS_MAX 10000	/* members of a group in one resource */
 
-/* ---- responses --------------------------------------------------------------- */
+/* ---- responses --------------------------------------------------------- */
 
 static void
 scim_respond(struct gh_http_req *req, unsigned status, json_t *body)
@@ -81,7 +81,8 @@ scim_err(struct gh_http_req *req, gh_err err)
 		scim_error(req, 409, "uniqueness", "The value is taken.");
 		break;
 	case GH_ERR_INVALID:
-		scim_error(req, 400, "invalidValue", "The request is not valid.");
+		scim_error(req, 400, "invalidValue",
+		    "The request is not valid.");
 		break;
 	case GH_ERR_DENIED:
 		scim_error(req, 503, NULL, "The organisation's keys are "
@@ -117,7 +118,7 @@ scim_finish(struct api_ctx *ctx, gh_err err)
 	return false;
 }
 
-/* ---- authentication ------------------------------------------------------------ */
+/* ---- authentication ---------------------------------------------------- */
 
 /* ctx_open, then the bearer token: a SCIM token, or an API token of an
  * active owner or admin. On failure it has answered and closed. */
@@ -198,7 +199,7 @@ scim_body(struct gh_http_req *req)
 	return b;
 }
 
-/* ---- meta and versions ------------------------------------------------------------ */
+/* ---- meta and versions ------------------------------------------------- */
 
 static void
 location(struct api_ctx *ctx, const char *kind, const char *id,
@@ -214,7 +215,8 @@ add_meta(struct api_ctx *ctx, json_t *r, const char *type, const char *kind,
     const char *id, int64_t created, int64_t updated)
 {
 	uint8_t md[GH_SHA256_LEN];
-	char hex[2 * GH_SHA256_LEN + 1], ver[2 * GH_SHA256_LEN + 8], loc[512], c[25], u[25];
+	char hex[2 * GH_SHA256_LEN + 1], ver[2 * GH_SHA256_LEN + 8];
+	char loc[512], c[25], u[25];
 	char *s;
 
 	s = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
@@ -272,7 +274,7 @@ respond_resource(struct api_ctx *ctx, unsigned status, json_t *r)
 	scim_respond(ctx->req, status, r);
 }
 
-/* ---- users: mapping ------------------------------------------------------------ */
+/* ---- users: mapping ---------------------------------------------------- */
 
 /*
  * SCIM attributes kept as custom user attributes. A definition that does
@@ -520,8 +522,8 @@ ensure_defs(struct api_ctx *ctx, json_t *attrs)
 		if (err == GH_OK)
 			err = gh_identity_attr_def_insert(ctx->db, &d);
 		if (err == GH_OK) {
-			changes = json_pack("{s:s, s:s, s:s}", "name", k, "type",
-			    "string", "reason", "scim");
+			changes = json_pack("{s:s, s:s, s:s}", "name", k,
+			    "type", "string", "reason", "scim");
 			err = gh_audit_append(ctx->db, &ctx->actor,
 			    "attribute.create", "attribute", d.id, changes);
 			json_decref(changes);
@@ -682,7 +684,7 @@ out:
 	gh_wipe(&before, sizeof before);
 }
 
-/* ---- users: routes ---------------------------------------------------------------- */
+/* ---- users: routes ----------------------------------------------------- */
 
 static void
 h_user_get(void *app, struct gh_http_req *req)
@@ -882,7 +884,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- lists ------------------------------------------------------------------------ */
+/* ---- lists ------------------------------------------------------------- */
 
 struct page {
 	int64_t start;		/* 1-based */
@@ -1017,9 +1019,10 @@ list(struct api_ctx *ctx, const struct page *pg, const char *table,
 		err = ids_page(ctx->db, table, 0, SCIM_SCAN_MAX + 1, ids,
 		    &total);
 		if (err == GH_OK && total > SCIM_SCAN_MAX) {
-			scim_error(ctx->req, 400, "tooMany", "This filter would "
-			    "scan more than %d resources; filter on an indexed "
-			    "attribute (see the docs).", SCIM_SCAN_MAX);
+			scim_error(ctx->req, 400, "tooMany", "This filter "
+			    "would scan more than %d resources; filter on an "
+			    "indexed attribute (see the docs).",
+			    SCIM_SCAN_MAX);
 			goto out;
 		}
 	}
@@ -1102,7 +1105,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- groups ---------------------------------------------------------------------- */
+/* ---- groups ------------------------------------------------------------ */
 
 static gh_err
 group_members(struct api_ctx *ctx, const char *group_id, json_t *out)
@@ -1148,8 +1151,9 @@ group_resource(struct api_ctx *ctx, const struct gh_group *g, json_t **out)
 	gh_err err;
 
 	*out = NULL;
-	r = json_pack("{s:[s], s:s, s:s, s:[]}", "schemas", GH_SCIM_SCHEMA_GROUP,
-	    "id", g->id, "displayName", g->name, "members");
+	r = json_pack("{s:[s], s:s, s:s, s:[]}", "schemas",
+	    GH_SCIM_SCHEMA_GROUP, "id", g->id, "displayName", g->name,
+	    "members");
 	if (r == NULL)
 		return GH_ERR_NOMEM;
 	members = json_object_get(r, "members");
@@ -1300,7 +1304,8 @@ group_ext(struct api_ctx *ctx, json_t *r, const char **out)
 	json_t *v = gh_scim_get_ci(r, "externalId");
 
 	*out = json_string_value(v);
-	if (v == NULL || json_is_null(v) || (*out != NULL && (*out)[0] == '\0')) {
+	if (v == NULL || json_is_null(v) ||
+	    (*out != NULL && (*out)[0] == '\0')) {
 		*out = NULL;
 		return true;
 	}
@@ -1599,7 +1604,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- discovery ---------------------------------------------------------------------- */
+/* ---- discovery --------------------------------------------------------- */
 
 static void
 h_spc(void *app, struct gh_http_req *req)
@@ -1713,7 +1718,7 @@ h_schemas(void *app, struct gh_http_req *req)
 	ctx_close(&ctx);
 }
 
-/* ---- SCIM tokens (admin API) ------------------------------------------------------ */
+/* ---- SCIM tokens (admin API) ------------------------------------------- */
 
 static json_t *
 scim_token_json(const struct gh_scim_token *t)
@@ -1889,7 +1894,8 @@ routes_scim(struct gh_http_router *r)
 		{ "GET", "/o/{org}/scim/v2/ServiceProviderConfig", h_spc },
 		{ "GET", "/o/{org}/scim/v2/ResourceTypes", h_resource_types },
 		{ "GET", "/o/{org}/scim/v2/Schemas", h_schemas },
-		{ "GET", "/o/{org}/scim/v2/ResourceTypes/{id}", h_resource_type },
+		{ "GET", "/o/{org}/scim/v2/ResourceTypes/{id}",
+		    h_resource_type },
 		{ "GET", "/o/{org}/scim/v2/Schemas/{id}", h_schema },
 		{ "GET", "/o/{org}/scim/v2/Users", h_users_list },
 		{ "POST", "/o/{org}/scim/v2/Users", h_users_create },

@@ -396,7 +396,8 @@ gh_scim_path_parse(const char *s, struct gh_scim_path **out, char *msg,
 	if (p.pos < p.len && p.s[p.pos] == '[') {
 		if (strchr(path->attr, '.') != NULL &&
 		    strncasecmp(path->attr, "urn:", 4) != 0) {
-			err = fail(&p, GH_ERR_INVALID, "filter on a sub-attribute");
+			err = fail(&p, GH_ERR_INVALID,
+			    "filter on a sub-attribute");
 			goto out;
 		}
 		p.pos++;
@@ -438,7 +439,7 @@ gh_scim_path_free(struct gh_scim_path *path)
 	free(path);
 }
 
-/* ---- evaluation ------------------------------------------------------------ */
+/* ---- evaluation -------------------------------------------------------- */
 
 json_t *
 gh_scim_get_ci(json_t *obj, const char *key)

@@ -45,8 +45,8 @@ gh_scim_group_external_id_set(struct gh_db *db, const char *group_id,
     const char *external_id)
 {
 	if (external_id == NULL)
-		return gh_db_run(db, "DELETE FROM scim_group_external_ids WHERE "
-		    "group_id = ?", "t", group_id);
+		return gh_db_run(db, "DELETE FROM scim_group_external_ids "
+		    "WHERE group_id = ?", "t", group_id);
 	if (!gh_scim_external_id_valid(external_id))
 		return GH_ERR_INVALID;
 	return gh_db_run(db, "INSERT INTO scim_group_external_ids (group_id, "

@@ -76,7 +76,8 @@ child_obj(json_t *obj, const char *key, bool create)
 static bool
 same_element(json_t *a, json_t *b)
 {
-	json_t *av = gh_scim_get_ci(a, "value"), *bv = gh_scim_get_ci(b, "value");
+	json_t *av = gh_scim_get_ci(a, "value");
+	json_t *bv = gh_scim_get_ci(b, "value");
 
 	if (json_is_object(a) && json_is_object(b) && av != NULL && bv != NULL)
 		return json_equal(av, bv);
@@ -104,7 +105,8 @@ append_new(json_t *arr, json_t *value)
 	bool dup;
 
 	if (!json_is_array(value))
-		return json_array_append(arr, value) == 0 ? GH_OK : GH_ERR_NOMEM;
+		return json_array_append(arr, value) == 0 ? GH_OK :
+		    GH_ERR_NOMEM;
 	json_array_foreach(value, i, e) {
 		dup = false;
 		json_array_foreach(arr, j, f) {
@@ -275,7 +277,8 @@ apply_path(struct patch *pt, json_t *resource, enum op_kind op,
 		const char *dot = strchr(rest, '.');
 		size_t n = dot ? (size_t)(dot - rest) : strlen(rest);
 
-		if (n >= sizeof name || (dot && strlen(dot + 1) >= sizeof sub)) {
+		if (n >= sizeof name ||
+		    (dot && strlen(dot + 1) >= sizeof sub)) {
 			err = bad(pt, "invalidPath", "%s: too long", "path");
 			goto out;
 		}

@@ -132,7 +132,7 @@ gh_err gh_scim_patch_apply(json_t *resource, json_t *operations, char *msg,
 /* Member of obj named key ignoring ASCII case, or NULL (borrowed). */
 json_t *gh_scim_get_ci(json_t *obj, const char *key);
 
-/* ---- SCIM bearer tokens ------------------------------------------------------ */
+/* ---- SCIM bearer tokens ------------------------------------------------ */
 
 #define GH_SCIM_TOKEN_PREFIX "ghs_"
 #define GH_SCIM_TOKEN_LEN 47		/* "ghs_" + base64url of 32 bytes */
@@ -167,7 +167,7 @@ gh_err gh_scim_token_list(struct gh_db *db,
 gh_err gh_scim_token_revoke(struct gh_db *db, const char *id,
     char name_out[static GH_SCIM_TOKEN_NAME_MAX + 1]) GH_MUST_CHECK;
 
-/* ---- externalId of groups ------------------------------------------------------ */
+/* ---- externalId of groups ---------------------------------------------- */
 
 #define GH_SCIM_EXTERNAL_ID_MAX 256	/* bytes */
 

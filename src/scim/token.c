@@ -180,7 +180,7 @@ gh_scim_token_revoke(struct gh_db *db, const char *id, char name_out[static
 	if (err == GH_OK && !row)
 		err = GH_ERR_NOTFOUND;
 	if (err == GH_OK)
-		err = gh_db_run(db, "UPDATE scim_tokens SET revoked_at = ? WHERE "
-		    "id = ?", "it", gh_now_ms(), id);
+		err = gh_db_run(db, "UPDATE scim_tokens SET revoked_at = ? "
+		    "WHERE id = ?", "it", gh_now_ms(), id);
 	return err;
 }
