@@ -245,6 +245,7 @@ gh_err policy_session_limits(struct api_ctx *ctx, const char *user_id,
 gh_err policy_sessions_trim(struct api_ctx *ctx, const char *user_id,
     int64_t max) GH_MUST_CHECK;
 gh_err routes_rbac(struct gh_http_router *r);
+gh_err routes_scim(struct gh_http_router *r);
 
 /* Writes the notice that an audited action on user_id's MFA owes that
  * user (src/api/notices.c), in the caller's transaction: recovery code

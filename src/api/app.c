@@ -88,6 +88,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_apps(r);
 	if (err == GH_OK)
 		err = routes_rules(r);
+	if (err == GH_OK)
+		err = routes_scim(r);
 	return err;
 }
 

@@ -129,6 +129,11 @@ const char *gh_http_req_body(const struct gh_http_req *req, size_t *len_out);
 gh_err gh_http_req_json(struct gh_http_req *req, json_t **out, char *errmsg,
     size_t errmsg_cap) GH_MUST_CHECK;
 
+/* gh_http_req_json that also accepts the media type alt (e.g.
+ * "application/scim+json", RFC 7644 section 3.1). */
+gh_err gh_http_req_json_alt(struct gh_http_req *req, const char *alt,
+    json_t **out, char *errmsg, size_t errmsg_cap) GH_MUST_CHECK;
+
 /* Form field from an application/x-www-form-urlencoded body, or NULL (also
  * NULL when the body is not such a form). */
 const char *gh_http_req_form(struct gh_http_req *req, const char *name);

@@ -636,6 +636,23 @@ gh_http_req_json(struct gh_http_req *req, json_t **out, char *errmsg,
 	    out, errmsg, errmsg_cap);
 }
 
+gh_err
+gh_http_req_json_alt(struct gh_http_req *req, const char *alt, json_t **out,
+    char *errmsg, size_t errmsg_cap)
+{
+	const char *ct = gh_http_req_header(req, "Content-Type");
+
+	*out = NULL;
+	if (!gh_http_media_type_is(ct, "application/json") &&
+	    !gh_http_media_type_is(ct, alt)) {
+		snprintf(errmsg, errmsg_cap,
+		    "Content-Type must be application/json or %s", alt);
+		return GH_ERR_INVALID;
+	}
+	return gh_http_json_parse(gh_buf_cstr(&req->body), req->body.len,
+	    out, errmsg, errmsg_cap);
+}
+
 const char *
 gh_http_req_form(struct gh_http_req *req, const char *name)
 {
