@@ -18,23 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The list's "limit" query argument (default 50). */
 static bool
 query_limit(struct gh_http_req *req, int max, int *out)
 {
-	const char *s = gh_http_req_query(req, "limit");
-	char *end;
-	long v;
+	int64_t v;
 
-	*out = 50;
-	if (s == NULL)
-		return true;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 1 || v > max) {
-		respond_invalid(req, "limit: must be an integer from 1 to %d",
-		    max);
+	if (!query_int(req, "limit", 1, max, 50, &v))
 		return false;
-	}
 	*out = (int)v;
 	return true;
 }
