@@ -50,7 +50,8 @@ deps-run:
 	@scripts/install-deps.sh run
 
 # The browser tests' playwright-core (tests/browser/package-lock.json); it
-# drives Debian's chromium and never downloads a browser.
+# drives Debian's chromium and never downloads a browser. The same lock holds
+# scimmy, the third-party SCIM implementation of test_scim_conformance.py.
 deps-test:
 	@scripts/install-deps.sh test
 	@npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
