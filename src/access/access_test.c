@@ -18,20 +18,6 @@
 #include "identity/identity.h"
 #include "store/testing.h"
 
-static int
-setup(void **state)
-{
-	*state = gh_test_tenant_new("access", NULL);
-	return *state == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static struct gh_user
 add_user(struct gh_db *db, const char *name)
 {
@@ -417,25 +403,15 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_app_names_kinds_and_roles_are_validated),
-		cmocka_unit_test_setup_teardown(
-		    test_app_names_are_unique_ignoring_case, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_roles_conflict_and_cannot_go_while_used, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_group_assignment_reaches_child_group_members, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_compile_binds_attributes_and_groups, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rules_grant_and_take_back_apps, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rule_memberships_never_undo_an_admins, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rules_chain_through_group_membership, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing,
-		    setup, teardown),
+		GH_TEST_TENANT(test_app_names_are_unique_ignoring_case),
+		GH_TEST_TENANT(test_roles_conflict_and_cannot_go_while_used),
+		GH_TEST_TENANT(
+		    test_group_assignment_reaches_child_group_members),
+		GH_TEST_TENANT(test_compile_binds_attributes_and_groups),
+		GH_TEST_TENANT(test_rules_grant_and_take_back_apps),
+		GH_TEST_TENANT(test_rule_memberships_never_undo_an_admins),
+		GH_TEST_TENANT(test_rules_chain_through_group_membership),
+		GH_TEST_TENANT(test_dry_run_changes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

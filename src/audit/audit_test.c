@@ -11,20 +11,6 @@
 #include "audit/audit.h"
 #include "store/testing.h"
 
-static int
-setup(void **state)
-{
-	*state = gh_test_tenant_new("audit", NULL);
-	return *state == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static const struct gh_audit_actor actor = { "user", "u1", "127.0.0.1",
 	"req1" };
 
@@ -134,14 +120,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_events_list_newest_first_with_cursor, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_filters_select_matching_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rolled_back_change_leaves_no_event, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_signins_are_recorded_and_filtered, setup, teardown),
+		GH_TEST_TENANT(test_events_list_newest_first_with_cursor),
+		GH_TEST_TENANT(test_filters_select_matching_events),
+		GH_TEST_TENANT(test_rolled_back_change_leaves_no_event),
+		GH_TEST_TENANT(test_signins_are_recorded_and_filtered),
 	};
 
 	return cmocka_run_group_tests_name("audit", tests, NULL, NULL);

@@ -21,31 +21,8 @@
 #include "auth/auth_int.h"
 #include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-
-static int
-setup(void **state)
-{
-	struct gh_test_tenant *t = gh_test_tenant_new("approval", TEST_ORG);
-
-	if (t == NULL)
-		return -1;
-	*state = t;
-	assert_int_equal(gh_test_user_insert(t->db, TEST_USER, "alice",
-	    "member", NULL), GH_OK);
-	assert_int_equal(gh_test_user_insert(t->db, OTHER_USER, "bob",
-	    "member", NULL), GH_OK);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 
 static void
 pending_new(struct gh_test_tenant *f, const char *user,
@@ -348,24 +325,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_create_gives_a_two_digit_number_and_a_hashed_qr_secret,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_refuses_misuse,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_right_number_approves_once,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_three_wrong_numbers_deny,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qr_proof_needs_no_number,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_deny_and_expiry_end_a_request, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_list_shows_only_the_users_undecided_live_requests,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_sessions_carry_their_mfa_mark, setup, teardown),
+		GH_TEST_TENANT_USERS(
+		  test_create_gives_a_two_digit_number_and_a_hashed_qr_secret),
+		GH_TEST_TENANT_USERS(test_create_refuses_misuse),
+		GH_TEST_TENANT_USERS(test_right_number_approves_once),
+		GH_TEST_TENANT_USERS(test_three_wrong_numbers_deny),
+		GH_TEST_TENANT_USERS(test_qr_proof_needs_no_number),
+		GH_TEST_TENANT_USERS(test_deny_and_expiry_end_a_request),
+		GH_TEST_TENANT_USERS(
+		    test_list_shows_only_the_users_undecided_live_requests),
+		GH_TEST_TENANT_USERS(test_sessions_carry_their_mfa_mark),
 	};
 
 	return cmocka_run_group_tests_name("auth_approval", tests, NULL, NULL);

@@ -21,9 +21,8 @@
 #include "auth/auth_int.h"
 #include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define MINUTE (60LL * 1000)
 #define HOUR (60 * MINUTE)
 
@@ -483,28 +482,6 @@ test_policy_checks_in_the_documented_order(void **state)
 
 /* ---- a tenant database ------------------------------------------------------ */
 
-static int
-db_setup(void **state)
-{
-	struct gh_test_tenant *t = gh_test_tenant_new("auth", TEST_ORG);
-
-	if (t == NULL)
-		return -1;
-	*state = t;
-	assert_int_equal(gh_test_user_insert(t->db, TEST_USER, "alice",
-	    "member", "x@example.com"), GH_OK);
-	assert_int_equal(gh_test_user_insert(t->db, OTHER_USER, "bob",
-	    "member", "x@example.com"), GH_OK);
-	return 0;
-}
-
-static int
-db_teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static void
 shift_session(struct gh_db *db, const char *id, const char *column,
     int64_t by_ms)
@@ -884,7 +861,7 @@ test_api_token_of_a_disabled_user_is_refused(void **state)
 	assert_int_equal(gh_auth_api_token_check(f->db, token, &found), GH_OK);
 }
 
-#define DB_TEST(fn) cmocka_unit_test_setup_teardown(fn, db_setup, db_teardown)
+#define DB_TEST(fn) GH_TEST_TENANT_USERS(fn)
 
 int
 main(void)

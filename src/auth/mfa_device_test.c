@@ -18,32 +18,9 @@
 #include "auth/auth_int.h"
 #include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define DAY (86400000LL)
-
-static int
-setup(void **state)
-{
-	struct gh_test_tenant *t = gh_test_tenant_new("mfa-device", TEST_ORG);
-
-	if (t == NULL)
-		return -1;
-	*state = t;
-	assert_int_equal(gh_test_user_insert(t->db, TEST_USER, "alice",
-	    "member", NULL), GH_OK);
-	assert_int_equal(gh_test_user_insert(t->db, OTHER_USER, "bob",
-	    "member", NULL), GH_OK);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
 
 static void
 count_device(const struct gh_mfa_device *d, void *arg)
@@ -261,18 +238,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_device_token_is_stored_only_as_its_digest, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_device_check_refuses_other_user_wrong_token_and_old_rows,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_devices_revoke_one_all_and_on_mfa_reset, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_remembering_again_replaces_the_browsers_row, setup,
-		    teardown),
+		GH_TEST_TENANT_USERS(
+		    test_device_token_is_stored_only_as_its_digest),
+		GH_TEST_TENANT_USERS(
+		  test_device_check_refuses_other_user_wrong_token_and_old_rows),
+		GH_TEST_TENANT_USERS(
+		    test_devices_revoke_one_all_and_on_mfa_reset),
+		GH_TEST_TENANT_USERS(
+		    test_remembering_again_replaces_the_browsers_row),
 		cmocka_unit_test(
 		    test_policy_methods_and_remember_days_are_validated),
 	};

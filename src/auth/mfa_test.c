@@ -20,9 +20,9 @@
 #include "kms/kms.h"
 #include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_ORG GH_TEST_ORG
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define STEP_MS (GH_MFA_TOTP_STEP_S * 1000LL)
 
 /* The tenant, and a file-provider kms with keys for TEST_ORG. */
@@ -74,16 +74,20 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
+	void *t = NULL;
 
 	*state = f;
-	if (f == NULL || (f->t = gh_test_tenant_new("mfa", TEST_ORG)) == NULL ||
-	    kms_open(f) != GH_OK) {
+	if (f == NULL || gh_test_tenant_setup_users(&t) != 0) {
+		free(f);
+		*state = NULL;
+		return -1;
+	}
+	f->t = t;
+	f->db = f->t->db;
+	if (kms_open(f) != GH_OK) {
 		teardown(state);
 		return -1;
 	}
-	f->db = f->t->db;
-	insert_user(f->db, TEST_USER, "alice");
-	insert_user(f->db, OTHER_USER, "bob");
 	return 0;
 }
 

@@ -20,32 +20,9 @@
 #include "auth/webauthn.h"
 #include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define NOW 1700000000000LL
-
-static int
-setup(void **state)
-{
-	struct gh_test_tenant *t = gh_test_tenant_new("wa-store", TEST_ORG);
-
-	if (t == NULL)
-		return -1;
-	*state = t;
-	assert_int_equal(gh_test_user_insert(t->db, TEST_USER, "alice",
-	    "member", NULL), GH_OK);
-	assert_int_equal(gh_test_user_insert(t->db, OTHER_USER, "bob",
-	    "member", NULL), GH_OK);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
 
 static void
 test_challenge_is_single_use(void **state)
@@ -247,19 +224,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_challenge_is_single_use,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_challenge_refuses_expiry_purpose_user_and_misuse,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_user_handle_is_stable_and_per_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_credentials_belong_to_their_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_counter_moves_only_forward,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_webauthn_credential_makes_mfa_needed, setup, teardown),
+		GH_TEST_TENANT_USERS(test_challenge_is_single_use),
+		GH_TEST_TENANT_USERS(
+		    test_challenge_refuses_expiry_purpose_user_and_misuse),
+		GH_TEST_TENANT_USERS(test_user_handle_is_stable_and_per_user),
+		GH_TEST_TENANT_USERS(test_credentials_belong_to_their_owner),
+		GH_TEST_TENANT_USERS(test_counter_moves_only_forward),
+		GH_TEST_TENANT_USERS(test_webauthn_credential_makes_mfa_needed),
 	};
 
 	return cmocka_run_group_tests_name("auth_webauthn_store", tests, NULL,

@@ -14,20 +14,6 @@
 #include "identity/identity.h"
 #include "store/testing.h"
 
-static int
-setup(void **state)
-{
-	*state = gh_test_tenant_new("group", NULL);
-	return *state == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static struct gh_group
 add_group(struct gh_db *db, const char *name, const char *parent)
 {
@@ -311,17 +297,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_group_names_are_validated),
-		cmocka_unit_test_setup_teardown(
-		    test_group_names_are_unique_ignoring_case, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_nesting_is_one_level_without_cycles, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_delete_is_refused_while_children_exist, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_list_pages_cover_every_group_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_membership_direct_and_effective, setup, teardown),
+		GH_TEST_TENANT(test_group_names_are_unique_ignoring_case),
+		GH_TEST_TENANT(test_nesting_is_one_level_without_cycles),
+		GH_TEST_TENANT(test_delete_is_refused_while_children_exist),
+		GH_TEST_TENANT(test_list_pages_cover_every_group_once),
+		GH_TEST_TENANT(test_membership_direct_and_effective),
 	};
 
 	return cmocka_run_group_tests_name("identity_group", tests, NULL, NULL);

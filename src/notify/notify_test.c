@@ -32,13 +32,6 @@ setup(void **state)
 	return 0;
 }
 
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static void
 notify(struct gh_db *db, const char *user, const char *kind)
 {
@@ -386,14 +379,16 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_notices_are_listed_for_their_user_only, setup,
-		    teardown),
+		    test_notices_are_listed_for_their_user_only,
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_unknown_kinds_and_users_are_refused, setup, teardown),
+		    test_unknown_kinds_and_users_are_refused,
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test_setup_teardown(test_marking_read_one_then_all,
-		    setup, teardown),
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_users_without_email_get_no_mail, setup, teardown),
+		    test_users_without_email_get_no_mail,
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test(test_addresses_are_checked),
 		cmocka_unit_test(test_message_is_crlf_and_dot_stuffed),
 		cmocka_unit_test(test_non_ascii_subjects_and_bodies_are_encoded),
@@ -401,8 +396,8 @@ main(void)
 		cmocka_unit_test(test_mail_goes_through_a_relay),
 		cmocka_unit_test(test_permanent_refusal_is_denied_with_the_reply),
 		cmocka_unit_test_setup_teardown(
-		    test_drain_mails_pending_notices_and_retries_failures, setup,
-		    teardown),
+		    test_drain_mails_pending_notices_and_retries_failures,
+		    setup, gh_test_tenant_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,20 +279,6 @@ test_settings_merge_patch_removes_with_null_and_keeps_the_rest(void **state)
 	json_decref(base);
 }
 
-static int
-setup(void **state)
-{
-	*state = gh_test_tenant_new("policy", NULL);
-	return *state == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static void
 add_policy(struct gh_db *db, const char *name, int64_t prio,
     const char *settings, struct gh_policy *p)
@@ -419,9 +405,8 @@ main(void)
 		    test_mfa_and_session_overlays_only_tighten_where_set),
 		cmocka_unit_test(
 		    test_settings_merge_patch_removes_with_null_and_keeps_the_rest),
-		cmocka_unit_test_setup_teardown(
-		    test_effective_policy_merges_by_priority_with_sources,
-		    setup, teardown),
+		GH_TEST_TENANT(
+		    test_effective_policy_merges_by_priority_with_sources),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,20 +180,6 @@ test_role_names_may_not_shadow_builtins(void **state)
 
 /* ---- against a tenant database ---------------------------------------------- */
 
-static int
-setup(void **state)
-{
-	*state = gh_test_tenant_new("rbac", NULL);
-	return *state == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static void
 mk_user(struct gh_db *db, const char *name, const char *role,
     struct gh_user *u)
@@ -396,17 +382,12 @@ main(void)
 		cmocka_unit_test(test_nobody_grants_what_they_do_not_hold),
 		cmocka_unit_test(test_delegating_needs_roles_write),
 		cmocka_unit_test(test_role_names_may_not_shadow_builtins),
-		cmocka_unit_test_setup_teardown(test_legacy_roles_are_org_wide,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_user_admin_covers_effective_members_only, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_app_scopes_cover_the_apps_assigned_users_for_reading, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_custom_roles_resolve_and_refuse_deletion_while_assigned,
-		    setup, teardown),
+		GH_TEST_TENANT(test_legacy_roles_are_org_wide),
+		GH_TEST_TENANT(test_user_admin_covers_effective_members_only),
+		GH_TEST_TENANT(
+		    test_app_scopes_cover_the_apps_assigned_users_for_reading),
+		GH_TEST_TENANT(
+		  test_custom_roles_resolve_and_refuse_deletion_while_assigned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,20 +14,6 @@
 #include "scim/scim.h"
 #include "store/testing.h"
 
-static int
-setup(void **state)
-{
-	*state = gh_test_tenant_new("scim", NULL);
-	return *state == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	gh_test_tenant_free(*state);
-	return 0;
-}
-
 static void
 count_one(const struct gh_scim_token *t, void *arg)
 {
@@ -117,12 +103,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_token_checks_until_revoked,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_token_expires, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_token_misuse_is_refused,
-		    setup, teardown),
+		GH_TEST_TENANT(test_token_checks_until_revoked),
+		GH_TEST_TENANT(test_token_expires),
+		GH_TEST_TENANT(test_token_misuse_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /*
  * testing.c: the throw-away tenant database of unit tests (see testing.h).
  */
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,39 @@ gh_test_user_insert(struct gh_db *db, const char *id, const char *username,
 	return gh_db_run(db, "INSERT INTO users (id, username, username_key, "
 	    "email, state, role, created_at, updated_at) VALUES (?, ?, ?, ?, "
 	    "'active', ?, 0, 0)", "ttttt", id, username, username, email, role);
+}
+
+int
+gh_test_tenant_setup(void **state)
+{
+	*state = gh_test_tenant_new(program_invocation_short_name, NULL);
+	return *state == NULL ? -1 : 0;
+}
+
+int
+gh_test_tenant_setup_users(void **state)
+{
+	struct gh_test_tenant *t;
+
+	t = gh_test_tenant_new(program_invocation_short_name, GH_TEST_ORG);
+	*state = t;
+	if (t == NULL)
+		return -1;
+	if (gh_test_user_insert(t->db, GH_TEST_USER, "alice", "member",
+	    NULL) != GH_OK || gh_test_user_insert(t->db, GH_TEST_OTHER_USER,
+	    "bob", "member", NULL) != GH_OK) {
+		fprintf(stderr, "gh_test_tenant: inserting the users failed\n");
+		gh_test_tenant_free(t);
+		*state = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+gh_test_tenant_teardown(void **state)
+{
+	gh_test_tenant_free(*state);
+	*state = NULL;
+	return 0;
 }

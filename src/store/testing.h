@@ -29,6 +29,28 @@ struct gh_test_tenant *gh_test_tenant_new(const char *tag,
  * everything in it. NULL is a no-op. */
 void gh_test_tenant_free(struct gh_test_tenant *t);
 
+/*
+ * cmocka fixtures (int (*)(void **state)) giving each test a fresh tenant
+ * in *state, the directory tagged with the program name:
+ * gh_test_tenant_setup with a fresh org id; gh_test_tenant_setup_users with
+ * org GH_TEST_ORG and two active members, GH_TEST_USER "alice" and
+ * GH_TEST_OTHER_USER "bob"; gh_test_tenant_teardown frees either.
+ */
+#define GH_TEST_ORG "0123456789abcdef0123456789abcdef"
+#define GH_TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define GH_TEST_OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+int gh_test_tenant_setup(void **state);
+int gh_test_tenant_setup_users(void **state);
+int gh_test_tenant_teardown(void **state);
+
+/* A cmocka test entry with those fixtures (the test files include
+ * cmocka.h). */
+#define GH_TEST_TENANT(fn) cmocka_unit_test_setup_teardown(fn, \
+	gh_test_tenant_setup, gh_test_tenant_teardown)
+#define GH_TEST_TENANT_USERS(fn) cmocka_unit_test_setup_teardown(fn, \
+	gh_test_tenant_setup_users, gh_test_tenant_teardown)
+
 /* Inserts an active user row directly (no validation, created_at and
  * updated_at 0). email may be NULL. */
 gh_err gh_test_user_insert(struct gh_db *db, const char *id,
