@@ -16,42 +16,7 @@
 
 #include "access/access_int.h"
 #include "identity/identity.h"
-
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
-
-	strcpy(f->dir, "/tmp/gh-access-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(f);
-	return 0;
-}
+#include "store/testing.h"
 
 static struct gh_user
 add_user(struct gh_db *db, const char *name)
@@ -161,7 +126,7 @@ test_app_names_kinds_and_roles_are_validated(void **state)
 static void
 test_app_names_are_unique_ignoring_case(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_access_app a = add_app(f->db, "Helpdesk"), b;
 
 	assert_int_equal(gh_access_app_init(&b, "HELPDESK"), GH_OK);
@@ -175,7 +140,7 @@ test_app_names_are_unique_ignoring_case(void **state)
 static void
 test_roles_conflict_and_cannot_go_while_used(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_access_app a = add_app(f->db, "Helpdesk");
 	struct gh_user u = add_user(f->db, "ann");
 	char id[GH_ID_LEN + 1], dup[GH_ID_LEN + 1];
@@ -204,7 +169,7 @@ test_roles_conflict_and_cannot_go_while_used(void **state)
 static void
 test_group_assignment_reaches_child_group_members(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_access_app a = add_app(f->db, "Helpdesk");
 	struct gh_group parent = add_group(f->db, "Support", NULL);
 	struct gh_group child = add_group(f->db, "Support FR", parent.id);
@@ -260,7 +225,7 @@ test_group_assignment_reaches_child_group_members(void **state)
 static void
 test_compile_binds_attributes_and_groups(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_access_rule_error e;
 	struct gh_access_rule *r = NULL;
 
@@ -304,7 +269,7 @@ audit_count(struct gh_db *db, const char *action)
 static void
 test_rules_grant_and_take_back_apps(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_access_app a = add_app(f->db, "Helpdesk");
 	struct gh_access_rule_row r;
 	struct gh_user ann, bob;
@@ -346,7 +311,7 @@ test_rules_grant_and_take_back_apps(void **state)
 static void
 test_rule_memberships_never_undo_an_admins(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group staff = add_group(f->db, "Staff", NULL);
 	struct gh_access_rule_row r;
 	struct gh_user ann = add_user(f->db, "ann"), bob = add_user(f->db,
@@ -380,7 +345,7 @@ test_rule_memberships_never_undo_an_admins(void **state)
 static void
 test_rules_chain_through_group_membership(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group staff = add_group(f->db, "Staff", NULL);
 	struct gh_access_app a = add_app(f->db, "Wiki");
 	struct gh_access_rule_row r1, r2;
@@ -407,7 +372,7 @@ test_rules_chain_through_group_membership(void **state)
 static void
 test_dry_run_changes_nothing(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_access_app a = add_app(f->db, "Helpdesk");
 	struct gh_access_rule_error e;
 	struct gh_access_rule *expr = NULL;
@@ -438,25 +403,15 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_app_names_kinds_and_roles_are_validated),
-		cmocka_unit_test_setup_teardown(
-		    test_app_names_are_unique_ignoring_case, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_roles_conflict_and_cannot_go_while_used, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_group_assignment_reaches_child_group_members, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_compile_binds_attributes_and_groups, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rules_grant_and_take_back_apps, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rule_memberships_never_undo_an_admins, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rules_chain_through_group_membership, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing,
-		    setup, teardown),
+		GH_TEST_TENANT(test_app_names_are_unique_ignoring_case),
+		GH_TEST_TENANT(test_roles_conflict_and_cannot_go_while_used),
+		GH_TEST_TENANT(
+		    test_group_assignment_reaches_child_group_members),
+		GH_TEST_TENANT(test_compile_binds_attributes_and_groups),
+		GH_TEST_TENANT(test_rules_grant_and_take_back_apps),
+		GH_TEST_TENANT(test_rule_memberships_never_undo_an_admins),
+		GH_TEST_TENANT(test_rules_chain_through_group_membership),
+		GH_TEST_TENANT(test_dry_run_changes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

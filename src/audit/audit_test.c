@@ -9,42 +9,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
-
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
-
-	strcpy(f->dir, "/tmp/gh-audit-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(f);
-	return 0;
-}
+#include "store/testing.h"
 
 static const struct gh_audit_actor actor = { "user", "u1", "127.0.0.1",
 	"req1" };
@@ -62,7 +27,7 @@ static void
 test_events_list_newest_first_with_cursor(void **state)
 {
 	struct gh_audit_filter flt = { .limit = 2 };
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	int64_t next;
 	json_t *ev;
 
@@ -88,7 +53,7 @@ static void
 test_filters_select_matching_events(void **state)
 {
 	struct gh_audit_filter flt = { .limit = 50, .action = "user.update" };
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	int64_t next;
 	json_t *ev;
 
@@ -113,7 +78,7 @@ static void
 test_rolled_back_change_leaves_no_event(void **state)
 {
 	struct gh_audit_filter flt = { .limit = 50 };
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	int64_t next;
 	json_t *ev;
 
@@ -134,7 +99,7 @@ test_signins_are_recorded_and_filtered(void **state)
 		true, "ok" };
 	struct gh_signin_record bad = { NULL, "mallory", "10.0.0.2", "x",
 		false, "bad_credentials" };
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	int64_t next;
 	json_t *ev, *e;
 
@@ -155,14 +120,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_events_list_newest_first_with_cursor, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_filters_select_matching_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rolled_back_change_leaves_no_event, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_signins_are_recorded_and_filtered, setup, teardown),
+		GH_TEST_TENANT(test_events_list_newest_first_with_cursor),
+		GH_TEST_TENANT(test_filters_select_matching_events),
+		GH_TEST_TENANT(test_rolled_back_change_leaves_no_event),
+		GH_TEST_TENANT(test_signins_are_recorded_and_filtered),
 	};
 
 	return cmocka_run_group_tests_name("audit", tests, NULL, NULL);

@@ -12,7 +12,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,69 +19,14 @@
 
 #include "auth/auth.h"
 #include "auth/auth_int.h"
+#include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-
-struct fixture {
-	char dir[64];
-	struct gh_store *store;
-	struct gh_db *db;
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 
 static void
-insert_user(struct gh_db *db, const char *id, const char *name)
-{
-	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
-	    "username_key, state, role, created_at, updated_at) VALUES "
-	    "(?, ?, ?, 'active', 'member', 0, 0)", "ttt", id, name, name),
-	    GH_OK);
-}
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/gh_approval_test.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	if (gh_store_open(f->dir, true, &f->store) != GH_OK)
-		return -1;
-	if (gh_store_tenant(f->store, TEST_ORG, "eu", true, &f->db) != GH_OK)
-		return -1;
-	insert_user(f->db, TEST_USER, "alice");
-	insert_user(f->db, OTHER_USER, "bob");
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	if (f == NULL)
-		return 0;
-	gh_db_release(f->db);
-	gh_store_free(f->store);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static void
-pending_new(struct fixture *f, const char *user, struct gh_mfa_pending *p)
+pending_new(struct gh_test_tenant *f, const char *user,
+    struct gh_mfa_pending *p)
 {
 	char token[GH_TOKEN_LEN + 1];
 
@@ -92,7 +36,7 @@ pending_new(struct fixture *f, const char *user, struct gh_mfa_pending *p)
 }
 
 static void
-ask(struct fixture *f, const char *user, struct gh_approval *a,
+ask(struct gh_test_tenant *f, const char *user, struct gh_approval *a,
     char code[static GH_TOKEN_LEN + 1])
 {
 	struct gh_mfa_pending p;
@@ -103,7 +47,7 @@ ask(struct fixture *f, const char *user, struct gh_approval *a,
 }
 
 static int64_t
-count_rows(struct fixture *f)
+count_rows(struct gh_test_tenant *f)
 {
 	struct gh_stmt *st = NULL;
 	int64_t n = -1;
@@ -120,7 +64,7 @@ count_rows(struct fixture *f)
 static void
 test_create_gives_a_two_digit_number_and_a_hashed_qr_secret(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1], code2[GH_TOKEN_LEN + 1];
 	struct gh_approval a, b, c;
 	struct gh_mfa_pending p;
@@ -185,7 +129,7 @@ test_create_gives_a_two_digit_number_and_a_hashed_qr_secret(void **state)
 static void
 test_create_refuses_misuse(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1];
 	struct gh_mfa_pending p;
 	struct gh_approval a;
@@ -209,7 +153,7 @@ test_create_refuses_misuse(void **state)
 static void
 test_right_number_approves_once(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1];
 	struct gh_approval a, out;
 	int64_t now = gh_now_ms();
@@ -238,7 +182,7 @@ test_right_number_approves_once(void **state)
 static void
 test_three_wrong_numbers_deny(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1];
 	struct gh_approval a, out;
 	int64_t now = gh_now_ms();
@@ -267,7 +211,7 @@ test_three_wrong_numbers_deny(void **state)
 static void
 test_qr_proof_needs_no_number(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1];
 	struct gh_approval a, out;
 
@@ -280,7 +224,7 @@ test_qr_proof_needs_no_number(void **state)
 static void
 test_deny_and_expiry_end_a_request(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1];
 	struct gh_approval a, b, out;
 	struct gh_mfa_pending p;
@@ -319,7 +263,7 @@ count_one(const struct gh_approval *a, void *arg)
 static void
 test_list_shows_only_the_users_undecided_live_requests(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char code[GH_TOKEN_LEN + 1];
 	struct gh_approval a, b, c, out;
 	int64_t now = gh_now_ms();
@@ -346,7 +290,7 @@ test_list_shows_only_the_users_undecided_live_requests(void **state)
 static void
 test_sessions_carry_their_mfa_mark(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_session_limits lim = { 3600 * 1000, 600 * 1000 };
 	char token[GH_TOKEN_LEN + 1];
 	struct gh_session s, chk;
@@ -381,24 +325,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_create_gives_a_two_digit_number_and_a_hashed_qr_secret,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_refuses_misuse,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_right_number_approves_once,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_three_wrong_numbers_deny,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_qr_proof_needs_no_number,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_deny_and_expiry_end_a_request, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_list_shows_only_the_users_undecided_live_requests,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_sessions_carry_their_mfa_mark, setup, teardown),
+		GH_TEST_TENANT_USERS(
+		  test_create_gives_a_two_digit_number_and_a_hashed_qr_secret),
+		GH_TEST_TENANT_USERS(test_create_refuses_misuse),
+		GH_TEST_TENANT_USERS(test_right_number_approves_once),
+		GH_TEST_TENANT_USERS(test_three_wrong_numbers_deny),
+		GH_TEST_TENANT_USERS(test_qr_proof_needs_no_number),
+		GH_TEST_TENANT_USERS(test_deny_and_expiry_end_a_request),
+		GH_TEST_TENANT_USERS(
+		    test_list_shows_only_the_users_undecided_live_requests),
+		GH_TEST_TENANT_USERS(test_sessions_carry_their_mfa_mark),
 	};
 
 	return cmocka_run_group_tests_name("auth_approval", tests, NULL, NULL);

@@ -12,7 +12,6 @@
 
 #include <argon2.h>
 #include <crypt.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +19,10 @@
 
 #include "auth/auth.h"
 #include "auth/auth_int.h"
+#include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define MINUTE (60LL * 1000)
 #define HOUR (60 * MINUTE)
 
@@ -483,62 +482,6 @@ test_policy_checks_in_the_documented_order(void **state)
 
 /* ---- a tenant database ------------------------------------------------------ */
 
-struct fixture {
-	char dir[64];
-	struct gh_store *store;
-	struct gh_db *db;
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static void
-insert_user(struct gh_db *db, const char *id, const char *name)
-{
-	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
-	    "username_key, email, state, role, created_at, updated_at) VALUES "
-	    "(?, ?, ?, ?, 'active', 'member', 0, 0)", "tttt", id, name, name,
-	    "x@example.com"), GH_OK);
-}
-
-static int
-db_setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/gh_auth_test.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	if (gh_store_open(f->dir, true, &f->store) != GH_OK)
-		return -1;
-	if (gh_store_tenant(f->store, TEST_ORG, "eu", true, &f->db) != GH_OK)
-		return -1;
-	insert_user(f->db, TEST_USER, "alice");
-	insert_user(f->db, OTHER_USER, "bob");
-	*state = f;
-	return 0;
-}
-
-static int
-db_teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	if (f == NULL)
-		return 0;
-	gh_db_release(f->db);
-	gh_store_free(f->store);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
 static void
 shift_session(struct gh_db *db, const char *id, const char *column,
     int64_t by_ms)
@@ -564,7 +507,7 @@ static const struct gh_session_limits limits = { 12 * HOUR, 30 * MINUTE };
 static void
 test_session_is_created_and_found_by_its_token(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_TOKEN_LEN + 1], digest_row[GH_TOKEN_HASH_LEN + 1];
 	struct gh_session s, found;
 	struct gh_stmt *st = NULL;
@@ -599,7 +542,7 @@ test_session_is_created_and_found_by_its_token(void **state)
 static void
 test_session_check_refuses_a_wrong_or_malformed_token(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_TOKEN_LEN + 1];
 	struct gh_session s;
 
@@ -634,7 +577,7 @@ test_session_check_refuses_a_wrong_or_malformed_token(void **state)
 static void
 test_session_expires_after_idle_time_and_use_refreshes_it(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_TOKEN_LEN + 1];
 	struct gh_session s, found;
 
@@ -658,7 +601,7 @@ test_session_expires_after_idle_time_and_use_refreshes_it(void **state)
 static void
 test_session_expires_at_its_absolute_limit(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_TOKEN_LEN + 1];
 	struct gh_session s, found;
 	struct gh_session_limits shorter = { 2 * HOUR, 30 * MINUTE };
@@ -692,7 +635,7 @@ count_session(const struct gh_session *s, void *arg)
 static void
 test_session_revoke_is_owner_checked_and_final(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_TOKEN_LEN + 1], other[GH_TOKEN_LEN + 1];
 	struct gh_session s, o, found;
 	int64_t seen[2] = { 0, 0 };
@@ -725,7 +668,7 @@ test_session_revoke_is_owner_checked_and_final(void **state)
 static void
 test_session_revoke_user_ends_every_session_of_that_user(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char t1[GH_TOKEN_LEN + 1], t2[GH_TOKEN_LEN + 1], tb[GH_TOKEN_LEN + 1];
 	struct gh_session s;
 	int64_t count = -1;
@@ -752,7 +695,7 @@ test_session_revoke_user_ends_every_session_of_that_user(void **state)
 static void
 test_session_of_a_disabled_user_is_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_TOKEN_LEN + 1];
 	struct gh_session s;
 
@@ -807,7 +750,7 @@ count_token(const struct gh_api_token *t, void *arg)
 static void
 test_api_token_is_created_checked_and_its_use_recorded(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_API_TOKEN_LEN + 1];
 	struct gh_api_token t, found;
 	int64_t now = gh_now_ms();
@@ -846,7 +789,7 @@ test_api_token_is_created_checked_and_its_use_recorded(void **state)
 static void
 test_api_token_create_refuses_bad_names_and_expiries(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_API_TOKEN_LEN + 1], long_name[66];
 	struct gh_api_token t;
 	int64_t now = gh_now_ms();
@@ -875,7 +818,7 @@ test_api_token_create_refuses_bad_names_and_expiries(void **state)
 static void
 test_api_token_expired_or_revoked_is_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char t1[GH_API_TOKEN_LEN + 1], t2[GH_API_TOKEN_LEN + 1];
 	struct gh_api_token a, b, found;
 	int n = 0;
@@ -903,7 +846,7 @@ test_api_token_expired_or_revoked_is_refused(void **state)
 static void
 test_api_token_of_a_disabled_user_is_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char token[GH_API_TOKEN_LEN + 1], second[GH_API_TOKEN_LEN + 1];
 	struct gh_api_token t, found;
 
@@ -918,7 +861,7 @@ test_api_token_of_a_disabled_user_is_refused(void **state)
 	assert_int_equal(gh_auth_api_token_check(f->db, token, &found), GH_OK);
 }
 
-#define DB_TEST(fn) cmocka_unit_test_setup_teardown(fn, db_setup, db_teardown)
+#define DB_TEST(fn) GH_TEST_TENANT_USERS(fn)
 
 int
 main(void)

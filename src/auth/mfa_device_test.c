@@ -9,7 +9,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,67 +16,11 @@
 
 #include "auth/auth.h"
 #include "auth/auth_int.h"
+#include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define DAY (86400000LL)
-
-struct fixture {
-	char dir[64];
-	struct gh_store *store;
-	struct gh_db *db;
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static void
-insert_user(struct gh_db *db, const char *id, const char *name)
-{
-	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
-	    "username_key, state, role, created_at, updated_at) VALUES "
-	    "(?, ?, ?, 'active', 'member', 0, 0)", "ttt", id, name, name),
-	    GH_OK);
-}
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/gh_mfa_device_test.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	if (gh_store_open(f->dir, true, &f->store) != GH_OK)
-		return -1;
-	if (gh_store_tenant(f->store, TEST_ORG, "eu", true, &f->db) != GH_OK)
-		return -1;
-	insert_user(f->db, TEST_USER, "alice");
-	insert_user(f->db, OTHER_USER, "bob");
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	if (f == NULL)
-		return 0;
-	gh_db_release(f->db);
-	gh_store_free(f->store);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
 
 static void
 count_device(const struct gh_mfa_device *d, void *arg)
@@ -101,7 +44,7 @@ live_devices(struct gh_db *db, const char *user, int64_t now)
 static void
 test_device_token_is_stored_only_as_its_digest(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char tok[GH_TOKEN_LEN + 1], digest[GH_TOKEN_HASH_LEN + 1];
 	char id[GH_ID_LEN + 1];
 	struct gh_mfa_device d;
@@ -130,7 +73,7 @@ test_device_token_is_stored_only_as_its_digest(void **state)
 static void
 test_device_check_refuses_other_user_wrong_token_and_old_rows(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char tok[GH_TOKEN_LEN + 1], id[GH_ID_LEN + 1];
 	int64_t now = gh_now_ms();
 
@@ -165,7 +108,7 @@ test_device_check_refuses_other_user_wrong_token_and_old_rows(void **state)
 static void
 test_devices_revoke_one_all_and_on_mfa_reset(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char a[GH_TOKEN_LEN + 1], b[GH_TOKEN_LEN + 1], c[GH_TOKEN_LEN + 1];
 	char id[GH_ID_LEN + 1];
 	struct gh_mfa_device da, dc;
@@ -211,7 +154,7 @@ test_devices_revoke_one_all_and_on_mfa_reset(void **state)
 static void
 test_remembering_again_replaces_the_browsers_row(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char a[GH_TOKEN_LEN + 1], b[GH_TOKEN_LEN + 1], id[GH_ID_LEN + 1];
 	int64_t now = gh_now_ms();
 
@@ -295,18 +238,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_device_token_is_stored_only_as_its_digest, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_device_check_refuses_other_user_wrong_token_and_old_rows,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_devices_revoke_one_all_and_on_mfa_reset, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_remembering_again_replaces_the_browsers_row, setup,
-		    teardown),
+		GH_TEST_TENANT_USERS(
+		    test_device_token_is_stored_only_as_its_digest),
+		GH_TEST_TENANT_USERS(
+		  test_device_check_refuses_other_user_wrong_token_and_old_rows),
+		GH_TEST_TENANT_USERS(
+		    test_devices_revoke_one_all_and_on_mfa_reset),
+		GH_TEST_TENANT_USERS(
+		    test_remembering_again_replaces_the_browsers_row),
 		cmocka_unit_test(
 		    test_policy_methods_and_remember_days_are_validated),
 	};

@@ -10,7 +10,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,62 +18,43 @@
 #include "auth/auth.h"
 #include "auth/auth_int.h"
 #include "kms/kms.h"
+#include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_ORG GH_TEST_ORG
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define STEP_MS (GH_MFA_TOTP_STEP_S * 1000LL)
 
+/* The tenant, and a file-provider kms with keys for TEST_ORG. */
 struct fixture {
-	char dir[64];
-	struct gh_store *store;
-	struct gh_db *db;
+	struct gh_test_tenant *t;
+	struct gh_db *db;	/* t->db */
 	struct gh_kms *kms;
 };
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
 
 static void
 insert_user(struct gh_db *db, const char *id, const char *name)
 {
-	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
-	    "username_key, state, role, created_at, updated_at) VALUES "
-	    "(?, ?, ?, 'active', 'member', 0, 0)", "ttt", id, name, name),
+	assert_int_equal(gh_test_user_insert(db, id, name, "member", NULL),
 	    GH_OK);
 }
 
-static int
-setup(void **state)
+static gh_err
+kms_open(struct fixture *f)
 {
-	struct fixture *f = calloc(1, sizeof *f);
 	char master[128], keystore[128], err[256] = "";
 	struct gh_kms_config cfg = { .provider = "file",
 		.master_key_file = master, .key_store_file = keystore };
 
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/gh_mfa_test.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(master, sizeof master, "%s/master.key", f->dir);
-	snprintf(keystore, sizeof keystore, "%s/keys.db", f->dir);
+	snprintf(master, sizeof master, "%s/master.key", f->t->dir);
+	snprintf(keystore, sizeof keystore, "%s/keys.db", f->t->dir);
 	if (gh_kms_create(&cfg, err, sizeof err) != GH_OK ||
 	    gh_kms_open(&cfg, &f->kms, err, sizeof err) != GH_OK ||
-	    gh_kms_org_create(f->kms, TEST_ORG) != GH_OK)
-		return -1;
-	if (gh_store_open(f->dir, true, &f->store) != GH_OK)
-		return -1;
-	if (gh_store_tenant(f->store, TEST_ORG, "eu", true, &f->db) != GH_OK)
-		return -1;
-	insert_user(f->db, TEST_USER, "alice");
-	insert_user(f->db, OTHER_USER, "bob");
-	*state = f;
-	return 0;
+	    gh_kms_org_create(f->kms, TEST_ORG) != GH_OK) {
+		fprintf(stderr, "kms: %s\n", err);
+		return GH_ERR_CRYPTO;
+	}
+	return GH_OK;
 }
 
 static int
@@ -84,11 +64,30 @@ teardown(void **state)
 
 	if (f == NULL)
 		return 0;
-	gh_db_release(f->db);
-	gh_store_free(f->store);
 	gh_kms_free(f->kms);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	gh_test_tenant_free(f->t);
 	free(f);
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	void *t = NULL;
+
+	*state = f;
+	if (f == NULL || gh_test_tenant_setup_users(&t) != 0) {
+		free(f);
+		*state = NULL;
+		return -1;
+	}
+	f->t = t;
+	f->db = f->t->db;
+	if (kms_open(f) != GH_OK) {
+		teardown(state);
+		return -1;
+	}
 	return 0;
 }
 

@@ -12,77 +12,22 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
 #include "auth/webauthn.h"
+#include "store/testing.h"
 
-#define TEST_ORG "0123456789abcdef0123456789abcdef"
-#define TEST_USER "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define OTHER_USER "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TEST_USER GH_TEST_USER
+#define OTHER_USER GH_TEST_OTHER_USER
 #define NOW 1700000000000LL
-
-struct fixture {
-	char dir[64];
-	struct gh_store *store;
-	struct gh_db *db;
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static void
-insert_user(struct gh_db *db, const char *id, const char *name)
-{
-	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
-	    "username_key, state, role, created_at, updated_at) VALUES "
-	    "(?, ?, ?, 'active', 'member', 0, 0)", "ttt", id, name, name),
-	    GH_OK);
-}
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-
-	if (f == NULL)
-		return -1;
-	strcpy(f->dir, "/tmp/gh_wa_store_test.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	if (gh_store_open(f->dir, true, &f->store) != GH_OK)
-		return -1;
-	if (gh_store_tenant(f->store, TEST_ORG, "eu", true, &f->db) != GH_OK)
-		return -1;
-	insert_user(f->db, TEST_USER, "alice");
-	insert_user(f->db, OTHER_USER, "bob");
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	gh_db_release(f->db);
-	gh_store_free(f->store);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
 
 static void
 test_challenge_is_single_use(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	uint8_t c[GH_WA_CHALLENGE_LEN];
 
 	assert_int_equal(gh_auth_webauthn_challenge_issue(f->db,
@@ -97,7 +42,7 @@ test_challenge_is_single_use(void **state)
 static void
 test_challenge_refuses_expiry_purpose_user_and_misuse(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	uint8_t c[GH_WA_CHALLENGE_LEN], d[GH_WA_CHALLENGE_LEN];
 
 	assert_int_equal(gh_auth_webauthn_challenge_issue(f->db,
@@ -132,7 +77,7 @@ test_challenge_refuses_expiry_purpose_user_and_misuse(void **state)
 static void
 test_user_handle_is_stable_and_per_user(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	uint8_t a[GH_WA_HANDLE_LEN], b[GH_WA_HANDLE_LEN], o[GH_WA_HANDLE_LEN];
 
 	assert_int_equal(gh_auth_webauthn_handle_get(f->db, TEST_USER, false,
@@ -170,7 +115,7 @@ count_cb(const struct gh_wa_cred_row *c, void *arg)
 static void
 test_credentials_belong_to_their_owner(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_wa_credential c;
 	struct gh_wa_cred_row row, got;
 	int64_t n = 0;
@@ -219,7 +164,7 @@ test_credentials_belong_to_their_owner(void **state)
 static void
 test_counter_moves_only_forward(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_wa_assert_result res;
 	struct gh_wa_credential c;
 	struct gh_wa_cred_row row, got;
@@ -257,7 +202,7 @@ test_counter_moves_only_forward(void **state)
 static void
 test_webauthn_credential_makes_mfa_needed(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_wa_credential c;
 	struct gh_wa_cred_row row;
 	struct gh_mfa_policy pol;
@@ -279,19 +224,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_challenge_is_single_use,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_challenge_refuses_expiry_purpose_user_and_misuse,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_user_handle_is_stable_and_per_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_credentials_belong_to_their_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_counter_moves_only_forward,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_webauthn_credential_makes_mfa_needed, setup, teardown),
+		GH_TEST_TENANT_USERS(test_challenge_is_single_use),
+		GH_TEST_TENANT_USERS(
+		    test_challenge_refuses_expiry_purpose_user_and_misuse),
+		GH_TEST_TENANT_USERS(test_user_handle_is_stable_and_per_user),
+		GH_TEST_TENANT_USERS(test_credentials_belong_to_their_owner),
+		GH_TEST_TENANT_USERS(test_counter_moves_only_forward),
+		GH_TEST_TENANT_USERS(test_webauthn_credential_makes_mfa_needed),
 	};
 
 	return cmocka_run_group_tests_name("auth_webauthn_store", tests, NULL,

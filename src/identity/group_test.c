@@ -12,42 +12,7 @@
 #include <string.h>
 
 #include "identity/identity.h"
-
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
-
-	strcpy(f->dir, "/tmp/gh-group-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(f);
-	return 0;
-}
+#include "store/testing.h"
 
 static struct gh_group
 add_group(struct gh_db *db, const char *name, const char *parent)
@@ -99,7 +64,7 @@ test_group_names_are_validated(void **state)
 static void
 test_group_names_are_unique_ignoring_case(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group g, got;
 	const char *why;
 
@@ -117,7 +82,7 @@ test_group_names_are_unique_ignoring_case(void **state)
 static void
 test_nesting_is_one_level_without_cycles(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group parent, child, other, g;
 	const char *why;
 
@@ -168,7 +133,7 @@ test_nesting_is_one_level_without_cycles(void **state)
 static void
 test_delete_is_refused_while_children_exist(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group parent, child, got;
 	struct gh_user u = add_user(f->db, "dora");
 	int64_t members = -1;
@@ -195,7 +160,7 @@ test_delete_is_refused_while_children_exist(void **state)
 static void
 test_list_pages_cover_every_group_once(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group_filter flt = { .limit = 3 };
 	struct gh_group parent;
 	json_t *page;
@@ -248,7 +213,7 @@ name_at(json_t *arr, size_t i)
 static void
 test_membership_direct_and_effective(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group parent, child, solo;
 	struct gh_user u = add_user(f->db, "erin"), v = add_user(f->db, "finn");
 	json_t *direct, *eff, *members, *e;
@@ -332,17 +297,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_group_names_are_validated),
-		cmocka_unit_test_setup_teardown(
-		    test_group_names_are_unique_ignoring_case, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_nesting_is_one_level_without_cycles, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_delete_is_refused_while_children_exist, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_list_pages_cover_every_group_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_membership_direct_and_effective, setup, teardown),
+		GH_TEST_TENANT(test_group_names_are_unique_ignoring_case),
+		GH_TEST_TENANT(test_nesting_is_one_level_without_cycles),
+		GH_TEST_TENANT(test_delete_is_refused_while_children_exist),
+		GH_TEST_TENANT(test_list_pages_cover_every_group_once),
+		GH_TEST_TENANT(test_membership_direct_and_effective),
 	};
 
 	return cmocka_run_group_tests_name("identity_group", tests, NULL, NULL);

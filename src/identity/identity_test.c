@@ -11,12 +11,12 @@
 #include <string.h>
 
 #include "identity/identity.h"
+#include "store/testing.h"
 
+/* The tenant, and a kms for the encrypted attributes. */
 struct fixture {
-	char dir[64];
-	char org[GH_ID_LEN + 1];
-	struct gh_store *st;
-	struct gh_db *db;
+	struct gh_test_tenant *t;
+	struct gh_db *db;	/* t->db */
 	struct gh_kms *kms;	/* only after kms_setup */
 };
 
@@ -24,14 +24,13 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
 
-	strcpy(f->dir, "/tmp/gh-identity-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	strcpy(f->org, id);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
+	if (f == NULL || (f->t = gh_test_tenant_new("identity", NULL)) ==
+	    NULL) {
+		free(f);
+		return -1;
+	}
+	f->db = f->t->db;
 	*state = f;
 	return 0;
 }
@@ -40,14 +39,9 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	gh_db_release(f->db);
-	gh_store_free(f->st);
 	gh_kms_free(f->kms);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
+	gh_test_tenant_free(f->t);
 	free(f);
 	return 0;
 }
@@ -215,7 +209,7 @@ test_orgs_create_list_and_change_state(void **state)
 	struct gh_db *dir;
 	struct gh_org o, got;
 
-	assert_int_equal(gh_store_directory(f->st, &dir), GH_OK);
+	assert_int_equal(gh_store_directory(f->t->st, &dir), GH_OK);
 	assert_int_equal(gh_identity_org_create(dir, "acme", "Acme", "eu", &o),
 	    GH_OK);
 	assert_int_equal(gh_identity_org_create(dir, "acme", "Other", "eu",
@@ -243,13 +237,13 @@ kms_setup(struct fixture *f)
 	struct gh_kms_config cfg = { .provider = "file",
 		.master_key_file = master, .key_store_file = keystore };
 
-	snprintf(master, sizeof master, "%s/master.key", f->dir);
-	snprintf(keystore, sizeof keystore, "%s/keys.db", f->dir);
+	snprintf(master, sizeof master, "%s/master.key", f->t->dir);
+	snprintf(keystore, sizeof keystore, "%s/keys.db", f->t->dir);
 	if (gh_kms_create(&cfg, err, sizeof err) != GH_OK)
 		fail_msg("gh_kms_create: %s", err);
 	if (gh_kms_open(&cfg, &f->kms, err, sizeof err) != GH_OK)
 		fail_msg("gh_kms_open: %s", err);
-	assert_int_equal(gh_kms_org_create(f->kms, f->org), GH_OK);
+	assert_int_equal(gh_kms_org_create(f->kms, f->t->org_id), GH_OK);
 }
 
 /* Defines an attribute from a JSON text body; returns the stored row. */

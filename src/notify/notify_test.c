@@ -15,52 +15,20 @@
 #include <unistd.h>
 
 #include "notify/notify_int.h"
-
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static void
-add_user(struct gh_db *db, const char *id, const char *name,
-    const char *email)
-{
-	assert_int_equal(gh_db_run(db, "INSERT INTO users (id, username, "
-	    "username_key, email, state, role, created_at, updated_at) VALUES "
-	    "(?, ?, ?, ?, 'active', 'member', 1, 1)", "tttt", id, name, name,
-	    email), GH_OK);
-}
+#include "store/testing.h"
 
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
+	struct gh_test_tenant *t = gh_test_tenant_new("notify", NULL);
 
-	strcpy(f->dir, "/tmp/gh-notify-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	add_user(f->db, "u1", "alice", "alice@example.test");
-	add_user(f->db, "u2", "bob", NULL);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(f);
+	if (t == NULL)
+		return -1;
+	*state = t;
+	assert_int_equal(gh_test_user_insert(t->db, "u1", "alice", "member",
+	    "alice@example.test"), GH_OK);
+	assert_int_equal(gh_test_user_insert(t->db, "u2", "bob", "member",
+	    NULL), GH_OK);
 	return 0;
 }
 
@@ -94,7 +62,7 @@ mail_state(struct gh_db *db, const char *user, char out[16])
 static void
 test_notices_are_listed_for_their_user_only(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	json_t *list;
 	int64_t unread;
 
@@ -115,7 +83,7 @@ test_notices_are_listed_for_their_user_only(void **state)
 static void
 test_unknown_kinds_and_users_are_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 
 	assert_int_equal(gh_notify_user(f->db, "u1", "no_such_kind", NULL),
 	    GH_ERR_INVALID);
@@ -126,7 +94,7 @@ test_unknown_kinds_and_users_are_refused(void **state)
 static void
 test_marking_read_one_then_all(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char id[GH_ID_LEN + 1];
 	json_t *list;
 	int64_t unread, n;
@@ -160,7 +128,7 @@ test_marking_read_one_then_all(void **state)
 static void
 test_users_without_email_get_no_mail(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char s[16];
 
 	notify(f->db, "u1", GH_NOTICE_MFA_RESET);
@@ -368,7 +336,7 @@ test_drain_mails_pending_notices_and_retries_failures(void **state)
 	struct gh_mailer_config cfg = { .host = "127.0.0.1",
 		.from = "gh@example.test", .helo = "gh.test",
 		.base_url = "https://id.example.test", .timeout_s = 5 };
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct sink k;
 	char s[16];
 	int sent;
@@ -411,14 +379,16 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-		    test_notices_are_listed_for_their_user_only, setup,
-		    teardown),
+		    test_notices_are_listed_for_their_user_only,
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_unknown_kinds_and_users_are_refused, setup, teardown),
+		    test_unknown_kinds_and_users_are_refused,
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test_setup_teardown(test_marking_read_one_then_all,
-		    setup, teardown),
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_users_without_email_get_no_mail, setup, teardown),
+		    test_users_without_email_get_no_mail,
+		    setup, gh_test_tenant_teardown),
 		cmocka_unit_test(test_addresses_are_checked),
 		cmocka_unit_test(test_message_is_crlf_and_dot_stuffed),
 		cmocka_unit_test(test_non_ascii_subjects_and_bodies_are_encoded),
@@ -426,8 +396,8 @@ main(void)
 		cmocka_unit_test(test_mail_goes_through_a_relay),
 		cmocka_unit_test(test_permanent_refusal_is_denied_with_the_reply),
 		cmocka_unit_test_setup_teardown(
-		    test_drain_mails_pending_notices_and_retries_failures, setup,
-		    teardown),
+		    test_drain_mails_pending_notices_and_retries_failures,
+		    setup, gh_test_tenant_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

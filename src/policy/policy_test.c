@@ -15,6 +15,7 @@
 #include "identity/identity.h"
 #include "policy/policy.h"
 #include "store/store.h"
+#include "store/testing.h"
 
 static void
 assert_norm(const char *in, const char *want)
@@ -278,42 +279,6 @@ test_settings_merge_patch_removes_with_null_and_keeps_the_rest(void **state)
 	json_decref(base);
 }
 
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
-
-	strcpy(f->dir, "/tmp/gh-policy-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(f);
-	return 0;
-}
-
 static void
 add_policy(struct gh_db *db, const char *name, int64_t prio,
     const char *settings, struct gh_policy *p)
@@ -330,7 +295,7 @@ add_policy(struct gh_db *db, const char *name, int64_t prio,
 static void
 test_effective_policy_merges_by_priority_with_sources(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_policy strict, loose, dup;
 	struct gh_group parent, child, other;
 	struct gh_policy_eff e;
@@ -440,9 +405,8 @@ main(void)
 		    test_mfa_and_session_overlays_only_tighten_where_set),
 		cmocka_unit_test(
 		    test_settings_merge_patch_removes_with_null_and_keeps_the_rest),
-		cmocka_unit_test_setup_teardown(
-		    test_effective_policy_merges_by_priority_with_sources,
-		    setup, teardown),
+		GH_TEST_TENANT(
+		    test_effective_policy_merges_by_priority_with_sources),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

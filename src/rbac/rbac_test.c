@@ -14,6 +14,7 @@
 
 #include "identity/identity.h"
 #include "rbac/rbac.h"
+#include "store/testing.h"
 
 static const char GA[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 static const char GB[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -179,41 +180,6 @@ test_role_names_may_not_shadow_builtins(void **state)
 
 /* ---- against a tenant database ---------------------------------------------- */
 
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
-
-	strcpy(f->dir, "/tmp/gh-rbac-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[96];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
-
 static void
 mk_user(struct gh_db *db, const char *name, const char *role,
     struct gh_user *u)
@@ -255,7 +221,7 @@ assign(struct gh_db *db, const char *user, const char *role,
 static void
 test_legacy_roles_are_org_wide(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_rbac_grants g;
 	struct gh_user o, a, m;
 
@@ -278,7 +244,7 @@ test_legacy_roles_are_org_wide(void **state)
 static void
 test_user_admin_covers_effective_members_only(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_group ga, gb, gc;
 	struct gh_user ua, in_a, in_c, in_b;
 	struct gh_rbac_grants g;
@@ -339,7 +305,7 @@ test_user_admin_covers_effective_members_only(void **state)
 static void
 test_app_scopes_cover_the_apps_assigned_users_for_reading(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	struct gh_rbac_grants g;
 	struct gh_user u, x;
 	bool in = true;
@@ -374,7 +340,7 @@ test_app_scopes_cover_the_apps_assigned_users_for_reading(void **state)
 static void
 test_custom_roles_resolve_and_refuse_deletion_while_assigned(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char id[GH_ID_LEN + 1], other[GH_ID_LEN + 1];
 	struct gh_rbac_grants g;
 	struct gh_user u;
@@ -416,17 +382,12 @@ main(void)
 		cmocka_unit_test(test_nobody_grants_what_they_do_not_hold),
 		cmocka_unit_test(test_delegating_needs_roles_write),
 		cmocka_unit_test(test_role_names_may_not_shadow_builtins),
-		cmocka_unit_test_setup_teardown(test_legacy_roles_are_org_wide,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_user_admin_covers_effective_members_only, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_app_scopes_cover_the_apps_assigned_users_for_reading, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_custom_roles_resolve_and_refuse_deletion_while_assigned,
-		    setup, teardown),
+		GH_TEST_TENANT(test_legacy_roles_are_org_wide),
+		GH_TEST_TENANT(test_user_admin_covers_effective_members_only),
+		GH_TEST_TENANT(
+		    test_app_scopes_cover_the_apps_assigned_users_for_reading),
+		GH_TEST_TENANT(
+		  test_custom_roles_resolve_and_refuse_deletion_while_assigned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

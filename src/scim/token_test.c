@@ -12,42 +12,7 @@
 #include <string.h>
 
 #include "scim/scim.h"
-
-struct fixture {
-	char dir[64];
-	struct gh_store *st;
-	struct gh_db *db;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char id[GH_ID_LEN + 1];
-
-	strcpy(f->dir, "/tmp/gh-scim-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_int_equal(gh_store_open(f->dir, true, &f->st), GH_OK);
-	assert_int_equal(gh_id_new(id), GH_OK);
-	assert_int_equal(gh_store_tenant(f->st, id, "eu", true, &f->db), GH_OK);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	gh_db_release(f->db);
-	gh_store_free(f->st);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(f);
-	return 0;
-}
+#include "store/testing.h"
 
 static void
 count_one(const struct gh_scim_token *t, void *arg)
@@ -59,7 +24,7 @@ count_one(const struct gh_scim_token *t, void *arg)
 static void
 test_token_checks_until_revoked(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char tok[GH_SCIM_TOKEN_LEN + 1], name[GH_SCIM_TOKEN_NAME_MAX + 1];
 	struct gh_scim_token t, c;
 	int n = 0;
@@ -93,7 +58,7 @@ test_token_checks_until_revoked(void **state)
 static void
 test_token_expires(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char tok[GH_SCIM_TOKEN_LEN + 1];
 	struct gh_scim_token t, c;
 
@@ -107,7 +72,7 @@ test_token_expires(void **state)
 static void
 test_token_misuse_is_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct gh_test_tenant *f = *state;
 	char tok[GH_SCIM_TOKEN_LEN + 1], name[GH_SCIM_TOKEN_NAME_MAX + 1];
 	char long_name[80];
 	struct gh_scim_token c;
@@ -138,12 +103,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_token_checks_until_revoked,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_token_expires, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_token_misuse_is_refused,
-		    setup, teardown),
+		GH_TEST_TENANT(test_token_checks_until_revoked),
+		GH_TEST_TENANT(test_token_expires),
+		GH_TEST_TENANT(test_token_misuse_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
