@@ -757,3 +757,173 @@ def test_deleting_a_group_drops_the_assignments_scoped_to_it(server, world):
         "SELECT changes FROM audit_events WHERE action = 'group.delete' "
         "AND target_id = ?", (world.ga["id"],))[0]["changes"]
     assert '"role_assignments_removed":1' in changes.replace(" ", "")
+
+
+# ---- apps, rules and security policies ------------------------------------------
+
+def test_app_admin_manages_its_app_and_nothing_else(server, world):
+    aa = world.sessions["app_admin"]
+    x, y = world.ax["id"], world.ay["id"]
+    r = aa.get(server.api("/apps?limit=200"))
+    assert r.status_code == 200, r.text
+    assert [a["id"] for a in r.json()["apps"]] == [x]
+    r = world.owner.get(server.api("/apps?limit=200"))
+    assert {a["id"] for a in r.json()["apps"]} == {x, y}
+    r = aa.patch(server.api(f"/apps/{x}"), json={"description": "mine"})
+    assert r.status_code == 200 and r.json()["description"] == "mine", r.text
+    r = aa.post(server.api(f"/apps/{x}/roles"), json={"name": "lead"})
+    assert r.status_code == 201, r.text
+    assert aa.get(server.api(f"/apps/{x}/assignments")).status_code == 200
+    for method, path, body in [
+            ("GET", f"/apps/{y}", None),
+            ("PATCH", f"/apps/{y}", {"description": "theirs"}),
+            ("DELETE", f"/apps/{y}", None),
+            ("GET", f"/apps/{y}/roles", None),
+            ("POST", f"/apps/{y}/roles", {"name": "lead"}),
+            ("DELETE", f"/apps/{y}/roles/agent", None),
+            ("GET", f"/apps/{y}/assignments", None),
+            # An app that does not exist looks like any other outside.
+            ("GET", f"/apps/{'f' * 32}", None)]:
+        expect_error(aa.request(method, server.api(path), json=body),
+                     403, "out_of_scope")
+    expect_error(aa.post(server.api("/apps"), json={"name": uniq("mine")}),
+                 403, "out_of_scope")
+    r = world.owner.get(server.api(f"/apps/{y}"))
+    assert r.json()["description"] == ""
+    assert [ro["name"] for ro in r.json()["roles"]] == ["agent"]
+    rows = server.query("SELECT actor_id FROM audit_events WHERE action = "
+                        "'app.update' AND target_id = ?", (x,))
+    assert [e["actor_id"] for e in rows] == [world.role_users["app_admin"]["id"]]
+
+
+def test_assigning_to_an_app_needs_read_access_to_the_principal(server, world):
+    aa = world.sessions["app_admin"]
+    x = world.ax["id"]
+    path = server.api(f"/apps/{x}/assignments")
+    # Anyone else of the org: the app admin may not read them, so may not
+    # pull them into its app (and with it into its users.read scope).
+    expect_error(aa.post(path, json={"user_id": world.ua["id"]}), 403,
+                 "out_of_scope")
+    expect_error(aa.post(path, json={"group_id": world.ga["id"]}), 403,
+                 "permission_denied")
+    expect_error(aa.get(server.api(f"/users/{world.ua['id']}")), 403,
+                 "out_of_scope")
+    assert world.owner.get(path).json()["assignments"] == []
+    # Given user_admin of group A as well, it may assign A's users and A.
+    world.assign(world.role_users["app_admin"]["id"], "user_admin", "groups",
+                 [world.ga["id"]])
+    r = aa.post(path, json={"user_id": world.ua["id"], "role": "agent"})
+    assert r.status_code == 201, r.text
+    r = aa.post(path, json={"group_id": world.ga["id"]})
+    assert r.status_code == 201, r.text
+    expect_error(aa.post(path, json={"user_id": world.ub["id"]}), 403,
+                 "out_of_scope")
+    expect_error(aa.post(path, json={"group_id": world.gb["id"]}), 403,
+                 "out_of_scope")
+    # A user the owner assigned is within its scope: it may give them a
+    # role of the app and take assignments away again.
+    plain = world.post(f"/apps/{x}/assignments", {"user_id": world.ub["id"]})
+    assert aa.get(server.api(f"/users/{world.ub['id']}")).status_code == 200
+    r = aa.post(path, json={"user_id": world.ub["id"], "role": "agent"})
+    assert r.status_code == 201, r.text
+    r = aa.delete(server.api(f"/apps/{x}/assignments/{plain['id']}"))
+    assert r.status_code == 204, r.text
+    r = aa.get(server.api(f"/users/{world.ub['id']}/apps"))
+    assert r.status_code == 200, r.text
+    assert [a["roles"] for a in r.json()["apps"]] == [["agent"]]
+
+
+def test_rule_permissions_follow_the_action(server, world):
+    def rule(action):
+        return world.post("/rules", {"name": uniq("rule"),
+                                     "expression": NO_MATCH,
+                                     "action": action})["id"]
+
+    ra = rule({"group_id": world.ga["id"]})
+    rb = rule({"group_id": world.gb["id"]})
+    rx = rule({"app_id": world.ax["id"]})
+    ry = rule({"app_id": world.ay["id"]})
+
+    def listed(s):
+        r = s.get(server.api("/rules"))
+        assert r.status_code == 200, r.text
+        return {x["id"] for x in r.json()["rules"]}
+
+    ua, aa = world.sessions["user_admin"], world.sessions["app_admin"]
+    assert listed(ua) == {ra}
+    assert listed(aa) == {rx}
+    assert listed(world.sessions["auditor"]) == {ra, rb, rx, ry}
+    assert ua.get(server.api(f"/rules/{ra}")).status_code == 200
+    expect_error(ua.get(server.api(f"/rules/{rb}")), 403, "out_of_scope")
+    expect_error(ua.get(server.api(f"/rules/{rx}")), 403, "permission_denied")
+    assert aa.get(server.api(f"/rules/{rx}")).status_code == 200
+    expect_error(aa.get(server.api(f"/rules/{ry}")), 403, "out_of_scope")
+    # A rule reaches every user: a user admin of A holds users.write (and
+    # users.read) only within A, so it changes and dry-runs no rule.
+    expect_error(ua.post(server.api("/rules"), json={
+        "name": uniq("rule"), "expression": NO_MATCH,
+        "action": {"group_id": world.ga["id"]}}), 403, "out_of_scope")
+    expect_error(ua.patch(server.api(f"/rules/{ra}"),
+                          json={"enabled": False}), 403, "out_of_scope")
+    expect_error(ua.delete(server.api(f"/rules/{ra}")), 403, "out_of_scope")
+    expect_error(ua.post(server.api(f"/rules/{ra}/dry-run")), 403,
+                 "out_of_scope")
+    assert server.query("SELECT COUNT(*) AS n FROM rules")[0]["n"] == 4
+    # An org-wide role with the group and user permissions manages group
+    # rules, not app rules.
+    role = world.post("/roles", {"name": uniq("ruler"), "permissions": [
+        "groups.read", "groups.write", "users.read", "users.write"]})
+    u = server.create_user(world.owner, "ruler", USER_PASSWORD)
+    world.assign(u["id"], role["id"])
+    s = server.login("ruler", USER_PASSWORD)
+    assert listed(s) == {ra, rb}
+    r = s.patch(server.api(f"/rules/{rb}"), json={"enabled": False})
+    assert r.status_code == 200, r.text
+    r = s.post(server.api(f"/rules/{rb}/dry-run"))
+    assert r.status_code == 200, r.text
+    expect_error(s.patch(server.api(f"/rules/{ry}"), json={"enabled": False}),
+                 403, "permission_denied")
+    expect_error(s.delete(server.api(f"/rules/{rx}")), 403,
+                 "permission_denied")
+    assert s.delete(server.api(f"/rules/{ra}")).status_code == 204
+    rows = server.query("SELECT actor_id FROM audit_events WHERE action = "
+                        "'rule.delete' AND target_id = ?", (ra,))
+    assert [e["actor_id"] for e in rows] == [u["id"]]
+
+
+def test_policy_group_links_need_the_group_in_scope(server, world):
+    role = world.post("/roles", {"name": uniq("policist"), "permissions": [
+        "policies.read", "policies.write"]})
+    u = server.create_user(world.owner, "policist", USER_PASSWORD)
+    world.assign(u["id"], role["id"])
+    s = server.login("policist", USER_PASSWORD)
+    r = s.post(server.api("/security-policies"),
+               json={"name": uniq("p"), "priority": 500})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    ga, gb = world.ga["id"], world.gb["id"]
+    link = lambda g: server.api(f"/security-policies/{pid}/groups/{g}")
+    # Holding no groups.read, it may attach the policy to no group, nor
+    # read anyone's effective policy.
+    expect_error(s.put(link(ga)), 403, "permission_denied")
+    expect_error(s.get(server.api(f"/users/{world.ua['id']}/"
+                                  "effective-policy")),
+                 403, "permission_denied")
+    # With user_admin of A: group A and its users, not B.
+    world.assign(u["id"], "user_admin", "groups", [ga])
+    r = s.put(link(ga))
+    assert r.status_code == 201, r.text
+    expect_error(s.put(link(gb)), 403, "out_of_scope")
+    r = s.get(server.api(f"/users/{world.ua['id']}/effective-policy"))
+    assert r.status_code == 200, r.text
+    expect_error(s.get(server.api(f"/users/{world.ub['id']}/"
+                                  "effective-policy")),
+                 403, "out_of_scope")
+    assert world.owner.put(link(gb)).status_code == 201
+    expect_error(s.delete(link(gb)), 403, "out_of_scope")
+    assert s.delete(link(ga)).status_code == 204
+    r = world.owner.get(server.api(f"/security-policies/{pid}"))
+    assert r.json()["groups"] == [gb]
+    # A scoped holder of nothing org-wide cannot touch policies at all.
+    expect_error(world.sessions["user_admin"].get(
+        server.api("/security-policies")), 403, "permission_denied")
