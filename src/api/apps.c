@@ -572,15 +572,15 @@ h_assignments_create(void *app, struct gh_http_req *req)
 	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
-	    !assignment_body(req, body, &type, &pid, &role) ||
-	    !principal_readable(&ctx, type, pid))
+	    !assignment_body(req, body, &type, &pid, &role))
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_app(&ctx, &a)) {
+	/* Judged in the transaction that makes the assignment. */
+	if (!target_app(&ctx, &a) || !principal_readable(&ctx, type, pid)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
