@@ -57,12 +57,6 @@ bool ctx_open_signin(struct gh_app *app, struct gh_http_req *req,
  * for unsafe cookie requests; with admin, requires the owner or admin role.
  * On failure responds and returns false. */
 bool ctx_auth(struct api_ctx *ctx, bool admin);
-/* ctx_open then ctx_auth(admin): the legacy owner-or-admin check. Admin
- * routes use ctx_open_perm instead; this stays for routes not yet moved
- * to a permission. On failure it has responded and closed; returns
- * false. */
-bool ctx_open_admin(struct gh_app *app, struct gh_http_req *req,
-    struct api_ctx *ctx);
 /*
  * The start of every admin route (src/api/rbac.c): ctx_open, ctx_auth,
  * then the caller's grants (ctx->grants). Responds 403 permission_denied
@@ -72,6 +66,16 @@ bool ctx_open_admin(struct gh_app *app, struct gh_http_req *req,
  */
 bool ctx_open_perm(struct gh_app *app, struct gh_http_req *req,
     struct api_ctx *ctx, const char *perm);
+/* ctx_open_perm without the permission: for routes whose permission
+ * depends on the target (rules: the action's app or group). */
+bool ctx_open_grants(struct gh_app *app, struct gh_http_req *req,
+    struct api_ctx *ctx);
+/* True when the caller holds perm in some scope; else responds 403
+ * permission_denied naming it and returns false. */
+bool ctx_holds(struct api_ctx *ctx, const char *perm);
+/* For list endpoints: true when the caller holds perm over app_id (no
+ * response). */
+bool ctx_sees_app(struct api_ctx *ctx, const char *perm, const char *app_id);
 /* Scope checks after ctx_open_perm: true when the caller holds perm over
  * the target, else responds 403 out_of_scope and returns false. For
  * users.write (and any write) a caller who holds perm only through a

@@ -266,19 +266,6 @@ ctx_open_signin(struct gh_app *app, struct gh_http_req *req,
 	return false;
 }
 
-bool
-ctx_open_admin(struct gh_app *app, struct gh_http_req *req,
-    struct api_ctx *ctx)
-{
-	if (!ctx_open(app, req, ctx))
-		return false;
-	if (!ctx_auth(ctx, true)) {
-		ctx_close(ctx);
-		return false;
-	}
-	return true;
-}
-
 void
 ctx_close(struct api_ctx *ctx)
 {

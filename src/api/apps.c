@@ -3,8 +3,11 @@
  * GET/POST /o/{org}/api/v1/apps, GET/PATCH/DELETE /apps/{id},
  * GET/POST /apps/{id}/roles, DELETE /apps/{id}/roles/{name},
  * GET/POST /apps/{id}/assignments, DELETE /apps/{id}/assignments/{aid},
- * GET /users/{id}/apps; and GET /me/apps for any signed-in user. Open to
- * the owner and admin roles (until the permission check lands); every
+ * GET /users/{id}/apps; and GET /me/apps for any signed-in user. Reads
+ * need apps.read, changes apps.write, over the app (creating one:
+ * org-wide); assigning a user or group also needs users.read over the user
+ * or groups.read over the group, so that an app admin cannot widen its
+ * own users.read scope (which covers its apps' assignees) to anyone. Every
  * change is audited in its own transaction.
  *
  * Untrusted input: app and role bodies, ids in paths, list filters and
@@ -95,6 +98,22 @@ app_fields_read(struct gh_http_req *req, json_t *body, struct gh_access_app *a)
 	return true;
 }
 
+/* Keeps the apps of a page that the caller holds apps.read over; a page
+ * may then hold fewer than limit while next_cursor pages on. */
+static void
+apps_filter(struct api_ctx *ctx, json_t *apps)
+{
+	size_t i = 0;
+
+	while (i < json_array_size(apps)) {
+		if (ctx_sees_app(ctx, "apps.read", json_string_value(
+		    json_object_get(json_array_get(apps, i), "id"))))
+			i++;
+		else
+			json_array_remove(apps, i);
+	}
+}
+
 static const char *const app_keys[] = { "name", "description", "kind",
 	"first_party", "state", NULL };
 
@@ -108,7 +127,7 @@ h_apps_list(void *app, struct gh_http_req *req)
 	int limit;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "apps.read"))
 		return;
 	if (!list_limit(req, GH_APP_LIST_MAX, &limit))
 		goto out;
@@ -119,6 +138,8 @@ h_apps_list(void *app, struct gh_http_req *req)
 	}
 	err = gh_access_app_list(ctx.db, q, gh_http_req_query(req, "cursor"),
 	    limit, &apps, &next);
+	if (err == GH_OK)
+		apps_filter(&ctx, apps);
 	if (err == GH_ERR_INVALID)
 		respond_invalid(req, "cursor: not a cursor from this API");
 	else if (err != GH_OK)
@@ -142,9 +163,10 @@ h_apps_create(void *app, struct gh_http_req *req)
 	json_t *body = NULL, *changes = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "apps.write"))
 		return;
-	if ((body = body_object(req, app_keys)) == NULL ||
+	if (!ctx_may_org(&ctx, "apps.write") ||
+	    (body = body_object(req, app_keys)) == NULL ||
 	    !member_str(req, body, "name", &name))
 		goto out;
 	if (name == NULL) {
@@ -183,6 +205,20 @@ out:
 	ctx_close(&ctx);
 }
 
+/* ctx_open_perm for perm, then over the app {id}: a scoped caller learns
+ * nothing of apps outside its scope, not even whether they exist. */
+static bool
+open_app(void *app, struct gh_http_req *req, struct api_ctx *ctx,
+    const char *perm)
+{
+	if (!ctx_open_perm(app, req, ctx, perm))
+		return false;
+	if (ctx_may_app(ctx, perm, gh_http_req_param(req, "id")))
+		return true;
+	ctx_close(ctx);
+	return false;
+}
+
 /* Loads the app named by {id}; answers 404 app_not_found. */
 static bool
 target_app(struct api_ctx *ctx, struct gh_access_app *a)
@@ -206,7 +242,7 @@ h_app_get(void *app, struct gh_http_req *req)
 	json_t *j, *roles = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.read"))
 		return;
 	if (target_app(&ctx, &a)) {
 		err = gh_access_role_list(ctx.db, a.id, &roles);
@@ -241,7 +277,7 @@ h_app_patch(void *app, struct gh_http_req *req)
 	size_t i;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	if ((body = body_object(req, app_keys)) == NULL)
 		goto out;
@@ -298,7 +334,7 @@ h_app_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
@@ -334,7 +370,7 @@ h_roles_list(void *app, struct gh_http_req *req)
 	json_t *roles = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.read"))
 		return;
 	if (target_app(&ctx, &a)) {
 		err = gh_access_role_list(ctx.db, a.id, &roles);
@@ -357,7 +393,7 @@ h_roles_create(void *app, struct gh_http_req *req)
 	json_t *body = NULL, *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
 	    !member_str(req, body, "name", &name) ||
@@ -418,7 +454,7 @@ h_role_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
@@ -463,7 +499,7 @@ h_assignments_list(void *app, struct gh_http_req *req)
 	json_t *list = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.read"))
 		return;
 	if (target_app(&ctx, &a)) {
 		err = gh_access_assignment_list(ctx.db, a.id, &list);
@@ -508,6 +544,18 @@ assignment_body(struct gh_http_req *req, json_t *body, const char **type,
 	return true;
 }
 
+/* Assigning needs read access to the principal: users.read over the user
+ * or groups.read over the group. Responds 403 when the caller lacks it. */
+static bool
+principal_readable(struct api_ctx *ctx, const char *type, const char *id)
+{
+	if (strcmp(type, "user") == 0)
+		return ctx_holds(ctx, "users.read") &&
+		    ctx_may_user(ctx, "users.read", id);
+	return ctx_holds(ctx, "groups.read") &&
+	    ctx_may_group(ctx, "groups.read", id);
+}
+
 static void
 h_assignments_create(void *app, struct gh_http_req *req)
 {
@@ -521,7 +569,7 @@ h_assignments_create(void *app, struct gh_http_req *req)
 	bool role_ok = true;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	if ((body = body_object(req, keys)) == NULL ||
 	    !assignment_body(req, body, &type, &pid, &role))
@@ -531,7 +579,8 @@ h_assignments_create(void *app, struct gh_http_req *req)
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_app(&ctx, &a)) {
+	/* Judged in the transaction that makes the assignment. */
+	if (!target_app(&ctx, &a) || !principal_readable(&ctx, type, pid)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -589,7 +638,7 @@ h_assignment_delete(void *app, struct gh_http_req *req)
 	json_t *view = NULL, *changes = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_app(app, req, &ctx, "apps.write"))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
@@ -662,7 +711,7 @@ h_user_apps(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "users.read"))
 		return;
 	err = gh_identity_user_get(ctx.db, gh_http_req_param(req, "id"), &u);
 	if (err == GH_ERR_NOTFOUND)
@@ -670,7 +719,7 @@ h_user_apps(void *app, struct gh_http_req *req)
 		    "No such user.");
 	else if (err != GH_OK)
 		respond_err(req, err);
-	else
+	else if (ctx_may_user(&ctx, "users.read", u.id))
 		respond_user_apps(&ctx, &u, false);
 	gh_wipe(&u, sizeof u);
 	ctx_close(&ctx);

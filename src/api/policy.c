@@ -4,8 +4,10 @@
  *
  * Routes: GET/POST /o/{org}/api/v1/security-policies, GET/PATCH/DELETE
  * /security-policies/{id}, PUT/DELETE /security-policies/{id}/groups/
- * {group_id}, GET /users/{id}/effective-policy. Open to the owner and admin
- * roles; each change is audited in its own transaction. A change is made
+ * {group_id}, GET /users/{id}/effective-policy. Reads need policies.read,
+ * changes policies.write org-wide; attaching or detaching also needs
+ * groups.read over the group, and the effective policy users.read over
+ * the user. Each change is audited in its own transaction. A change is made
  * in the transaction first and then judged against the caller's effective
  * policy and every owner's (self-lockout protection), rolled back when it
  * would lock them out.
@@ -425,7 +427,7 @@ h_policies_list(void *app, struct gh_http_req *req)
 	json_t *list = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.read"))
 		return;
 	err = gh_policy_list(ctx.db, &list);
 	if (err != GH_OK)
@@ -450,8 +452,10 @@ h_policy_create(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&p, 0, sizeof p);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.write"))
 		return;
+	if (!ctx_may_org(&ctx, "policies.write"))
+		goto out;
 	if ((body = body_object(req, create_keys)) == NULL ||
 	    !confirm_flag(req, body, &confirm) ||
 	    !policy_fields_read(req, body, &p))
@@ -515,7 +519,7 @@ h_policy_get(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&p, 0, sizeof p);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.read"))
 		return;
 	if (target_policy(&ctx, &p)) {
 		err = gh_policy_groups(ctx.db, p.id, &groups);
@@ -542,8 +546,10 @@ h_policy_patch(void *app, struct gh_http_req *req)
 
 	memset(&before, 0, sizeof before);
 	memset(&after, 0, sizeof after);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.write"))
 		return;
+	if (!ctx_may_org(&ctx, "policies.write"))
+		goto out;
 	if ((body = body_object(req, create_keys)) == NULL ||
 	    !confirm_flag(req, body, &confirm))
 		goto out;
@@ -628,8 +634,10 @@ h_policy_delete(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&p, 0, sizeof p);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.write"))
 		return;
+	if (!ctx_may_org(&ctx, "policies.write"))
+		goto out;
 	if (!confirm_flag(req, NULL, &confirm))
 		goto out;
 	err = gh_db_begin(ctx.db);
@@ -683,8 +691,15 @@ group_link(void *app, struct gh_http_req *req, bool attach)
 	gh_err err;
 
 	memset(&p, 0, sizeof p);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.write"))
 		return;
+	/* A policy reaches the group's members: the group must be one the
+	 * caller may see. */
+	if (!ctx_may_org(&ctx, "policies.write") ||
+	    !ctx_holds(&ctx, "groups.read") ||
+	    !ctx_may_group(&ctx, "groups.read", gh_http_req_param(req,
+	    "group_id")))
+		goto out;
 	if (!confirm_flag(req, NULL, &confirm))
 		goto out;
 	err = gh_db_begin(ctx.db);
@@ -772,9 +787,13 @@ h_effective(void *app, struct gh_http_req *req)
 	gh_err err;
 
 	memset(&u, 0, sizeof u);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!ctx_open_perm(app, req, &ctx, "policies.read"))
 		return;
+	if (!ctx_holds(&ctx, "users.read"))
+		goto out;
 	err = gh_identity_user_get(ctx.db, gh_http_req_param(req, "id"), &u);
+	if (err == GH_OK && !ctx_may_user(&ctx, "users.read", u.id))
+		goto out;
 	if (err == GH_OK)
 		err = org_fallback(&ctx, &fallback);
 	if (err == GH_OK)
@@ -786,6 +805,7 @@ h_effective(void *app, struct gh_http_req *req)
 		respond_err(req, err);
 	else
 		gh_http_respond_json(req, 200, json_incref(view));
+out:
 	json_decref(view);
 	json_decref(fallback);
 	gh_wipe(&u, sizeof u);

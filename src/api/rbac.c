@@ -90,6 +90,33 @@ fail:
 }
 
 bool
+ctx_open_grants(struct gh_app *app, struct gh_http_req *req,
+    struct api_ctx *ctx)
+{
+	if (!ctx_open(app, req, ctx))
+		return false;
+	if (ctx_auth_grants(ctx))
+		return true;
+	ctx_close(ctx);
+	return false;
+}
+
+bool
+ctx_holds(struct api_ctx *ctx, const char *perm)
+{
+	if (gh_rbac_holds(&ctx->grants, perm_bit(perm)))
+		return true;
+	respond_denied(ctx->req, perm);
+	return false;
+}
+
+bool
+ctx_sees_app(struct api_ctx *ctx, const char *perm, const char *app_id)
+{
+	return gh_rbac_covers_app(&ctx->grants, perm_bit(perm), app_id);
+}
+
+bool
 ctx_sees_user(struct api_ctx *ctx, const char *perm, const char *user_id,
     gh_err *err_out)
 {

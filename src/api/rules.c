@@ -9,6 +9,14 @@
  * transaction as the change and its audit event; the grants it makes and
  * takes back are audited as actor "system" with the rule's id and name.
  *
+ * Permissions: a rule is read with apps.read (an app action) or
+ * groups.read (a group action) over its target, and changed with
+ * apps.write or groups.write over it plus users.write org-wide: a rule
+ * reaches every user of the org, so a scoped admin could otherwise pull
+ * users from outside its scope into its app or group, and with them into
+ * its scope. A dry run lists matching users from the whole org: it needs
+ * users.read org-wide besides the read permission.
+ *
  * Untrusted input: rule bodies and their expressions (parsed by
  * src/access), ids in paths. Secrets: none.
  */
@@ -49,6 +57,99 @@ finish_rule(struct api_ctx *ctx, gh_err err)
 	gh_db_rollback(ctx->db);
 	respond_keys_unavailable(ctx->req);
 	return false;
+}
+
+/* Opens a rules route for a caller who holds the app or the group
+ * permission (read or write) in some scope; which one the target needs is
+ * decided by may_rule once the rule's action is known. */
+static bool
+open_rules(void *app, struct gh_http_req *req, struct api_ctx *ctx,
+    bool write)
+{
+	uint32_t need = write ? GH_PERM_APPS_WRITE | GH_PERM_GROUPS_WRITE :
+	    GH_PERM_APPS_READ | GH_PERM_GROUPS_READ;
+
+	if (!ctx_open_grants(app, req, ctx))
+		return false;
+	if ((ctx->grants.any & need) != 0)
+		return true;
+	gh_http_respond_error(req, 403, "permission_denied", write ?
+	    "This needs the permission apps.write or groups.write." :
+	    "This needs the permission apps.read or groups.read.");
+	ctx_close(ctx);
+	return false;
+}
+
+/* The permission of r's action: apps.* or groups.*, read or write. */
+static const char *
+rule_perm(const struct gh_access_rule_row *r, bool write)
+{
+	if (r->app_id[0] != '\0')
+		return write ? "apps.write" : "apps.read";
+	return write ? "groups.write" : "groups.read";
+}
+
+/* May the caller read (write false) or change the rule r? Responds 403
+ * when not. A change also needs users.write org-wide (see the top). */
+static bool
+may_rule(struct api_ctx *ctx, const struct gh_access_rule_row *r, bool write)
+{
+	const char *perm = rule_perm(r, write);
+
+	if (!ctx_holds(ctx, perm))
+		return false;
+	if (r->app_id[0] != '\0' ? !ctx_may_app(ctx, perm, r->app_id) :
+	    !ctx_may_group(ctx, perm, r->group_id))
+		return false;
+	return !write || (ctx_holds(ctx, "users.write") &&
+	    ctx_may_org(ctx, "users.write"));
+}
+
+/* For the list: true when the caller may read the rule whose JSON is j. */
+static bool
+sees_rule(struct api_ctx *ctx, json_t *j, gh_err *err_out)
+{
+	json_t *action = json_object_get(j, "action");
+	const char *app_id = json_string_value(json_object_get(action,
+	    "app_id"));
+	const char *group_id = json_string_value(json_object_get(action,
+	    "group_id"));
+	struct gh_group g;
+
+	*err_out = GH_OK;
+	if (app_id != NULL)
+		return ctx_sees_app(ctx, "apps.read", app_id);
+	if (group_id == NULL)
+		return false;
+	*err_out = gh_identity_group_get(ctx->db, group_id, &g);
+	if (*err_out == GH_ERR_NOTFOUND) {
+		*err_out = GH_OK;
+		return ctx_sees_group(ctx, "groups.read", group_id, NULL);
+	}
+	if (*err_out != GH_OK)
+		return false;
+	return ctx_sees_group(ctx, "groups.read", g.id, g.parent_id);
+}
+
+/* Keeps the rules the caller may read. */
+static gh_err
+rules_filter(struct api_ctx *ctx, json_t *rules)
+{
+	size_t i = 0;
+	gh_err err;
+
+	if (gh_rbac_holds_org(&ctx->grants, GH_PERM_APPS_READ |
+	    GH_PERM_GROUPS_READ))
+		return GH_OK;
+	while (i < json_array_size(rules)) {
+		if (sees_rule(ctx, json_array_get(rules, i), &err))
+			i++;
+		else if (err != GH_OK)
+			return err;
+		else
+			json_array_remove(rules, i);
+	}
+	return GH_OK;
 }
 
 /* Reads "action" into r: {"app_id", "role"?} or {"group_id"}, each
@@ -222,14 +323,18 @@ h_rules_list(void *app, struct gh_http_req *req)
 	json_t *rules = NULL;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, false))
 		return;
 	err = gh_access_rule_list(ctx.db, &rules);
-	if (err != GH_OK)
+	if (err == GH_OK)
+		err = rules_filter(&ctx, rules);
+	if (err != GH_OK) {
+		json_decref(rules);
 		respond_err(req, err);
-	else
+	} else {
 		gh_http_respond_json(req, 200, json_pack("{s:o}", "rules",
 		    rules));
+	}
 	ctx_close(&ctx);
 }
 
@@ -243,7 +348,7 @@ w_rules_create(void *app, struct gh_http_req *req)
 
 	memset(&r, 0, sizeof r);
 	r.enabled = true;
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, true))
 		return;
 	if ((body = body_object(req, rule_keys)) == NULL)
 		goto out;
@@ -259,7 +364,7 @@ w_rules_create(void *app, struct gh_http_req *req)
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!rule_fields_read(&ctx, body, &r)) {
+	if (!rule_fields_read(&ctx, body, &r) || !may_rule(&ctx, &r, true)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -315,9 +420,9 @@ h_rule_get(void *app, struct gh_http_req *req)
 	struct gh_access_rule_row r;
 	struct api_ctx ctx;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, false))
 		return;
-	if (target_rule(&ctx, &r))
+	if (target_rule(&ctx, &r) && may_rule(&ctx, &r, false))
 		gh_http_respond_json(req, 200, gh_access_rule_row_json(&r));
 	ctx_close(&ctx);
 }
@@ -333,7 +438,7 @@ w_rule_patch(void *app, struct gh_http_req *req)
 	size_t i;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, true))
 		return;
 	if ((body = body_object(req, rule_keys)) == NULL)
 		goto out;
@@ -342,7 +447,7 @@ w_rule_patch(void *app, struct gh_http_req *req)
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_rule(&ctx, &before)) {
+	if (!target_rule(&ctx, &before) || !may_rule(&ctx, &before, true)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -414,14 +519,14 @@ w_rule_delete(void *app, struct gh_http_req *req)
 	json_t *changes;
 	gh_err err;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, true))
 		return;
 	err = gh_db_begin(ctx.db);
 	if (err != GH_OK) {
 		finish(&ctx, err);
 		goto out;
 	}
-	if (!target_rule(&ctx, &r)) {
+	if (!target_rule(&ctx, &r) || !may_rule(&ctx, &r, true)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -463,7 +568,9 @@ dry_run(struct api_ctx *ctx, json_t *body, struct gh_access_rule_row *base)
 	json_t *add = NULL, *remove = NULL;
 	gh_err err;
 
-	if (!rule_fields_read(ctx, body, base) ||
+	/* The answer names matching users from the whole org. */
+	if (!rule_fields_read(ctx, body, base) || !may_rule(ctx, base, false) ||
+	    !ctx_holds(ctx, "users.read") || !ctx_may_org(ctx, "users.read") ||
 	    !expr_compile(ctx, base->expression, &compiled))
 		return;
 	err = gh_access_rule_dry_run(ctx->db, compiled, base, &add, &remove);
@@ -484,7 +591,7 @@ w_rules_dry_run(void *app, struct gh_http_req *req)
 	json_t *body = NULL;
 
 	memset(&r, 0, sizeof r);
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, false))
 		return;
 	if ((body = body_object(req, keys)) == NULL)
 		goto out;
@@ -514,7 +621,7 @@ w_rule_dry_run(void *app, struct gh_http_req *req)
 	json_t *body = NULL;
 	size_t len = 0;
 
-	if (!ctx_open_admin(app, req, &ctx))
+	if (!open_rules(app, req, &ctx, false))
 		return;
 	/* An empty body runs the stored expression. */
 	if (gh_http_req_body(req, &len) == NULL || len == 0)

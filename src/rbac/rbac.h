@@ -112,7 +112,7 @@ bool gh_rbac_covers_app(const struct gh_rbac_grants *g, uint32_t perms,
 /* Every bit of perms is held over user_id: org-wide, or each bit through
  * a group scope the user is an effective member of, or an app scope the
  * user is assigned to (the app_assignees(app_id, user_id) view of the apps
- * capability; while it does not exist, app scopes cover no user). */
+ * capability; in a database without it, app scopes cover no user). */
 gh_err gh_rbac_covers_user(struct gh_db *db, const struct gh_rbac_grants *g,
     uint32_t perms, const char *user_id, bool *out) GH_MUST_CHECK;
 

@@ -106,9 +106,9 @@ def test_apps_crud_roles_and_audit(server, admin):
 
     member = server.create_user(admin, "mia", USER_PASSWORD)
     m = server.login("mia", USER_PASSWORD)
-    expect_error(m.get(server.api("/apps")), 403, "forbidden")
+    expect_error(m.get(server.api("/apps")), 403, "permission_denied")
     expect_error(m.post(server.api("/apps"), json={"name": "Mine"}), 403,
-                 "forbidden")
+                 "permission_denied")
     assert ok(m.get(server.api("/me/apps")))["apps"] == []
     assert member["id"]
 
@@ -413,10 +413,10 @@ def test_bad_rule_actions_are_refused(server, admin):
     assert [x["name"] for x in listed] == ["r"]
     m = server.create_user(admin, "mia", USER_PASSWORD)
     s = server.login("mia", USER_PASSWORD)
-    expect_error(s.get(server.api("/rules")), 403, "forbidden")
+    expect_error(s.get(server.api("/rules")), 403, "permission_denied")
     expect_error(s.post(server.api("/rules/dry-run"), json={
         "expression": good, "action": {"app_id": app["id"]}}), 403,
-        "forbidden")
+        "permission_denied")
     assert m["id"]
 
 

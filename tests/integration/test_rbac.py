@@ -4,14 +4,16 @@ permissions") against the real binary.
 test_every_admin_route_checks_permission_and_scope is the table-driven
 test of issue 5: every /o/{org}/api/v1 route that needs a permission (the
 ROUTES table below) is called by every built-in role (ROLES) on a target
-inside the user admin's group A and on one inside group B, and the answer
-must be exactly what the permission table says: allowed (2xx, or the
-route's own validation answer), 403 permission_denied (the permission is
-held in no scope) or 403 out_of_scope (held, but not over that target).
+inside the user admin's group A and the app admin's app X (side "A") and
+on one inside group B and app Y (side "B"), and the answer must be exactly
+what the permission table says: allowed (2xx, or the route's own
+validation answer), 403 permission_denied (the permission is held in no
+scope) or 403 out_of_scope (held, but not over that target).
 
-To cover new routes (apps, policies, SCIM), add rows to ROUTES: a method,
-a path with placeholders, the permission, the scope kind of its target and
-optionally a body, a fresh-target maker and the accepted statuses.
+To cover new routes (SCIM, ...), add rows to ROUTES: a method, a path with
+placeholders, the permission, the scope kind of its target and optionally
+further (permission, scope) requirements checked in order, a body, a
+fresh-target maker and the accepted statuses.
 """
 
 import itertools
@@ -27,8 +29,6 @@ _seq = itertools.count(1)
 def uniq(prefix):
     return f"{prefix}{os.getpid()}x{next(_seq)}"
 
-
-APP_X = "ab" * 16  # an app id (apps do not exist yet on this branch)
 
 ALL = {"users.read", "users.write", "groups.read", "groups.write",
        "apps.read", "apps.write", "policies.read", "policies.write",
@@ -57,14 +57,16 @@ ROLES = {
 class Route:
     """One admin route. scope: "org" (needs the permission org-wide),
     "any" (held in any scope is enough: lists filter, shared definitions),
-    "user", "group" or "member" (a group and one of its members: both in
-    scope). fresh(world, side) makes a target that the call may consume;
+    "user", "group", "app" or "member" (a group and one of its members:
+    both in scope). fresh(world, side) makes a target that the call may consume;
     without it the world's standing targets of that side are used."""
 
     def __init__(self, method, path, perm, scope, body=None, fresh=None,
-                 ok=None, holders=True):
+                 ok=None, holders=True, also=(), want=None):
         self.method, self.path, self.perm, self.scope = \
             method, path, perm, scope
+        self.also = list(also)      # further (perm, scope), checked after
+        self.want = want            # want(role, side): overrides the table
         self.body, self.fresh = body, fresh
         self.ok = ok or set()      # extra accepted statuses when allowed
         self.holders = holders      # False: only check that others are refused
@@ -73,7 +75,8 @@ class Route:
         return f"{self.method} {self.path}"
 
 
-# ---- the world: an owner session, groups A and B, and a user of each ----
+# ---- the world: an owner session, groups A and B with a user each, apps X
+# ---- and Y with a role "agent" each
 
 class World:
     def __init__(self, server, owner):
@@ -82,6 +85,8 @@ class World:
         self.gb = self.group(uniq("B"))
         self.ua = self.user_in(self.ga["id"])
         self.ub = self.user_in(self.gb["id"])
+        self.ax = self.new_app(uniq("X"))
+        self.ay = self.new_app(uniq("Y"))
         self.sessions = {"owner": owner}
         self.role_users = {}
         self.make_role_users()
@@ -107,6 +112,11 @@ class World:
         r = self.owner.put(self.api(f"/groups/{gid}/members/{uid}"))
         assert r.status_code in (200, 201), r.text
 
+    def new_app(self, name):
+        a = self.post("/apps", {"name": name})
+        self.post(f"/apps/{a['id']}/roles", {"name": "agent"})
+        return a
+
     def user_in(self, gid):
         u = self.user()
         self.add(gid, u["id"])
@@ -122,7 +132,7 @@ class World:
         specs = {
             "admin": ({"role": "admin"}, None),
             "user_admin": ({}, ("user_admin", "groups", [self.ga["id"]])),
-            "app_admin": ({}, ("app_admin", "apps", [APP_X])),
+            "app_admin": ({}, ("app_admin", "apps", [self.ax["id"]])),
             "auditor": ({}, ("auditor", "org", [])),
             "member": ({}, None),
         }
@@ -140,6 +150,9 @@ class World:
 
     def uid(self, side):
         return (self.ua if side == "A" else self.ub)["id"]
+
+    def app(self, side):
+        return (self.ax if side == "A" else self.ay)["id"]
 
 
 def fresh_user(w, side):
@@ -182,6 +195,66 @@ def fresh_grantee(w, side):
 
 def new_user_body(w, side, t):
     return {"username": uniq("n")}
+
+
+def fresh_app(w, side):
+    """An app of its own; on side A the app admin's scope takes it in."""
+    a = w.new_app(uniq("app"))
+    if side == "A":
+        w.assign(w.role_users["app_admin"]["id"], "app_admin", "apps",
+                 [a["id"]])
+    return {"app": a["id"]}
+
+
+def fresh_app_role(w, side):
+    name = uniq("role")
+    w.post(f"/apps/{w.app(side)}/roles", {"name": name})
+    return {"approle": name}
+
+
+def fresh_app_assignment(w, side):
+    a = w.post(f"/apps/{w.app(side)}/assignments", {"user_id": w.user()["id"]})
+    return {"appassign": a["id"]}
+
+
+def fresh_assignee(w, side):
+    """A user assigned to the side's app without a role: on side A the app
+    admin may read them, and so give them the app's role "agent"."""
+    u = w.user()["id"]
+    w.post(f"/apps/{w.app(side)}/assignments", {"user_id": u})
+    return {"assignee": u}
+
+
+NO_MATCH = 'username sw "nobody-matches-this"'
+
+
+def fresh_rule(w, side):
+    return {"rule": w.post("/rules", {
+        "name": uniq("rule"), "expression": NO_MATCH,
+        "action": {"app_id": w.app(side)}})["id"]}
+
+
+def new_policy_body(w, side, t):
+    return {"name": uniq("p"), "priority": 1000 + next(_seq)}
+
+
+def fresh_policy(w, side):
+    return {"policy": w.post("/security-policies",
+                             new_policy_body(w, side, None))["id"]}
+
+
+def fresh_attached_policy(w, side):
+    p = fresh_policy(w, side)
+    r = w.owner.put(w.api(
+        f"/security-policies/{p['policy']}/groups/{w.gid(side)}"))
+    assert r.status_code == 201, r.text
+    return p
+
+
+def any_rule_reader(role, side):
+    """GET /rules: apps.read or groups.read in any scope; the list keeps
+    the rules whose app or group the caller covers."""
+    return "permission_denied" if role == "member" else "ok"
 
 
 ROUTES = [
@@ -251,24 +324,96 @@ ROUTES = [
           fresh=fresh_grantee),
     Route("DELETE", "/role-assignments/{assignment}", "roles.write", "org",
           fresh=fresh_assignment),
+    Route("GET", "/apps", "apps.read", "any"),
+    Route("POST", "/apps", "apps.write", "org",
+          body=lambda w, side, t: {"name": uniq("app")}),
+    Route("GET", "/apps/{app}", "apps.read", "app"),
+    Route("PATCH", "/apps/{app}", "apps.write", "app",
+          body={"description": "changed"}),
+    Route("DELETE", "/apps/{app}", "apps.write", "app", fresh=fresh_app),
+    Route("GET", "/apps/{app}/roles", "apps.read", "app"),
+    Route("POST", "/apps/{app}/roles", "apps.write", "app",
+          body=lambda w, side, t: {"name": uniq("role")}),
+    Route("DELETE", "/apps/{app}/roles/{approle}", "apps.write", "app",
+          fresh=fresh_app_role),
+    Route("GET", "/apps/{app}/assignments", "apps.read", "app"),
+    Route("POST", "/apps/{app}/assignments", "apps.write", "app",
+          body=lambda w, side, t: {"user_id": t["assignee"],
+                                   "role": "agent"},
+          fresh=fresh_assignee),
+    Route("DELETE", "/apps/{app}/assignments/{appassign}", "apps.write",
+          "app", fresh=fresh_app_assignment),
+    Route("GET", "/users/{user}/apps", "users.read", "user"),
+    # Rules whose action is the side's app; group actions are covered by
+    # test_rule_permissions_follow_the_action.
+    Route("GET", "/rules", "apps.read", "any", want=any_rule_reader),
+    Route("POST", "/rules", "apps.write", "app", also=[("users.write", "org")],
+          body=lambda w, side, t: {"name": uniq("rule"),
+                                   "expression": NO_MATCH,
+                                   "action": {"app_id": w.app(side)}}),
+    Route("POST", "/rules/dry-run", "apps.read", "app",
+          also=[("users.read", "org")],
+          body=lambda w, side, t: {"expression": NO_MATCH,
+                                   "action": {"app_id": w.app(side)}}),
+    Route("GET", "/rules/{rule}", "apps.read", "app", fresh=fresh_rule),
+    Route("PATCH", "/rules/{rule}", "apps.write", "app",
+          also=[("users.write", "org")], body={"enabled": False},
+          fresh=fresh_rule),
+    Route("DELETE", "/rules/{rule}", "apps.write", "app",
+          also=[("users.write", "org")], fresh=fresh_rule),
+    Route("POST", "/rules/{rule}/dry-run", "apps.read", "app",
+          also=[("users.read", "org")], fresh=fresh_rule),
+    Route("GET", "/security-policies", "policies.read", "org"),
+    Route("POST", "/security-policies", "policies.write", "org",
+          body=new_policy_body),
+    Route("GET", "/security-policies/{policy}", "policies.read", "org",
+          fresh=fresh_policy),
+    Route("PATCH", "/security-policies/{policy}", "policies.write", "org",
+          body=lambda w, side, t: {"name": uniq("p")}, fresh=fresh_policy),
+    Route("DELETE", "/security-policies/{policy}", "policies.write", "org",
+          fresh=fresh_policy),
+    Route("PUT", "/security-policies/{policy}/groups/{group}",
+          "policies.write", "org", also=[("groups.read", "group")],
+          fresh=fresh_policy),
+    Route("DELETE", "/security-policies/{policy}/groups/{group}",
+          "policies.write", "org", also=[("groups.read", "group")],
+          fresh=fresh_attached_policy),
+    Route("GET", "/users/{user}/effective-policy", "policies.read", "user",
+          also=[("users.read", "user")]),
 ]
 
 
-def expected(role, route, side):
-    """'ok', 'permission_denied' or 'out_of_scope' from the tables."""
-    where = ROLES[role].get(route.perm)
+def needs(role, perm, scope, side):
+    """One requirement: 'ok', 'permission_denied' or 'out_of_scope'."""
+    where = ROLES[role].get(perm)
     if where is None:
         return "permission_denied"
-    if where == "org" or route.scope == "any":
+    if where == "org" or scope == "any":
         return "ok"
-    if route.scope == "org":
+    if scope == "org":
         return "out_of_scope"
-    # Scoped: only user_admin's "A" covers users and groups of side A.
+    # Scoped: app_admin's "X" covers the apps of side A, user_admin's "A"
+    # the users and groups of side A; neither covers the other's targets.
+    if scope == "app":
+        return "ok" if where == "X" and side == "A" else "out_of_scope"
     return "ok" if where == "A" and side == "A" else "out_of_scope"
 
 
+def expected(role, route, side):
+    """'ok', 'permission_denied' or 'out_of_scope' from the tables: the
+    first requirement that fails decides."""
+    if route.want:
+        return route.want(role, side)
+    for perm, scope in [(route.perm, route.scope)] + route.also:
+        got = needs(role, perm, scope, side)
+        if got != "ok":
+            return got
+    return "ok"
+
+
 def call(world, role, route, side):
-    t = {"user": world.uid(side), "group": world.gid(side)}
+    t = {"user": world.uid(side), "group": world.gid(side),
+         "app": world.app(side)}
     if route.fresh:
         t.update(route.fresh(world, side))
     path = route.path.format(**t)
@@ -318,7 +463,14 @@ def test_the_table_names_every_admin_route():
     tested = {}
     for r in ROUTES:
         path = r.path
-        for a, b in (("{user}", "{id}"), ("{group}", "{id}"),
+        for a, b in (("/security-policies/{policy}/groups/{group}",
+                      "/security-policies/{id}/groups/{group_id}"),
+                     ("/assignments/{appassign}",
+                      "/assignments/{assignment_id}"),
+                     ("/roles/{approle}", "/roles/{name}"),
+                     ("{app}", "{id}"), ("{rule}", "{id}"),
+                     ("{policy}", "{id}"),
+                     ("{user}", "{id}"), ("{group}", "{id}"),
                      ("{token}", "{id}"), ("{attr}", "{name}"),
                      ("{role}", "{id}"), ("{assignment}", "{id}"),
                      ("/members/{id}", "/members/{user_id}")):
@@ -359,9 +511,15 @@ def test_user_admin_lists_only_users_and_groups_in_scope(server, world):
     # The owner sees everyone.
     r = world.owner.get(server.api("/users?limit=200"))
     assert world.ub["id"] in {u["id"] for u in r.json()["users"]}
-    # An app admin sees no user while no one is assigned to its app.
-    r = world.sessions["app_admin"].get(server.api("/users?limit=200"))
+    # An app admin sees no user while no one is assigned to its app, then
+    # the users assigned to it.
+    aa = world.sessions["app_admin"]
+    r = aa.get(server.api("/users?limit=200"))
     assert r.status_code == 200 and r.json()["users"] == []
+    world.post(f"/apps/{world.ax['id']}/assignments",
+               {"user_id": world.ub["id"]})
+    r = aa.get(server.api("/users?limit=200"))
+    assert [u["id"] for u in r.json()["users"]] == [world.ub["id"]]
 
 
 def test_user_admin_sees_sign_ins_of_its_users_only(server, world):
@@ -599,3 +757,173 @@ def test_deleting_a_group_drops_the_assignments_scoped_to_it(server, world):
         "SELECT changes FROM audit_events WHERE action = 'group.delete' "
         "AND target_id = ?", (world.ga["id"],))[0]["changes"]
     assert '"role_assignments_removed":1' in changes.replace(" ", "")
+
+
+# ---- apps, rules and security policies ------------------------------------------
+
+def test_app_admin_manages_its_app_and_nothing_else(server, world):
+    aa = world.sessions["app_admin"]
+    x, y = world.ax["id"], world.ay["id"]
+    r = aa.get(server.api("/apps?limit=200"))
+    assert r.status_code == 200, r.text
+    assert [a["id"] for a in r.json()["apps"]] == [x]
+    r = world.owner.get(server.api("/apps?limit=200"))
+    assert {a["id"] for a in r.json()["apps"]} == {x, y}
+    r = aa.patch(server.api(f"/apps/{x}"), json={"description": "mine"})
+    assert r.status_code == 200 and r.json()["description"] == "mine", r.text
+    r = aa.post(server.api(f"/apps/{x}/roles"), json={"name": "lead"})
+    assert r.status_code == 201, r.text
+    assert aa.get(server.api(f"/apps/{x}/assignments")).status_code == 200
+    for method, path, body in [
+            ("GET", f"/apps/{y}", None),
+            ("PATCH", f"/apps/{y}", {"description": "theirs"}),
+            ("DELETE", f"/apps/{y}", None),
+            ("GET", f"/apps/{y}/roles", None),
+            ("POST", f"/apps/{y}/roles", {"name": "lead"}),
+            ("DELETE", f"/apps/{y}/roles/agent", None),
+            ("GET", f"/apps/{y}/assignments", None),
+            # An app that does not exist looks like any other outside.
+            ("GET", f"/apps/{'f' * 32}", None)]:
+        expect_error(aa.request(method, server.api(path), json=body),
+                     403, "out_of_scope")
+    expect_error(aa.post(server.api("/apps"), json={"name": uniq("mine")}),
+                 403, "out_of_scope")
+    r = world.owner.get(server.api(f"/apps/{y}"))
+    assert r.json()["description"] == ""
+    assert [ro["name"] for ro in r.json()["roles"]] == ["agent"]
+    rows = server.query("SELECT actor_id FROM audit_events WHERE action = "
+                        "'app.update' AND target_id = ?", (x,))
+    assert [e["actor_id"] for e in rows] == [world.role_users["app_admin"]["id"]]
+
+
+def test_assigning_to_an_app_needs_read_access_to_the_principal(server, world):
+    aa = world.sessions["app_admin"]
+    x = world.ax["id"]
+    path = server.api(f"/apps/{x}/assignments")
+    # Anyone else of the org: the app admin may not read them, so may not
+    # pull them into its app (and with it into its users.read scope).
+    expect_error(aa.post(path, json={"user_id": world.ua["id"]}), 403,
+                 "out_of_scope")
+    expect_error(aa.post(path, json={"group_id": world.ga["id"]}), 403,
+                 "permission_denied")
+    expect_error(aa.get(server.api(f"/users/{world.ua['id']}")), 403,
+                 "out_of_scope")
+    assert world.owner.get(path).json()["assignments"] == []
+    # Given user_admin of group A as well, it may assign A's users and A.
+    world.assign(world.role_users["app_admin"]["id"], "user_admin", "groups",
+                 [world.ga["id"]])
+    r = aa.post(path, json={"user_id": world.ua["id"], "role": "agent"})
+    assert r.status_code == 201, r.text
+    r = aa.post(path, json={"group_id": world.ga["id"]})
+    assert r.status_code == 201, r.text
+    expect_error(aa.post(path, json={"user_id": world.ub["id"]}), 403,
+                 "out_of_scope")
+    expect_error(aa.post(path, json={"group_id": world.gb["id"]}), 403,
+                 "out_of_scope")
+    # A user the owner assigned is within its scope: it may give them a
+    # role of the app and take assignments away again.
+    plain = world.post(f"/apps/{x}/assignments", {"user_id": world.ub["id"]})
+    assert aa.get(server.api(f"/users/{world.ub['id']}")).status_code == 200
+    r = aa.post(path, json={"user_id": world.ub["id"], "role": "agent"})
+    assert r.status_code == 201, r.text
+    r = aa.delete(server.api(f"/apps/{x}/assignments/{plain['id']}"))
+    assert r.status_code == 204, r.text
+    r = aa.get(server.api(f"/users/{world.ub['id']}/apps"))
+    assert r.status_code == 200, r.text
+    assert [a["roles"] for a in r.json()["apps"]] == [["agent"]]
+
+
+def test_rule_permissions_follow_the_action(server, world):
+    def rule(action):
+        return world.post("/rules", {"name": uniq("rule"),
+                                     "expression": NO_MATCH,
+                                     "action": action})["id"]
+
+    ra = rule({"group_id": world.ga["id"]})
+    rb = rule({"group_id": world.gb["id"]})
+    rx = rule({"app_id": world.ax["id"]})
+    ry = rule({"app_id": world.ay["id"]})
+
+    def listed(s):
+        r = s.get(server.api("/rules"))
+        assert r.status_code == 200, r.text
+        return {x["id"] for x in r.json()["rules"]}
+
+    ua, aa = world.sessions["user_admin"], world.sessions["app_admin"]
+    assert listed(ua) == {ra}
+    assert listed(aa) == {rx}
+    assert listed(world.sessions["auditor"]) == {ra, rb, rx, ry}
+    assert ua.get(server.api(f"/rules/{ra}")).status_code == 200
+    expect_error(ua.get(server.api(f"/rules/{rb}")), 403, "out_of_scope")
+    expect_error(ua.get(server.api(f"/rules/{rx}")), 403, "permission_denied")
+    assert aa.get(server.api(f"/rules/{rx}")).status_code == 200
+    expect_error(aa.get(server.api(f"/rules/{ry}")), 403, "out_of_scope")
+    # A rule reaches every user: a user admin of A holds users.write (and
+    # users.read) only within A, so it changes and dry-runs no rule.
+    expect_error(ua.post(server.api("/rules"), json={
+        "name": uniq("rule"), "expression": NO_MATCH,
+        "action": {"group_id": world.ga["id"]}}), 403, "out_of_scope")
+    expect_error(ua.patch(server.api(f"/rules/{ra}"),
+                          json={"enabled": False}), 403, "out_of_scope")
+    expect_error(ua.delete(server.api(f"/rules/{ra}")), 403, "out_of_scope")
+    expect_error(ua.post(server.api(f"/rules/{ra}/dry-run")), 403,
+                 "out_of_scope")
+    assert server.query("SELECT COUNT(*) AS n FROM rules")[0]["n"] == 4
+    # An org-wide role with the group and user permissions manages group
+    # rules, not app rules.
+    role = world.post("/roles", {"name": uniq("ruler"), "permissions": [
+        "groups.read", "groups.write", "users.read", "users.write"]})
+    u = server.create_user(world.owner, "ruler", USER_PASSWORD)
+    world.assign(u["id"], role["id"])
+    s = server.login("ruler", USER_PASSWORD)
+    assert listed(s) == {ra, rb}
+    r = s.patch(server.api(f"/rules/{rb}"), json={"enabled": False})
+    assert r.status_code == 200, r.text
+    r = s.post(server.api(f"/rules/{rb}/dry-run"))
+    assert r.status_code == 200, r.text
+    expect_error(s.patch(server.api(f"/rules/{ry}"), json={"enabled": False}),
+                 403, "permission_denied")
+    expect_error(s.delete(server.api(f"/rules/{rx}")), 403,
+                 "permission_denied")
+    assert s.delete(server.api(f"/rules/{ra}")).status_code == 204
+    rows = server.query("SELECT actor_id FROM audit_events WHERE action = "
+                        "'rule.delete' AND target_id = ?", (ra,))
+    assert [e["actor_id"] for e in rows] == [u["id"]]
+
+
+def test_policy_group_links_need_the_group_in_scope(server, world):
+    role = world.post("/roles", {"name": uniq("policist"), "permissions": [
+        "policies.read", "policies.write"]})
+    u = server.create_user(world.owner, "policist", USER_PASSWORD)
+    world.assign(u["id"], role["id"])
+    s = server.login("policist", USER_PASSWORD)
+    r = s.post(server.api("/security-policies"),
+               json={"name": uniq("p"), "priority": 500})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    ga, gb = world.ga["id"], world.gb["id"]
+    link = lambda g: server.api(f"/security-policies/{pid}/groups/{g}")
+    # Holding no groups.read, it may attach the policy to no group, nor
+    # read anyone's effective policy.
+    expect_error(s.put(link(ga)), 403, "permission_denied")
+    expect_error(s.get(server.api(f"/users/{world.ua['id']}/"
+                                  "effective-policy")),
+                 403, "permission_denied")
+    # With user_admin of A: group A and its users, not B.
+    world.assign(u["id"], "user_admin", "groups", [ga])
+    r = s.put(link(ga))
+    assert r.status_code == 201, r.text
+    expect_error(s.put(link(gb)), 403, "out_of_scope")
+    r = s.get(server.api(f"/users/{world.ua['id']}/effective-policy"))
+    assert r.status_code == 200, r.text
+    expect_error(s.get(server.api(f"/users/{world.ub['id']}/"
+                                  "effective-policy")),
+                 403, "out_of_scope")
+    assert world.owner.put(link(gb)).status_code == 201
+    expect_error(s.delete(link(gb)), 403, "out_of_scope")
+    assert s.delete(link(ga)).status_code == 204
+    r = world.owner.get(server.api(f"/security-policies/{pid}"))
+    assert r.json()["groups"] == [gb]
+    # A scoped holder of nothing org-wide cannot touch policies at all.
+    expect_error(world.sessions["user_admin"].get(
+        server.api("/security-policies")), 403, "permission_denied")
