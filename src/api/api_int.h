@@ -135,6 +135,9 @@ void guard_respond_locked(struct gh_http_req *req, int64_t retry_s);
 bool query_int(struct gh_http_req *req, const char *name, int64_t lo,
     int64_t hi, int64_t def, int64_t *out);
 
+/* A list's "limit" query argument, 1..max (absent: 50). */
+bool query_limit(struct gh_http_req *req, int max, int *out);
+
 /* Parses the JSON body as an object whose keys must all be in allowed
  * (NULL-terminated). Responds and returns NULL on failure. */
 json_t *body_object(struct gh_http_req *req, const char *const *allowed);

@@ -158,6 +158,17 @@ query_int(struct gh_http_req *req, const char *name, int64_t lo, int64_t hi,
 	return true;
 }
 
+bool
+query_limit(struct gh_http_req *req, int max, int *out)
+{
+	int64_t v;
+
+	if (!query_int(req, "limit", 1, max, 50, &v))
+		return false;
+	*out = (int)v;
+	return true;
+}
+
 void
 respond_invalid(struct gh_http_req *req, const char *fmt, ...)
 {

@@ -21,27 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool
-list_limit(struct gh_http_req *req, int max, int *out)
-{
-	const char *s = gh_http_req_query(req, "limit");
-	char *end;
-	long v;
-
-	*out = 50;
-	if (s == NULL)
-		return true;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 1 || v > max) {
-		respond_invalid(req, "limit: must be an integer from 1 to %d",
-		    max);
-		return false;
-	}
-	*out = (int)v;
-	return true;
-}
-
 static void
 respond_app_exists(struct gh_http_req *req)
 {
@@ -129,7 +108,7 @@ h_apps_list(void *app, struct gh_http_req *req)
 
 	if (!ctx_open_perm(app, req, &ctx, "apps.read"))
 		return;
-	if (!list_limit(req, GH_APP_LIST_MAX, &limit))
+	if (!query_limit(req, GH_APP_LIST_MAX, &limit))
 		goto out;
 	q = gh_http_req_query(req, "q");
 	if (q != NULL && strlen(q) > 128) {

@@ -18,18 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The list's "limit" query argument (default 50). */
-static bool
-query_limit(struct gh_http_req *req, int max, int *out)
-{
-	int64_t v;
-
-	if (!query_int(req, "limit", 1, max, 50, &v))
-		return false;
-	*out = (int)v;
-	return true;
-}
-
 /* Answers a refusal of src/identity's group rules. */
 static void
 respond_group_err(struct gh_http_req *req, gh_err err, const char *why)

@@ -174,6 +174,10 @@ def fresh_token(w, side):
     return {"token": w.post("/tokens", {"name": uniq("t")})["id"]}
 
 
+def fresh_scim_token(w, side):
+    return {"scimtoken": w.post("/scim-tokens", {"name": uniq("s")})["id"]}
+
+
 def fresh_attr(w, side):
     return {"attr": w.post("/attributes", {"name": uniq("a"),
                                            "type": "string"})["name"]}
@@ -380,6 +384,11 @@ ROUTES = [
           fresh=fresh_attached_policy),
     Route("GET", "/users/{user}/effective-policy", "policies.read", "user",
           also=[("users.read", "user")]),
+    Route("GET", "/scim-tokens", "scim.write", "org"),
+    Route("POST", "/scim-tokens", "scim.write", "org",
+          body=lambda w, side, t: {"name": uniq("s")}),
+    Route("DELETE", "/scim-tokens/{scimtoken}", "scim.write", "org",
+          fresh=fresh_scim_token),
 ]
 
 
@@ -471,7 +480,7 @@ def test_the_table_names_every_admin_route():
                      ("{app}", "{id}"), ("{rule}", "{id}"),
                      ("{policy}", "{id}"),
                      ("{user}", "{id}"), ("{group}", "{id}"),
-                     ("{token}", "{id}"), ("{attr}", "{name}"),
+                     ("{token}", "{id}"), ("{scimtoken}", "{id}"), ("{attr}", "{name}"),
                      ("{role}", "{id}"), ("{assignment}", "{id}"),
                      ("/members/{id}", "/members/{user_id}")):
             path = path.replace(a, b)
