@@ -23,8 +23,10 @@
 static const char usage[] =
 "Usage: gatehouse [--config FILE] COMMAND [OPTIONS]\n"
 "\n"
-"Gatehouse: multi-tenant sign-in with TOTP MFA, sessions, users, audit and\n"
-"encryption at rest for organisations (single sign-on is on the way).\n"
+"Gatehouse: multi-tenant sign-in with MFA (TOTP, passkeys, security keys,\n"
+"approval from a signed-in device), users, groups, apps, roles, security\n"
+"policies, SCIM provisioning, audit and encryption at rest for\n"
+"organisations (single sign-on is on the way).\n"
 "\n"
 "Commands:\n"
 "  init --org SLUG --admin USERNAME [--org-name NAME] [--region R] [--email E]\n"
