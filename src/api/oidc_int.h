@@ -1,0 +1,62 @@
+/*
+ * oidc_int.h: shared by the OpenID Connect provider files of src/api
+ * (oidc_keys.c: signing keys, discovery, JWKS; oidc_clients.c: client
+ * settings, secrets and client authentication; oidc.c: the protocol
+ * endpoints). Not for other capabilities.
+ */
+#ifndef GH_OIDC_INT_H
+#define GH_OIDC_INT_H
+
+#include "api/api_int.h"
+#include "access/access.h"
+#include "jose/jose.h"
+
+#define OIDC_KID_LEN GH_ID_LEN
+#define OIDC_SECRET_BYTES 32
+#define OIDC_TOKEN_BYTES 32		/* codes, refresh and opaque tokens */
+#define OIDC_TOKEN_TTL_MAX_S 86400	/* longest id or access token */
+#define OIDC_CODE_TTL_MS 60000
+#define OIDC_URI_MAX 2000
+#define OIDC_URIS_MAX 20
+
+/* An app of kind "oidc" with its client settings. */
+struct oidc_client {
+	struct gh_access_app app;
+	json_t *s;			/* settings (owned), all keys filled */
+	bool has_secret;
+	uint8_t secret_digest[GH_SHA256_LEN];
+};
+
+/* ---- oidc_keys.c ---- */
+/* The issuer: {base_url}/o/{org}. */
+void oidc_issuer(const struct api_ctx *ctx, char *out, size_t cap);
+/* The signing key in force (creating the org's first key, in its own
+ * transaction, when there is none). Call outside a transaction. */
+gh_err oidc_signer(struct api_ctx *ctx, struct gh_jose_key **key_out,
+    char kid_out[static OIDC_KID_LEN + 1]) GH_MUST_CHECK;
+/* Verifies a token signed by one of the org's published keys: header
+ * kid names the key. GH_ERR_DENIED for anything not ours or tampered. */
+gh_err oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
+    json_t **claims_out) GH_MUST_CHECK;
+gh_err routes_oidc_keys(struct gh_http_router *r);
+
+/* ---- oidc_clients.c ---- */
+/* Loads client id; GH_ERR_NOTFOUND when no such app, not of kind oidc
+ * or without client settings. Free with oidc_client_free. */
+gh_err oidc_client_load(struct gh_db *db, const char *id,
+    struct oidc_client *out) GH_MUST_CHECK;
+void oidc_client_free(struct oidc_client *c);
+/* True when uri is exactly one of the strings of settings member key. */
+bool oidc_client_has(const struct oidc_client *c, const char *key,
+    const char *value);
+int64_t oidc_client_int(const struct oidc_client *c, const char *key);
+const char *oidc_client_str(const struct oidc_client *c, const char *key);
+/* Authenticates the client of a token, introspection or revocation
+ * request (client_secret_basic, client_secret_post, or none for public
+ * clients). On failure answers 401 invalid_client (or 400
+ * invalid_request) and returns false. */
+bool oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out);
+/* {"error", "error_description", "message"} (RFC 6749 5.2). */
+void oauth_error(struct gh_http_req *req, unsigned status, const char *code,
+    const char *desc);
+#endif
