@@ -408,6 +408,34 @@ def test_third_party_app_asks_consent_once(server, admin, oidc):
     assert "code" in q
     assert col(server, "SELECT count(*) FROM audit_events WHERE "
                "action = 'oidc.grant'") == [1]
+    # The user sees the grant and revokes it: the app's tokens die.
+    r = s.post(issuer(server) + "/oidc/token", data={
+        "grant_type": "authorization_code", "code": q["code"][0],
+        "redirect_uri": RP, "code_verifier": "x" * 43},
+        auth=(c.id, c.secret), timeout=30)
+    assert r.json()["error"] == "invalid_grant"
+    # A wider scope asks again; the one granted does not.
+    r = authorize(server, s, c, scope="openid groups",
+                  challenge=pkce_pair()[1])
+    assert not isinstance(r, dict) and "Allow" in r.text
+    _, t, _, _ = code_flow(server, c, s=s, scope="openid profile email")
+    me = server.login("alice", USER_PASSWORD)
+    r = me.get(server.api("/me/grants"), timeout=30)
+    assert r.status_code == 200
+    grants = r.json()["grants"]
+    assert [g["client_id"] for g in grants] == [c.id]
+    assert grants[0]["scope"] == "openid profile email"
+    r = me.delete(server.api(f"/me/grants/{c.id}"), timeout=30)
+    assert r.status_code == 204, r.text
+    r = token(server, c, {"grant_type": "refresh_token",
+                          "refresh_token": t["refresh_token"]})
+    assert r.json()["error"] == "invalid_grant"
+    expect_error(me.delete(server.api(f"/me/grants/{c.id}"), timeout=30),
+                 404, "grant_not_found")
+    assert me.get(server.api("/me/grants"), timeout=30).json() == \
+        {"grants": []}
+    assert "oidc.grant.revoke" in col(server, "SELECT action FROM "
+                                      "audit_events")
 
 
 def test_prompt_login_asks_for_the_password_again(server, admin, oidc):
