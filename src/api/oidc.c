@@ -1089,6 +1089,7 @@ h_token(void *app, struct gh_http_req *req)
 	const char *grant;
 	char kid[OIDC_KID_LEN + 1];
 	struct oidc_client c;
+	enum gh_jose_alg alg;
 	struct api_ctx ctx;
 	struct issue is;
 	gh_err err;
@@ -1121,7 +1122,10 @@ h_token(void *app, struct gh_http_req *req)
 		    "This client may not use this grant type.");
 		goto out;
 	}
-	err = oidc_signer(&ctx, &is.key, kid);
+	if (gh_jose_alg_parse(oidc_client_str(&c,
+	    "id_token_signed_response_alg"), &alg) != GH_OK)
+		alg = GH_JOSE_ES256;
+	err = oidc_signer(&ctx, alg, &is.key, kid);
 	if (err != GH_OK) {
 		respond_err(req, err);
 		goto out;

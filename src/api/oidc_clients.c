@@ -239,6 +239,7 @@ settings_read(struct gh_http_req *req, json_t *body)
 	static const char *const methods[] = { "client_secret_basic",
 	    "client_secret_post", "none", NULL };
 	static const char *const formats[] = { "jwt", "opaque", NULL };
+	static const char *const algs[] = { "ES256", "RS256", "EdDSA", NULL };
 	json_t *s = json_object(), *pk;
 	const char *type, *method;
 	bool public;
@@ -253,6 +254,8 @@ settings_read(struct gh_http_req *req, json_t *body)
 	if (!str_member(req, body, "token_endpoint_auth_method", methods,
 	    public ? "none" : "client_secret_basic", s) ||
 	    !str_member(req, body, "access_token_format", formats, "jwt", s) ||
+	    !str_member(req, body, "id_token_signed_response_alg", algs,
+	    "ES256", s) ||
 	    !int_member(req, body, "id_token_lifetime_s", 60,
 	    OIDC_TOKEN_TTL_MAX_S, 3600, s) ||
 	    !int_member(req, body, "access_token_lifetime_s", 60,
@@ -359,7 +362,8 @@ h_client_put(void *app, struct gh_http_req *req)
 	    "post_logout_redirect_uris", "grant_types", "client_type",
 	    "token_endpoint_auth_method", "id_token_lifetime_s",
 	    "access_token_lifetime_s", "refresh_token_lifetime_s",
-	    "access_token_format", "pkce_required", NULL };
+	    "access_token_format", "pkce_required",
+	    "id_token_signed_response_alg", NULL };
 	struct gh_access_app a;
 	struct oidc_client c;
 	struct api_ctx ctx;

@@ -30,10 +30,12 @@ struct oidc_client {
 /* ---- oidc_keys.c ---- */
 /* The issuer: {base_url}/o/{org}. */
 void oidc_issuer(const struct api_ctx *ctx, char *out, size_t cap);
-/* The signing key in force (creating the org's first key, in its own
- * transaction, when there is none). Call outside a transaction. */
-gh_err oidc_signer(struct api_ctx *ctx, struct gh_jose_key **key_out,
-    char kid_out[static OIDC_KID_LEN + 1]) GH_MUST_CHECK;
+/* The signing key of alg in force (creating the org's first key of alg,
+ * in its own transaction, when there is none). Call outside a
+ * transaction. */
+gh_err oidc_signer(struct api_ctx *ctx, enum gh_jose_alg alg,
+    struct gh_jose_key **key_out, char kid_out[static OIDC_KID_LEN + 1])
+    GH_MUST_CHECK;
 /* Verifies a token signed by one of the org's published keys: header
  * kid names the key. GH_ERR_DENIED for anything not ours or tampered. */
 gh_err oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,

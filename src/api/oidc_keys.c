@@ -6,6 +6,10 @@
  * have fetched it first; the keys it replaces stay published until every
  * token they signed has expired.
  *
+ * Keys are per algorithm: ES256 by default, RS256 and EdDSA for the
+ * clients that ask for them (id_token_signed_response_alg), each made on
+ * first use.
+ *
  * Untrusted input: tokens presented back to us (oidc_verify: the kid
  * selects one of our own keys, whose algorithm decides). Secrets: the
  * private keys, stored only encrypted through src/kms (AAD org,
@@ -95,10 +99,11 @@ out:
 	return err;
 }
 
-/* Loads the key in force into *key_out; GH_ERR_NOTFOUND when none. */
+/* Loads the key of alg in force into *key_out; GH_ERR_NOTFOUND when
+ * none. */
 static gh_err
-signer_load(struct api_ctx *ctx, struct gh_jose_key **key_out,
-    char kid_out[static OIDC_KID_LEN + 1])
+signer_load(struct api_ctx *ctx, enum gh_jose_alg want,
+    struct gh_jose_key **key_out, char kid_out[static OIDC_KID_LEN + 1])
 {
 	struct gh_stmt *st = NULL;
 	struct gh_kms_aad aad;
@@ -112,11 +117,11 @@ signer_load(struct api_ctx *ctx, struct gh_jose_key **key_out,
 
 	gh_buf_init(&pem, PEM_MAX, GH_BUF_SECRET);
 	err = gh_db_prepare(ctx->db, "SELECT kid, alg, private_ct FROM "
-	    "oidc_keys WHERE activates_at <= ? AND (retires_at IS NULL OR "
-	    "retires_at > ?) ORDER BY activates_at DESC, created_at DESC "
-	    "LIMIT 1", &st);
+	    "oidc_keys WHERE alg = ? AND activates_at <= ? AND (retires_at "
+	    "IS NULL OR retires_at > ?) ORDER BY activates_at DESC, "
+	    "created_at DESC LIMIT 1", &st);
 	if (err == GH_OK)
-		err = gh_stmt_bind(st, "ii", now, now);
+		err = gh_stmt_bind(st, "tii", gh_jose_alg_name(want), now, now);
 	if (err == GH_OK)
 		err = gh_stmt_step(st, &row);
 	if (err == GH_OK && !row)
@@ -145,30 +150,29 @@ out:
 }
 
 gh_err
-oidc_signer(struct api_ctx *ctx, struct gh_jose_key **key_out,
-    char kid_out[static OIDC_KID_LEN + 1])
+oidc_signer(struct api_ctx *ctx, enum gh_jose_alg alg,
+    struct gh_jose_key **key_out, char kid_out[static OIDC_KID_LEN + 1])
 {
 	gh_err err;
 
 	*key_out = NULL;
-	err = signer_load(ctx, key_out, kid_out);
+	err = signer_load(ctx, alg, key_out, kid_out);
 	if (err != GH_ERR_NOTFOUND)
 		return err;
-	/* The org's first key, in force at once. */
+	/* The org's first key of alg, in force at once. */
 	if (ctx->actor.type == NULL)
 		ctx->actor.type = "system";
 	err = gh_db_begin(ctx->db);
 	if (err != GH_OK)
 		return err;
-	err = key_create(ctx, GH_JOSE_ES256, gh_now_ms(), "oidc.key.create",
-	    kid_out);
+	err = key_create(ctx, alg, gh_now_ms(), "oidc.key.create", kid_out);
 	if (err == GH_OK)
 		err = gh_db_commit(ctx->db);
 	if (err != GH_OK) {
 		gh_db_rollback(ctx->db);
 		return err;
 	}
-	return signer_load(ctx, key_out, kid_out);
+	return signer_load(ctx, alg, key_out, kid_out);
 }
 
 gh_err
@@ -247,7 +251,8 @@ h_discovery(void *app, struct gh_http_req *req)
 	static const char *const claims[] = { "iss", "sub", "aud", "exp",
 	    "iat", "auth_time", "nonce", "amr", "azp", "name",
 	    "preferred_username", "email", "groups", "roles", NULL };
-	static const char *const algs[] = { "ES256", NULL };
+	static const char *const algs[] = { "ES256", "RS256", "EdDSA",
+	    NULL };
 	static const char *const pkce[] = { "S256", NULL };
 	static const char *const subjects[] = { "public", NULL };
 	static const char *const modes[] = { "query", NULL };
@@ -312,7 +317,7 @@ h_jwks(void *app, struct gh_http_req *req)
 	if (!ctx_open(app, req, &ctx))
 		return;
 	/* Makes the first key, so that the set is never empty. */
-	err = oidc_signer(&ctx, &k, kid);
+	err = oidc_signer(&ctx, GH_JOSE_ES256, &k, kid);
 	gh_jose_key_free(k);
 	if (err == GH_OK)
 		err = gh_db_prepare(ctx.db, "SELECT public_jwk FROM oidc_keys "
@@ -340,13 +345,34 @@ h_jwks(void *app, struct gh_http_req *req)
 	ctx_close(&ctx);
 }
 
+/* The algorithms with a key not yet retired, ES256 always among them. */
+static gh_err
+algs_in_use(struct api_ctx *ctx, bool used[static 4])
+{
+	struct gh_stmt *st = NULL;
+	enum gh_jose_alg alg;
+	gh_err err;
+	bool row;
+
+	used[GH_JOSE_ES256] = true;
+	err = gh_db_prepare(ctx->db, "SELECT DISTINCT alg FROM oidc_keys "
+	    "WHERE retires_at IS NULL", &st);
+	while (err == GH_OK && (err = gh_stmt_step(st, &row)) == GH_OK && row)
+		if (gh_jose_alg_parse(gh_stmt_text(st, 0), &alg) == GH_OK)
+			used[alg] = true;
+	gh_stmt_free(st);
+	return err;
+}
+
 static void
 h_keys_rotate(void *app, struct gh_http_req *req)
 {
 	char kid[OIDC_KID_LEN + 1], at[25];
 	struct gh_jose_key *k = NULL;
+	bool used[4] = { false };
 	struct api_ctx ctx;
 	int64_t activates, retires;
+	json_t *keys = NULL;
 	gh_err err;
 
 	if (!ctx_open_perm(app, req, &ctx, "org.write"))
@@ -354,27 +380,35 @@ h_keys_rotate(void *app, struct gh_http_req *req)
 	if (!ctx_may_org(&ctx, "org.write"))
 		goto out;
 	/* The first key must exist to be replaced. */
-	err = oidc_signer(&ctx, &k, kid);
+	err = oidc_signer(&ctx, GH_JOSE_ES256, &k, kid);
 	gh_jose_key_free(k);
+	if (err == GH_OK)
+		err = algs_in_use(&ctx, used);
 	if (err != GH_OK) {
 		respond_err(req, err);
 		goto out;
 	}
 	activates = gh_now_ms() + ctx.app->cfg.oidc_key_delay_ms;
 	retires = activates + (int64_t)OIDC_TOKEN_TTL_MAX_S * 1000;
+	gh_time_rfc3339(activates, at);
+	keys = json_array();
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_db_run(ctx.db, "UPDATE oidc_keys SET retires_at = ? "
 		    "WHERE retires_at IS NULL", "i", retires);
-	if (err == GH_OK)
-		err = key_create(&ctx, GH_JOSE_ES256, activates,
-		    "oidc.key.rotate", kid);
+	for (enum gh_jose_alg a = GH_JOSE_ES256; a <= GH_JOSE_EDDSA; a++) {
+		if (err != GH_OK || !used[a])
+			continue;
+		err = key_create(&ctx, a, activates, "oidc.key.rotate", kid);
+		json_array_append_new(keys, json_pack("{s:s, s:s, s:s}", "kid",
+		    kid, "alg", gh_jose_alg_name(a), "activates_at", at));
+	}
 	if (finish(&ctx, err)) {
-		gh_time_rfc3339(activates, at);
-		gh_http_respond_json(req, 201, json_pack("{s:s, s:s, s:s}",
-		    "kid", kid, "alg", "ES256", "activates_at", at));
+		gh_http_respond_json(req, 201, json_pack("{s:O}", "keys",
+		    keys));
 	}
 out:
+	json_decref(keys);
 	ctx_close(&ctx);
 }
 

@@ -95,10 +95,10 @@ def requests_get(server, path, **kw):
     return requests.get(issuer(server) + path, timeout=30, **kw)
 
 
-def verify(server, token, typ=None):
+def verify(server, token, typ=None, alg="ES256"):
     """Verifies with jwcrypto against the published JWKS; returns claims."""
     keyset = jwks(server)
-    t = jwt.JWT(jwt=token, key=keyset, algs=["ES256"])
+    t = jwt.JWT(jwt=token, key=keyset, algs=[alg])
     header = json.loads(t.header)
     if typ is not None:
         assert header["typ"] == typ
@@ -181,7 +181,8 @@ def test_discovery_and_jwks(server):
     assert d["token_endpoint"] == issuer(server) + "/oidc/token"
     assert d["jwks_uri"] == issuer(server) + "/oidc/jwks"
     assert d["code_challenge_methods_supported"] == ["S256"]
-    assert d["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert d["id_token_signing_alg_values_supported"] == [
+        "ES256", "RS256", "EdDSA"]
     keys = requests_get(server, "/oidc/jwks").json()["keys"]
     assert len(keys) == 1
     k = keys[0]
@@ -203,7 +204,8 @@ def test_key_rotation_publishes_before_signing(server_factory):
     kid1 = jwt.JWT(jwt=t1["id_token"]).token.jose_header["kid"]
     r = admin.post(srv.api("/oidc/keys/rotate"), timeout=30)
     assert r.status_code == 201, r.text
-    kid2 = r.json()["kid"]
+    assert [k["alg"] for k in r.json()["keys"]] == ["ES256"]
+    kid2 = r.json()["keys"][0]["kid"]
     kids = [k["kid"] for k in requests_get(srv, "/oidc/jwks").json()["keys"]]
     assert set(kids) == {kid1, kid2}
     # Published but not yet signing.
@@ -453,6 +455,26 @@ def test_prompt_login_asks_for_the_password_again(server, admin, oidc):
     got = authorize(server, s, c, creds=("alice", USER_PASSWORD),
                     challenge=pkce_pair()[1], extra={"prompt": "login"})
     assert "code" in got, got
+
+
+@pytest.mark.parametrize("alg", ["RS256", "EdDSA"])
+def test_clients_may_ask_for_rs256_or_eddsa(server, admin, oidc, alg):
+    c = Client(server, admin, id_token_signed_response_alg=alg)
+    assign(server, admin, c, oidc["user"]["id"])
+    _, t, _, _ = code_flow(server, c)
+    assert jwt.JWT(jwt=t["id_token"]).token.jose_header["alg"] == alg
+    assert verify(server, t["id_token"], alg=alg)["sub"] == oidc["user"]["id"]
+    verify(server, t["access_token"], typ="at+jwt", alg=alg)
+    r = requests_get(server, "/oidc/userinfo",
+                     headers={"Authorization": f"Bearer {t['access_token']}"})
+    assert r.status_code == 200
+    kinds = {k["alg"] for k in requests_get(server, "/oidc/jwks").json()[
+        "keys"]}
+    assert kinds == {"ES256", alg}
+    # Rotation renews every algorithm in use.
+    r = admin.post(server.api("/oidc/keys/rotate"), timeout=30)
+    assert sorted(k["alg"] for k in r.json()["keys"]) == sorted(
+        ["ES256", alg])
 
 
 # ---- token endpoint ----------------------------------------------------------
