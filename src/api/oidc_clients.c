@@ -2,12 +2,15 @@
  * oidc_clients.c: OpenID Connect client settings of apps of kind "oidc"
  * (GET/PUT /apps/{id}/oidc), client secrets (POST /apps/{id}/oidc/secret,
  * shown once) and client authentication at the token, introspection and
- * revocation endpoints.
+ * revocation endpoints: client_secret_basic, client_secret_post,
+ * private_key_jwt (RFC 7523 assertions signed by a registered public key,
+ * each jti accepted once) and none for public clients.
  *
  * Untrusted input: the settings an admin sends (validated member by
  * member: exact redirect URIs, known grant types and methods, bounded
- * lifetimes), the Authorization header and client_id/client_secret form
- * fields. Secrets: client secrets (256 random bits, returned once, stored
+ * lifetimes, importable public JWKs), the Authorization header, the
+ * client_id/client_secret form fields and client assertions (strict JWS
+ * parsing in src/jose; the key is the client's, chosen by kid). Secrets: client secrets (256 random bits, returned once, stored
  * as their SHA-256 digest and compared in constant time).
  */
 #include "api/oidc_int.h"
@@ -231,13 +234,57 @@ bad:
 	return false;
 }
 
+/* The public keys of a private_key_jwt client: {"keys": [JWK with "kid"
+ * and "alg"]}, 1 to OIDC_JWKS_MAX, each importable for its alg. */
+static bool
+jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
+{
+	json_t *set = json_object_get(body, "jwks"), *keys, *k;
+	struct gh_jose_key *key = NULL;
+	enum gh_jose_alg alg;
+	const char *kid;
+	size_t i;
+
+	if (set == NULL && !required)
+		return true;
+	if (!required) {
+		respond_invalid(req, "jwks is only for private_key_jwt clients");
+		return false;
+	}
+	keys = json_object_get(set, "keys");
+	if (!json_is_object(set) || !json_is_array(keys) ||
+	    json_array_size(keys) == 0 ||
+	    json_array_size(keys) > OIDC_JWKS_MAX) {
+		respond_invalid(req, "jwks must be {\"keys\": [1 to %d public "
+		    "JWKs]} for private_key_jwt", OIDC_JWKS_MAX);
+		return false;
+	}
+	json_array_foreach(keys, i, k) {
+		kid = json_string_value(json_object_get(k, "kid"));
+		if (kid == NULL || kid[0] == '\0' ||
+		    strlen(kid) > GH_JOSE_KID_MAX ||
+		    json_object_get(k, "d") != NULL ||
+		    gh_jose_alg_parse(json_string_value(json_object_get(k,
+		    "alg")), &alg) != GH_OK ||
+		    gh_jose_key_from_jwk(alg, k, &key) != GH_OK) {
+			respond_invalid(req, "jwks.keys[%zu] must be a public "
+			    "ES256, RS256 or EdDSA JWK with kid and alg", i);
+			return false;
+		}
+		gh_jose_key_free(key);
+		key = NULL;
+	}
+	json_object_set(out, "jwks", set);
+	return true;
+}
+
 /* Validates a PUT body into complete settings; NULL after responding. */
 static json_t *
 settings_read(struct gh_http_req *req, json_t *body)
 {
 	static const char *const types[] = { "public", "confidential", NULL };
 	static const char *const methods[] = { "client_secret_basic",
-	    "client_secret_post", "none", NULL };
+	    "client_secret_post", "private_key_jwt", "none", NULL };
 	static const char *const formats[] = { "jwt", "opaque", NULL };
 	static const char *const algs[] = { "ES256", "RS256", "EdDSA", NULL };
 	json_t *s = json_object(), *pk;
@@ -276,6 +323,8 @@ settings_read(struct gh_http_req *req, json_t *body)
 		    "client");
 		goto bad;
 	}
+	if (!jwks_read(req, body, strcmp(method, "private_key_jwt") == 0, s))
+		goto bad;
 	pk = json_object_get(body, "pkce_required");
 	if (pk != NULL && !json_is_boolean(pk)) {
 		respond_invalid(req, "pkce_required must be a boolean");
@@ -363,7 +412,7 @@ h_client_put(void *app, struct gh_http_req *req)
 	    "token_endpoint_auth_method", "id_token_lifetime_s",
 	    "access_token_lifetime_s", "refresh_token_lifetime_s",
 	    "access_token_format", "pkce_required",
-	    "id_token_signed_response_alg", NULL };
+	    "id_token_signed_response_alg", "jwks", NULL };
 	struct gh_access_app a;
 	struct oidc_client c;
 	struct api_ctx ctx;
@@ -519,19 +568,145 @@ auth_fail(struct api_ctx *ctx, bool basic)
 	return false;
 }
 
+#define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define ASSERTION_MAX_S 600	/* longest assertion lifetime accepted */
+
+/* True when aud (string or array) names the token endpoint or the
+ * issuer. */
+static bool
+aud_ok(struct api_ctx *ctx, json_t *aud)
+{
+	char iss[400], tok[440];
+	json_t *v;
+	size_t i;
+
+	oidc_issuer(ctx, iss, sizeof iss);
+	snprintf(tok, sizeof tok, "%s/oidc/token", iss);
+	if (json_is_string(aud))
+		return strcmp(json_string_value(aud), iss) == 0 ||
+		    strcmp(json_string_value(aud), tok) == 0;
+	json_array_foreach(aud, i, v)
+		if (aud_ok(ctx, v))
+			return true;
+	return false;
+}
+
+/* Verifies a private_key_jwt assertion (RFC 7523) for client c: signed by
+ * one of its registered keys (by kid), iss = sub = client id, aud ours,
+ * not expired nor too long-lived, and its jti never seen before (recorded
+ * in its own transaction). */
+static bool
+assertion_ok(struct api_ctx *ctx, const struct oidc_client *c,
+    const char *assertion)
+{
+	struct gh_jose_key *key = NULL;
+	enum gh_jose_alg alg;
+	json_t *hdr = NULL, *claims = NULL, *k;
+	const char *kid, *jti, *iss, *sub;
+	int64_t now = gh_now_ms(), exp;
+	bool ok = false;
+	size_t i;
+	gh_err err;
+
+	if (gh_jose_header(assertion, strlen(assertion), &hdr) != GH_OK)
+		return false;
+	kid = json_string_value(json_object_get(hdr, "kid"));
+	json_array_foreach(json_object_get(json_object_get(c->s, "jwks"),
+	    "keys"), i, k) {
+		if (kid != NULL && strcmp(kid, json_string_value(
+		    json_object_get(k, "kid"))) != 0)
+			continue;
+		if (gh_jose_alg_parse(json_string_value(json_object_get(k,
+		    "alg")), &alg) != GH_OK ||
+		    gh_jose_key_from_jwk(alg, k, &key) != GH_OK)
+			continue;
+		err = gh_jose_verify(key, assertion, strlen(assertion), NULL,
+		    &claims);
+		gh_jose_key_free(key);
+		key = NULL;
+		if (err == GH_OK)
+			break;
+	}
+	if (claims == NULL)
+		goto out;
+	iss = json_string_value(json_object_get(claims, "iss"));
+	sub = json_string_value(json_object_get(claims, "sub"));
+	jti = json_string_value(json_object_get(claims, "jti"));
+	exp = json_integer_value(json_object_get(claims, "exp")) * 1000;
+	if (iss == NULL || sub == NULL || strcmp(iss, c->app.id) != 0 ||
+	    strcmp(sub, c->app.id) != 0 ||
+	    !aud_ok(ctx, json_object_get(claims, "aud")) || jti == NULL ||
+	    jti[0] == '\0' || strlen(jti) > 128 || exp <= now ||
+	    exp > now + ASSERTION_MAX_S * 1000)
+		goto out;
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "DELETE FROM oidc_assertions WHERE "
+		    "expires_at <= ?", "i", now);
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "INSERT INTO oidc_assertions "
+		    "(client_id, jti, expires_at) VALUES (?, ?, ?)", "tti",
+		    c->app.id, jti, exp);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK)
+		gh_db_rollback(ctx->db);	/* a replay: GH_ERR_CONFLICT */
+	ok = err == GH_OK;
+out:
+	json_decref(hdr);
+	json_decref(claims);
+	return ok;
+}
+
+/* The client id of an assertion: the form's client_id, else its (not yet
+ * verified) iss, only to find which keys to verify it with. */
+static bool
+assertion_client(struct api_ctx *ctx, const char *assertion,
+    const char *form_id, char id[static GH_ID_LEN + 1])
+{
+	json_t *claims = NULL;
+	const char *iss;
+	bool ok;
+
+	if (form_id != NULL)
+		return gh_strlcpy(id, form_id, GH_ID_LEN + 1);
+	if (gh_jose_claims_unverified(assertion, strlen(assertion),
+	    &claims) != GH_OK)
+		return false;
+	iss = json_string_value(json_object_get(claims, "iss"));
+	ok = iss != NULL && gh_strlcpy(id, iss, GH_ID_LEN + 1);
+	json_decref(claims);
+	return ok;
+}
+
 bool
 oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out)
 {
 	const char *h = gh_http_req_header(ctx->req, "Authorization");
 	const char *form_id = gh_http_req_form(ctx->req, "client_id");
 	const char *form_secret = gh_http_req_form(ctx->req, "client_secret");
+	const char *atype = gh_http_req_form(ctx->req, "client_assertion_type");
+	const char *assertion = gh_http_req_form(ctx->req, "client_assertion");
 	char id[GH_ID_LEN + 1], secret[128];
 	const char *method, *use_id, *use_secret = NULL, *used;
 	bool ok = false;
 	gh_err err;
 
 	memset(out, 0, sizeof *out);
-	if (h != NULL) {
+	memset(secret, 0, sizeof secret);
+	if (atype != NULL || assertion != NULL) {
+		if (h != NULL || form_secret != NULL || atype == NULL ||
+		    strcmp(atype, ASSERTION_TYPE) != 0 || assertion == NULL) {
+			oauth_error(ctx->req, 400, "invalid_request",
+			    "client_assertion_type must be jwt-bearer, with a "
+			    "client_assertion and no other credentials.");
+			goto out;
+		}
+		if (!assertion_client(ctx, assertion, form_id, id))
+			return auth_fail(ctx, false);
+		use_id = id;
+		used = "private_key_jwt";
+	} else if (h != NULL) {
 		if (form_secret != NULL || !basic_parse(h, id, secret,
 		    sizeof secret))
 			return auth_fail(ctx, true);
@@ -564,7 +739,8 @@ oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out)
 	    "token_endpoint_auth_method") : "";
 	if (err != GH_OK || strcmp(out->app.state, "active") != 0 ||
 	    strcmp(method, used) != 0 ||
-	    (use_secret != NULL && !secret_ok(out, use_secret))) {
+	    (use_secret != NULL && !secret_ok(out, use_secret)) ||
+	    (assertion != NULL && !assertion_ok(ctx, out, assertion))) {
 		oidc_client_free(out);
 		auth_fail(ctx, h != NULL);
 		goto out;

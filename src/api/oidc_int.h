@@ -18,6 +18,7 @@
 #define OIDC_CODE_TTL_MS 60000
 #define OIDC_URI_MAX 2000
 #define OIDC_URIS_MAX 20
+#define OIDC_JWKS_MAX 5		/* keys of a private_key_jwt client */
 
 /* An app of kind "oidc" with its client settings. */
 struct oidc_client {
@@ -54,8 +55,8 @@ bool oidc_client_has(const struct oidc_client *c, const char *key,
 int64_t oidc_client_int(const struct oidc_client *c, const char *key);
 const char *oidc_client_str(const struct oidc_client *c, const char *key);
 /* Authenticates the client of a token, introspection or revocation
- * request (client_secret_basic, client_secret_post, or none for public
- * clients). On failure answers 401 invalid_client (or 400
+ * request (client_secret_basic, client_secret_post, private_key_jwt, or
+ * none for public clients). On failure answers 401 invalid_client (or 400
  * invalid_request) and returns false. */
 bool oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out);
 /* {"error", "error_description", "message"} (RFC 6749 5.2). */

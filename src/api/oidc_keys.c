@@ -243,9 +243,11 @@ h_discovery(void *app, struct gh_http_req *req)
 	static const char *const grants[] = { "authorization_code",
 	    "refresh_token", "client_credentials", NULL };
 	static const char *const auth[] = { "client_secret_basic",
-	    "client_secret_post", "none", NULL };
+	    "client_secret_post", "private_key_jwt", "none", NULL };
 	static const char *const conf_auth[] = { "client_secret_basic",
-	    "client_secret_post", NULL };
+	    "client_secret_post", "private_key_jwt", NULL };
+	static const char *const assertion_algs[] = { "ES256", "RS256",
+	    "EdDSA", NULL };
 	static const char *const scopes[] = { "openid", "profile", "email",
 	    "groups", "offline_access", NULL };
 	static const char *const claims[] = { "iss", "sub", "aud", "exp",
@@ -287,6 +289,9 @@ h_discovery(void *app, struct gh_http_req *req)
 	    strs(auth));
 	json_object_set_new(d,
 	    "introspection_endpoint_auth_methods_supported", strs(conf_auth));
+	json_object_set_new(d,
+	    "token_endpoint_auth_signing_alg_values_supported",
+	    strs(assertion_algs));
 	json_object_set_new(d, "revocation_endpoint_auth_methods_supported",
 	    strs(auth));
 	json_object_set_new(d, "scopes_supported", strs(scopes));

@@ -65,6 +65,12 @@ gh_err gh_jose_sign(const struct gh_jose_key *k, const char *kid,
 gh_err gh_jose_header(const char *jws, size_t len, json_t **header_out)
     GH_MUST_CHECK;
 
+/* The payload object of a compact JWS WITHOUT verifying it: only to find
+ * which key should verify it (e.g. the "iss" of a client assertion).
+ * Never trust what it returns before gh_jose_verify succeeds. */
+gh_err gh_jose_claims_unverified(const char *jws, size_t len,
+    json_t **claims_out) GH_MUST_CHECK;
+
 /* Verifies jws with key k: the header must pass gh_jose_header and name
  * k's algorithm. On success *claims_out is the payload object (new
  * reference) and *header_out (may be NULL) the header. GH_ERR_INVALID:

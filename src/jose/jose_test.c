@@ -248,6 +248,25 @@ test_key_confusion_is_refused(void **state)
 }
 
 static void
+test_unverified_claims_are_read_but_shape_is_checked(void **state)
+{
+	json_t *c = NULL;
+	char *t = forge("{\"alg\":\"none\"}", "AAAA");
+
+	(void)state;
+	assert_int_equal(gh_jose_claims_unverified(rfc7515_jws,
+	    strlen(rfc7515_jws), &c), GH_OK);
+	assert_string_equal(json_string_value(json_object_get(c, "iss")),
+	    "joe");
+	json_decref(c);
+	c = NULL;
+	assert_int_equal(gh_jose_claims_unverified(t, strlen(t), &c),
+	    GH_ERR_INVALID);
+	assert_null(c);
+	free(t);
+}
+
+static void
 test_malformed_and_oversized_tokens_are_refused(void **state)
 {
 	struct gh_jose_key *k = jwk_key(GH_JOSE_ES256, rfc7515_jwk);
@@ -284,6 +303,8 @@ main(void)
 		cmocka_unit_test(test_crit_is_refused),
 		cmocka_unit_test(test_key_confusion_is_refused),
 		cmocka_unit_test(test_malformed_and_oversized_tokens_are_refused),
+		cmocka_unit_test(
+		    test_unverified_claims_are_read_but_shape_is_checked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -579,6 +579,73 @@ def test_client_authentication_and_grant_errors(server, admin, oidc):
     assert r.json()["error"] == "unauthorized_client"
 
 
+def assertion(key, client_id, aud, **over):
+    claims = {"iss": client_id, "sub": client_id, "aud": aud,
+              "jti": secrets.token_hex(8), "exp": int(time.time()) + 120}
+    claims.update(over)
+    t = jwt.JWT(header={"alg": "ES256", "kid": key.key_id}, claims=claims)
+    t.make_signed_token(key)
+    return t.serialize()
+
+
+def test_private_key_jwt_client_authentication(server, admin):
+    key = jwk.JWK.generate(kty="EC", crv="P-256", kid="k1")
+    pub = json.loads(key.export_public())
+    pub["alg"] = "ES256"
+    r = admin.post(server.api("/apps"), json={"name": "pkjwt",
+                                              "kind": "oidc"}, timeout=30)
+    cid = r.json()["id"]
+    bad = dict(pub, d="AAAA")
+    r = admin.put(server.api(f"/apps/{cid}/oidc"), json={
+        "redirect_uris": [RP], "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [bad]}}, timeout=30)
+    assert r.status_code == 400
+    r = admin.put(server.api(f"/apps/{cid}/oidc"), json={
+        "redirect_uris": [RP], "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [pub]}}, timeout=30)
+    assert r.status_code == 200, r.text
+    import requests
+    url = issuer(server) + "/oidc/token"
+    typ = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+    def post(a, **extra):
+        return requests.post(url, data=dict(
+            grant_type="client_credentials", client_assertion_type=typ,
+            client_assertion=a, **extra), timeout=30)
+
+    good = assertion(key, cid, url)
+    r = post(good)
+    assert r.status_code == 200, r.text
+    assert verify(server, r.json()["access_token"])["sub"] == cid
+    # Each assertion once.
+    r = post(good)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    other = jwk.JWK.generate(kty="EC", crv="P-256", kid="k1")
+    head = b64url(json.dumps({"alg": "none", "kid": "k1"}).encode())
+    body = b64url(json.dumps({"iss": cid, "sub": cid, "aud": url,
+                              "jti": "x1", "exp": int(time.time()) + 60})
+                  .encode())
+    hs = jwt.JWT(header={"alg": "HS256", "kid": "k1"}, claims={
+        "iss": cid, "sub": cid, "aud": url, "jti": "x2",
+        "exp": int(time.time()) + 60})
+    hs.make_signed_token(jwk.JWK(kty="oct", k=b64url(
+        json.dumps(pub).encode())))
+    for a in (assertion(other, cid, url),                # wrong key
+              assertion(key, cid, "https://elsewhere/"),  # wrong aud
+              assertion(key, cid, url, exp=int(time.time()) - 5),
+              assertion(key, cid, url, exp=int(time.time()) + 3600),
+              assertion(key, cid, url, sub="0" * 32),
+              head + "." + body + ".",                    # alg none
+              hs.serialize()):                            # confusion
+        r = post(a)
+        assert r.status_code == 401, r.text
+        assert r.json()["error"] == "invalid_client"
+    r = post(assertion(key, cid, url), client_secret="x")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
 def test_introspection_and_revocation(server, admin, oidc):
     c = Client(server, admin)
     rs = Client(server, admin)        # a resource server

@@ -68,3 +68,12 @@ CREATE TABLE oidc_tokens (
 );
 CREATE INDEX oidc_tokens_family ON oidc_tokens (family);
 CREATE INDEX oidc_tokens_user ON oidc_tokens (user_id, client_id);
+
+-- private_key_jwt client assertions seen, until they expire: each jti is
+-- accepted once per client.
+CREATE TABLE oidc_assertions (
+    client_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
