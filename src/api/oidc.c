@@ -18,16 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PARAM_MAX 512			/* state, nonce, scope */
-#define TOKEN_STR_LEN 43		/* base64url of OIDC_TOKEN_BYTES */
-#define SCOPE_MAX 256
 
 static const char *const known_scopes[] = { "openid", "profile", "email",
     "groups", "offline_access", NULL };
 
 /* True when the space-separated scope holds word. */
-static bool
-scope_has(const char *scope, const char *word)
+bool
+oidc_scope_has(const char *scope, const char *word)
 {
 	size_t n = strlen(word);
 	const char *p = scope;
@@ -42,12 +39,12 @@ scope_has(const char *scope, const char *word)
 }
 
 /* Keeps the known scope words of in, in order, without repeats. */
-static void
-scope_filter(const char *in, char out[static SCOPE_MAX])
+void
+oidc_scope_filter(const char *in, char out[static SCOPE_MAX])
 {
 	out[0] = '\0';
 	for (const char *const *k = known_scopes; *k != NULL; k++) {
-		if (!scope_has(in, *k))
+		if (!oidc_scope_has(in, *k))
 			continue;
 		if (out[0] != '\0')
 			strcat(out, " ");
@@ -56,8 +53,8 @@ scope_filter(const char *in, char out[static SCOPE_MAX])
 }
 
 /* A fresh token (base64url of 256 random bits) and its digest. */
-static gh_err
-token_new(char out[static TOKEN_STR_LEN + 1], uint8_t dg[static GH_SHA256_LEN])
+gh_err
+oidc_token_new(char out[static TOKEN_STR_LEN + 1], uint8_t dg[static GH_SHA256_LEN])
 {
 	uint8_t raw[OIDC_TOKEN_BYTES];
 	gh_err err = gh_rand_bytes(raw, sizeof raw);
@@ -71,8 +68,8 @@ token_new(char out[static TOKEN_STR_LEN + 1], uint8_t dg[static GH_SHA256_LEN])
 }
 
 /* Appends s percent-encoded (all but the unreserved characters). */
-static void
-pct_put(struct gh_buf *b, const char *s)
+void
+oidc_pct_put(struct gh_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -99,8 +96,8 @@ no_store(struct gh_http_req *req)
 		GH_LOG_WARN(GH_ERR_INTERNAL, "Pragma not set");
 }
 
-static void
-error_page(struct api_ctx *ctx, unsigned status, const char *msg)
+void
+oidc_error_page(struct api_ctx *ctx, unsigned status, const char *msg)
 {
 	struct gh_buf b;
 
@@ -151,7 +148,7 @@ authz_read(struct gh_http_req *req, param_fn get, struct authz *r)
 	r->prompt = get(req, "prompt");
 	r->max_age = get(req, "max_age");
 	r->auth_after = get(req, "auth_after");
-	scope_filter(r->scope_in ? r->scope_in : "", r->scope);
+	oidc_scope_filter(r->scope_in ? r->scope_in : "", r->scope);
 }
 
 static void
@@ -163,7 +160,7 @@ param_put(struct gh_buf *b, const char *name, const char *v, bool *first)
 	*first = false;
 	gh_buf_put_str(b, name);
 	gh_buf_put_str(b, "=");
-	pct_put(b, v);
+	oidc_pct_put(b, v);
 }
 
 /* The authorize URL (a path) of r; with fresh, prompt and max_age give
@@ -209,10 +206,10 @@ redirect_error(struct api_ctx *ctx, const struct authz *r, const char *code,
 	gh_buf_put_str(&b, "error=");
 	gh_buf_put_str(&b, code);
 	gh_buf_put_str(&b, "&error_description=");
-	pct_put(&b, desc);
+	oidc_pct_put(&b, desc);
 	if (r->state != NULL) {
 		gh_buf_put_str(&b, "&state=");
-		pct_put(&b, r->state);
+		oidc_pct_put(&b, r->state);
 	}
 	if (gh_buf_err(&b) != GH_OK)
 		respond_err(ctx->req, GH_ERR_INTERNAL);
@@ -314,9 +311,9 @@ to_login(struct api_ctx *ctx, const struct authz *r, bool fresh)
 	gh_buf_init(&loc, 3 * RETURN_TO_MAX, 0);
 	authz_url(ctx, r, fresh, &back);
 	gh_buf_printf(&loc, "/o/%s/login?return_to=", ctx->org.slug);
-	pct_put(&loc, gh_buf_cstr(&back));
+	oidc_pct_put(&loc, gh_buf_cstr(&back));
 	if (gh_buf_err(&back) != GH_OK || gh_buf_err(&loc) != GH_OK)
-		error_page(ctx, 400, "The request is too long.");
+		oidc_error_page(ctx, 400, "The request is too long.");
 	else
 		gh_http_redirect(ctx->req, gh_buf_cstr(&loc));
 	gh_buf_free(&back);
@@ -349,7 +346,7 @@ grant_covers(struct api_ctx *ctx, const struct authz *r, bool *out)
 		if (sp == NULL)
 			sp = p + strlen(p);
 		snprintf(word, sizeof word, "%.*s", (int)(sp - p), p);
-		if (!scope_has(granted, word))
+		if (!oidc_scope_has(granted, word))
 			*out = false;
 	}
 out:
@@ -415,7 +412,7 @@ code_redirect(struct api_ctx *ctx, const struct authz *r, bool grant)
 	gh_err err;
 
 	gh_buf_init(&loc, 8192, GH_BUF_SECRET);
-	err = token_new(code, dg);
+	err = oidc_token_new(code, dg);
 	if (err == GH_OK)
 		err = gh_id_new(family);
 	if (err == GH_OK)
@@ -455,7 +452,7 @@ code_redirect(struct api_ctx *ctx, const struct authz *r, bool grant)
 	gh_buf_put_str(&loc, code);
 	if (r->state != NULL) {
 		gh_buf_put_str(&loc, "&state=");
-		pct_put(&loc, r->state);
+		oidc_pct_put(&loc, r->state);
 	}
 	if (gh_buf_err(&loc) != GH_OK)
 		respond_err(ctx->req, GH_ERR_INTERNAL);
@@ -483,7 +480,7 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 	err = oidc_client_load(ctx.db, r.client_id, &c);
 	if (err == GH_ERR_NOTFOUND || (err == GH_OK &&
 	    strcmp(c.app.state, "active") != 0)) {
-		error_page(&ctx, 400, "Unknown or disabled client_id.");
+		oidc_error_page(&ctx, 400, "Unknown or disabled client_id.");
 		goto out;
 	}
 	if (err != GH_OK) {
@@ -491,7 +488,7 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		goto out;
 	}
 	if (!oidc_client_has(&c, "redirect_uris", r.redirect_uri)) {
-		error_page(&ctx, 400, "The redirect_uri is not registered for "
+		oidc_error_page(&ctx, 400, "The redirect_uri is not registered for "
 		    "this client.");
 		goto out;
 	}
@@ -530,7 +527,7 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		decision = get(req, "decision");
 		if (!gh_auth_session_csrf_ok(ctx.session_token,
 		    get(req, "csrf_token") ? get(req, "csrf_token") : "")) {
-			error_page(&ctx, 403, "The form expired; start the "
+			oidc_error_page(&ctx, 403, "The form expired; start the "
 			    "sign-in again from the app.");
 		} else if (c.app.first_party || (decision != NULL &&
 		    strcmp(decision, "allow") == 0)) {
@@ -580,20 +577,6 @@ h_authorize_post(void *app, struct gh_http_req *req)
 
 /* ---- tokens ------------------------------------------------------------------------ */
 
-/* What a token response is made from. */
-struct issue {
-	const struct oidc_client *c;
-	const char *user_id;		/* NULL: client credentials */
-	const char *scope;
-	const char *family;
-	const char *session_id;
-	const char *nonce;
-	int64_t auth_time;		/* seconds */
-	const char *amr;		/* JSON array text */
-	bool refresh;
-	struct gh_jose_key *key;
-	const char *kid;
-};
 
 static gh_err
 user_claims(struct api_ctx *ctx, const char *user_id, const char *scope,
@@ -608,15 +591,15 @@ user_claims(struct api_ctx *ctx, const char *user_id, const char *scope,
 	err = gh_identity_user_get(ctx->db, user_id, &u);
 	if (err != GH_OK)
 		return err;
-	if (scope_has(scope, "profile")) {
+	if (oidc_scope_has(scope, "profile")) {
 		json_object_set_new(claims, "name", json_string(
 		    u.display_name[0] ? u.display_name : u.username));
 		json_object_set_new(claims, "preferred_username",
 		    json_string(u.username));
 	}
-	if (scope_has(scope, "email") && u.email[0] != '\0')
+	if (oidc_scope_has(scope, "email") && u.email[0] != '\0')
 		json_object_set_new(claims, "email", json_string(u.email));
-	if (!scope_has(scope, "groups"))
+	if (!oidc_scope_has(scope, "groups"))
 		goto out;
 	groups = json_array();
 	json_object_set_new(claims, "groups", groups);
@@ -640,7 +623,7 @@ out:
 }
 
 static gh_err
-sign_into(struct api_ctx *ctx, const struct issue *is, const char *typ,
+sign_into(struct api_ctx *ctx, const struct oidc_issue *is, const char *typ,
     json_t *claims, json_t *resp, const char *member)
 {
 	char *jws = NULL;
@@ -654,7 +637,7 @@ sign_into(struct api_ctx *ctx, const struct issue *is, const char *typ,
 }
 
 static gh_err
-access_issue(struct api_ctx *ctx, const struct issue *is, const char *iss,
+access_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
     json_t *resp)
 {
 	int64_t now = gh_now_ms(), ttl = oidc_client_int(is->c,
@@ -668,7 +651,7 @@ access_issue(struct api_ctx *ctx, const struct issue *is, const char *iss,
 
 	err = gh_id_new(id);
 	if (err == GH_OK && !jwt)
-		err = token_new(tok, dg);
+		err = oidc_token_new(tok, dg);
 	if (err == GH_OK)
 		err = gh_db_run(ctx->db, "INSERT INTO oidc_tokens (id, kind, "
 		    "digest, client_id, user_id, session_id, scope, family, "
@@ -705,7 +688,7 @@ out:
 }
 
 static gh_err
-refresh_issue(struct api_ctx *ctx, const struct issue *is, json_t *resp)
+refresh_issue(struct api_ctx *ctx, const struct oidc_issue *is, json_t *resp)
 {
 	int64_t now = gh_now_ms(), ttl = oidc_client_int(is->c,
 	    "refresh_token_lifetime_s");
@@ -715,7 +698,7 @@ refresh_issue(struct api_ctx *ctx, const struct issue *is, json_t *resp)
 
 	err = gh_id_new(id);
 	if (err == GH_OK)
-		err = token_new(tok, dg);
+		err = oidc_token_new(tok, dg);
 	if (err == GH_OK)
 		err = gh_db_run(ctx->db, "INSERT INTO oidc_tokens (id, kind, "
 		    "digest, client_id, user_id, session_id, scope, family, "
@@ -731,7 +714,7 @@ refresh_issue(struct api_ctx *ctx, const struct issue *is, json_t *resp)
 }
 
 static gh_err
-id_issue(struct api_ctx *ctx, const struct issue *is, const char *iss,
+id_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
     json_t *resp)
 {
 	int64_t now = gh_now_ms() / 1000, ttl = oidc_client_int(is->c,
@@ -757,8 +740,8 @@ id_issue(struct api_ctx *ctx, const struct issue *is, const char *iss,
 
 /* Issues the tokens of is into a new response in the caller's
  * transaction, audited as oidc.token.issue. */
-static gh_err
-tokens_issue(struct api_ctx *ctx, const struct issue *is,
+gh_err
+oidc_tokens_issue(struct api_ctx *ctx, const struct oidc_issue *is,
     const char *grant_type, json_t **resp_out)
 {
 	char iss[400];
@@ -768,7 +751,7 @@ tokens_issue(struct api_ctx *ctx, const struct issue *is,
 	oidc_issuer(ctx, iss, sizeof iss);
 	err = access_issue(ctx, is, iss, resp);
 	if (err == GH_OK && is->user_id != NULL &&
-	    scope_has(is->scope, "openid"))
+	    oidc_scope_has(is->scope, "openid"))
 		err = id_issue(ctx, is, iss, resp);
 	if (err == GH_OK && is->refresh)
 		err = refresh_issue(ctx, is, resp);
@@ -809,8 +792,8 @@ family_revoke(struct api_ctx *ctx, const char *family, const char *reason)
 }
 
 /* The user behind a grant still may use the client. */
-static gh_err
-user_may(struct api_ctx *ctx, const char *user_id, const char *client_id,
+gh_err
+oidc_user_may(struct api_ctx *ctx, const char *user_id, const char *client_id,
     bool *out)
 {
 	struct gh_user u;
@@ -829,8 +812,8 @@ user_may(struct api_ctx *ctx, const char *user_id, const char *client_id,
 /* Answers a finished token request: commits, then sends resp or the
  * OAuth error (code != NULL: the transaction is committed too, so that
  * revocations on reuse stick). */
-static void
-token_answer(struct api_ctx *ctx, gh_err err, json_t *resp, const char *code,
+void
+oidc_token_answer(struct api_ctx *ctx, gh_err err, json_t *resp, const char *code,
     const char *desc)
 {
 	if (!finish(ctx, err)) {
@@ -864,7 +847,7 @@ pkce_ok(const char *challenge, const char *verifier)
 
 static void
 grant_code(struct api_ctx *ctx, const struct oidc_client *c,
-    struct issue *is)
+    struct oidc_issue *is)
 {
 	const char *code = gh_http_req_form(ctx->req, "code");
 	const char *uri = gh_http_req_form(ctx->req, "redirect_uri");
@@ -939,7 +922,7 @@ grant_code(struct api_ctx *ctx, const struct oidc_client *c,
 	    "digest = ?", "ib", gh_now_ms(), dg, sizeof dg);
 	if (err != GH_OK || bad != NULL)
 		goto out;
-	err = user_may(ctx, user, c->app.id, &may);
+	err = oidc_user_may(ctx, user, c->app.id, &may);
 	if (err == GH_OK && !may) {
 		bad = "invalid_grant";
 		why = "The user may no longer use this app.";
@@ -953,15 +936,15 @@ grant_code(struct api_ctx *ctx, const struct oidc_client *c,
 	is->amr = amr;
 	is->refresh = oidc_client_has(c, "grant_types", "refresh_token");
 	if (err == GH_OK)
-		err = tokens_issue(ctx, is, "authorization_code", &resp);
+		err = oidc_tokens_issue(ctx, is, "authorization_code", &resp);
 out:
 	gh_stmt_free(st);
-	token_answer(ctx, err, resp, bad, why);
+	oidc_token_answer(ctx, err, resp, bad, why);
 }
 
 static void
 grant_refresh(struct api_ctx *ctx, const struct oidc_client *c,
-    struct issue *is)
+    struct oidc_issue *is)
 {
 	const char *tok = gh_http_req_form(ctx->req, "refresh_token");
 	char user[GH_ID_LEN + 1], session[GH_ID_LEN + 1], family[GH_ID_LEN + 1];
@@ -1028,7 +1011,7 @@ grant_refresh(struct api_ctx *ctx, const struct oidc_client *c,
 	err = gh_db_run(ctx->db, "UPDATE oidc_tokens SET used_at = ? WHERE "
 	    "id = ?", "it", gh_now_ms(), id);
 	if (err == GH_OK)
-		err = user_may(ctx, user, c->app.id, &may);
+		err = oidc_user_may(ctx, user, c->app.id, &may);
 	if (err == GH_OK && !may) {
 		bad = "invalid_grant";
 		why = "The user may no longer use this app.";
@@ -1041,15 +1024,15 @@ grant_refresh(struct api_ctx *ctx, const struct oidc_client *c,
 	is->amr = amr;
 	is->refresh = true;
 	if (err == GH_OK)
-		err = tokens_issue(ctx, is, "refresh_token", &resp);
+		err = oidc_tokens_issue(ctx, is, "refresh_token", &resp);
 out:
 	gh_stmt_free(st);
-	token_answer(ctx, err, resp, bad, why);
+	oidc_token_answer(ctx, err, resp, bad, why);
 }
 
 static void
 grant_client(struct api_ctx *ctx, const struct oidc_client *c,
-    struct issue *is)
+    struct oidc_issue *is)
 {
 	const char *scope = gh_http_req_form(ctx->req, "scope");
 	char family[GH_ID_LEN + 1];
@@ -1079,8 +1062,8 @@ grant_client(struct api_ctx *ctx, const struct oidc_client *c,
 	if (err == GH_OK)
 		err = gh_db_begin(ctx->db);
 	if (err == GH_OK)
-		err = tokens_issue(ctx, is, "client_credentials", &resp);
-	token_answer(ctx, err, resp, NULL, NULL);
+		err = oidc_tokens_issue(ctx, is, "client_credentials", &resp);
+	oidc_token_answer(ctx, err, resp, NULL, NULL);
 }
 
 static void
@@ -1091,7 +1074,7 @@ h_token(void *app, struct gh_http_req *req)
 	struct oidc_client c;
 	enum gh_jose_alg alg;
 	struct api_ctx ctx;
-	struct issue is;
+	struct oidc_issue is;
 	gh_err err;
 
 	memset(&c, 0, sizeof c);
@@ -1111,10 +1094,11 @@ h_token(void *app, struct gh_http_req *req)
 	}
 	if (strcmp(grant, "authorization_code") != 0 &&
 	    strcmp(grant, "refresh_token") != 0 &&
-	    strcmp(grant, "client_credentials") != 0) {
+	    strcmp(grant, "client_credentials") != 0 &&
+	    strcmp(grant, DEVICE_GRANT) != 0) {
 		oauth_error(req, 400, "unsupported_grant_type",
 		    "Supported: authorization_code, refresh_token, "
-		    "client_credentials.");
+		    "client_credentials, " DEVICE_GRANT ".");
 		goto out;
 	}
 	if (!oidc_client_has(&c, "grant_types", grant)) {
@@ -1136,6 +1120,8 @@ h_token(void *app, struct gh_http_req *req)
 		grant_code(&ctx, &c, &is);
 	else if (strcmp(grant, "refresh_token") == 0)
 		grant_refresh(&ctx, &c, &is);
+	else if (strcmp(grant, DEVICE_GRANT) == 0)
+		oidc_grant_device(&ctx, &c, &is);
 	else
 		grant_client(&ctx, &c, &is);
 out:
@@ -1256,12 +1242,12 @@ h_userinfo(void *app, struct gh_http_req *req)
 	}
 	if (err == GH_ERR_NOTFOUND || !t.active ||
 	    strcmp(t.kind, "access") != 0 || t.user_id[0] == '\0' ||
-	    !scope_has(t.scope, "openid")) {
+	    !oidc_scope_has(t.scope, "openid")) {
 		bearer_fail(req, "The access token is invalid, expired or "
 		    "revoked, or lacks the openid scope.");
 		goto out;
 	}
-	err = user_may(&ctx, t.user_id, t.client_id, &may);
+	err = oidc_user_may(&ctx, t.user_id, t.client_id, &may);
 	if (err == GH_OK && !may) {
 		bearer_fail(req, "The user may no longer use this app.");
 		goto out;
@@ -1404,7 +1390,7 @@ h_logout(void *app, struct gh_http_req *req)
 		return;
 	if (hint != NULL) {
 		if (oidc_verify(&ctx, hint, NULL, &claims) != GH_OK) {
-			error_page(&ctx, 400, "The id_token_hint is not a "
+			oidc_error_page(&ctx, 400, "The id_token_hint is not a "
 			    "token of this provider.");
 			goto out;
 		}
@@ -1414,7 +1400,7 @@ h_logout(void *app, struct gh_http_req *req)
 		sub = json_string_value(json_object_get(claims, "sub"));
 		if (client_id != NULL && (aud == NULL ||
 		    strcmp(aud, client_id) != 0)) {
-			error_page(&ctx, 400, "client_id does not match the "
+			oidc_error_page(&ctx, 400, "client_id does not match the "
 			    "id_token_hint.");
 			goto out;
 		}
@@ -1424,7 +1410,7 @@ h_logout(void *app, struct gh_http_req *req)
 		err = oidc_client_load(ctx.db, client_id, &c);
 		if (err != GH_OK || !oidc_client_has(&c,
 		    "post_logout_redirect_uris", post)) {
-			error_page(&ctx, 400, "The post_logout_redirect_uri is "
+			oidc_error_page(&ctx, 400, "The post_logout_redirect_uri is "
 			    "not registered for this client.");
 			goto out;
 		}
@@ -1460,7 +1446,7 @@ h_logout(void *app, struct gh_http_req *req)
 		if (state != NULL) {
 			gh_buf_put_str(&b, strchr(post, '?') ? "&" : "?");
 			gh_buf_put_str(&b, "state=");
-			pct_put(&b, state);
+			oidc_pct_put(&b, state);
 		}
 		if (gh_buf_err(&b) != GH_OK)
 			respond_err(req, GH_ERR_INVALID);
@@ -1580,6 +1566,8 @@ routes_oidc(struct gh_http_router *r)
 	};
 	gh_err err = routes_oidc_admin(r);
 
+	if (err == GH_OK)
+		err = routes_oidc_device(r);
 	if (err == GH_OK)
 		err = gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
 	return err;

@@ -202,7 +202,8 @@ static bool
 grants_read(struct gh_http_req *req, json_t *body, json_t *out)
 {
 	static const char *const known[] = { "authorization_code",
-	    "refresh_token", "client_credentials" };
+	    "refresh_token", "client_credentials", DEVICE_GRANT };
+	const size_t nknown = sizeof known / sizeof known[0];
 	json_t *a = json_object_get(body, "grant_types"), *v, *copy;
 	size_t i, k;
 
@@ -212,15 +213,15 @@ grants_read(struct gh_http_req *req, json_t *body, json_t *out)
 		return true;
 	}
 	if (!json_is_array(a) || json_array_size(a) == 0 ||
-	    json_array_size(a) > 3)
+	    json_array_size(a) > nknown)
 		goto bad;
 	copy = json_array();
 	json_array_foreach(a, i, v) {
-		for (k = 0; k < 3; k++)
+		for (k = 0; k < nknown; k++)
 			if (json_is_string(v) &&
 			    strcmp(json_string_value(v), known[k]) == 0)
 				break;
-		if (k == 3) {
+		if (k == nknown) {
 			json_decref(copy);
 			goto bad;
 		}
@@ -230,7 +231,8 @@ grants_read(struct gh_http_req *req, json_t *body, json_t *out)
 	return true;
 bad:
 	respond_invalid(req, "grant_types must be a non-empty array of "
-	    "authorization_code, refresh_token, client_credentials");
+	    "authorization_code, refresh_token, client_credentials, "
+	    DEVICE_GRANT);
 	return false;
 }
 

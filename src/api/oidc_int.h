@@ -18,6 +18,10 @@
 #define OIDC_CODE_TTL_MS 60000
 #define OIDC_URI_MAX 2000
 #define OIDC_URIS_MAX 20
+#define PARAM_MAX 512			/* state, nonce, scope */
+#define TOKEN_STR_LEN 43		/* base64url of OIDC_TOKEN_BYTES */
+#define SCOPE_MAX 256
+#define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define OIDC_JWKS_MAX 5		/* keys of a private_key_jwt client */
 
 /* An app of kind "oidc" with its client settings. */
@@ -62,4 +66,51 @@ bool oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out);
 /* {"error", "error_description", "message"} (RFC 6749 5.2). */
 void oauth_error(struct gh_http_req *req, unsigned status, const char *code,
     const char *desc);
+/* What a token response is made from. */
+struct oidc_issue {
+	const struct oidc_client *c;
+	const char *user_id;		/* NULL: client credentials */
+	const char *scope;
+	const char *family;
+	const char *session_id;
+	const char *nonce;
+	int64_t auth_time;		/* seconds */
+	const char *amr;		/* JSON array text */
+	bool refresh;
+	struct gh_jose_key *key;
+	const char *kid;
+};
+
+/* ---- oidc.c: shared with oidc_device.c ---- */
+/* True when the space-separated scope holds word. */
+bool oidc_scope_has(const char *scope, const char *word);
+/* Keeps the known scope words of in, in order, without repeats. */
+void oidc_scope_filter(const char *in, char out[static SCOPE_MAX]);
+/* A fresh token (base64url of 256 random bits) and its digest. */
+gh_err oidc_token_new(char out[static TOKEN_STR_LEN + 1],
+    uint8_t dg[static GH_SHA256_LEN]) GH_MUST_CHECK;
+/* Appends s percent-encoded (all but the unreserved characters). */
+void oidc_pct_put(struct gh_buf *b, const char *s);
+/* A 400-or-so HTML page saying msg. */
+void oidc_error_page(struct api_ctx *ctx, unsigned status, const char *msg);
+/* Issues the tokens of is into a new response in the caller's
+ * transaction, audited as oidc.token.issue. */
+gh_err oidc_tokens_issue(struct api_ctx *ctx, const struct oidc_issue *is,
+    const char *grant_type, json_t **resp_out) GH_MUST_CHECK;
+/* Ends a token request's transaction: commits, then sends resp, or the
+ * OAuth error code (400) when code is not NULL (committed too, so that
+ * revocations stick). */
+void oidc_token_answer(struct api_ctx *ctx, gh_err err, json_t *resp,
+    const char *code, const char *desc);
+/* Whether user_id (active) is still assigned to client_id. */
+gh_err oidc_user_may(struct api_ctx *ctx, const char *user_id,
+    const char *client_id, bool *out) GH_MUST_CHECK;
+
+/* ---- oidc_device.c ---- */
+/* The device_code grant at the token endpoint (transaction and answer
+ * included). */
+void oidc_grant_device(struct api_ctx *ctx, const struct oidc_client *c,
+    struct oidc_issue *is);
+gh_err routes_oidc_device(struct gh_http_router *r);
+
 #endif

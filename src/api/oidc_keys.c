@@ -241,7 +241,7 @@ h_discovery(void *app, struct gh_http_req *req)
 {
 	static const char *const responses[] = { "code", NULL };
 	static const char *const grants[] = { "authorization_code",
-	    "refresh_token", "client_credentials", NULL };
+	    "refresh_token", "client_credentials", DEVICE_GRANT, NULL };
 	static const char *const auth[] = { "client_secret_basic",
 	    "client_secret_post", "private_key_jwt", "none", NULL };
 	static const char *const conf_auth[] = { "client_secret_basic",
@@ -278,6 +278,7 @@ h_discovery(void *app, struct gh_http_req *req)
 	EP("introspection_endpoint", "/oidc/introspect");
 	EP("revocation_endpoint", "/oidc/revoke");
 	EP("end_session_endpoint", "/oidc/logout");
+	EP("device_authorization_endpoint", "/oidc/device_authorization");
 #undef EP
 	json_object_set_new(d, "response_types_supported", strs(responses));
 	json_object_set_new(d, "response_modes_supported", strs(modes));

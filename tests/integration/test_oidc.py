@@ -736,3 +736,76 @@ def test_token_endpoint_is_rate_limited(server_factory):
                            data={"grant_type": "client_credentials"},
                            timeout=30).status_code for _ in range(6)]
     assert 429 in codes
+
+
+DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def test_device_authorization_grant(server, admin, oidc):
+    import html
+    import requests
+    c = Client(server, admin, client_type="public",
+               token_endpoint_auth_method="none",
+               grant_types=[DEVICE, "refresh_token"])
+    assign(server, admin, c, oidc["user"]["id"])
+    url = issuer(server)
+    d = requests.post(url + "/oidc/device_authorization",
+                      data={"client_id": c.id, "scope": "openid email"},
+                      timeout=30).json()
+    assert re.fullmatch(r"[B-Z]{4}-[B-Z]{4}", d["user_code"])
+    assert d["verification_uri"] == url + "/oidc/device"
+    assert d["interval"] == 5 and d["expires_in"] == 600
+
+    def poll():
+        return requests.post(url + "/oidc/token", data={
+            "grant_type": DEVICE, "device_code": d["device_code"],
+            "client_id": c.id}, timeout=30)
+
+    r = poll()
+    assert r.status_code == 400
+    assert r.json()["error"] == "authorization_pending"
+    assert poll().json()["error"] == "slow_down"
+    # The user signs in on another device and allows.
+    s = server.new_session()
+    r = s.get(d["verification_uri_complete"], timeout=30)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
+    r = s.post(url + "/login", data={"username": "alice",
+                                     "password": USER_PASSWORD,
+                                     "csrf_token": csrf}, timeout=30)
+    assert r.status_code == 200 and "Connect a device" in r.text, r.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
+    r = s.post(url + "/oidc/device", data={
+        "csrf_token": csrf, "user_code": "ZZZZ-ZZZZ", "decision": "allow"},
+        timeout=30)
+    assert r.status_code == 400
+    r = s.post(url + "/oidc/device", data={
+        "csrf_token": "x" * 43, "user_code": d["user_code"],
+        "decision": "allow"}, timeout=30)
+    assert r.status_code == 403
+    r = s.post(url + "/oidc/device", data={
+        "csrf_token": html.unescape(csrf),
+        "user_code": d["user_code"].lower().replace("-", " "),
+        "decision": "allow"}, timeout=30)
+    assert r.status_code == 200 and "Device connected" in r.text
+    time.sleep(5.1)
+    r = poll()
+    assert r.status_code == 200, r.text
+    t = r.json()
+    idt = verify(server, t["id_token"])
+    assert idt["sub"] == oidc["user"]["id"] and idt["email"] == \
+        "alice@example.com"
+    assert "refresh_token" in t
+    assert poll().json()["error"] == "invalid_grant"
+    # A denial reaches the device as access_denied.
+    d = requests.post(url + "/oidc/device_authorization",
+                      data={"client_id": c.id}, timeout=30).json()
+    r = s.post(url + "/oidc/device", data={
+        "csrf_token": html.unescape(csrf), "user_code": d["user_code"],
+        "decision": "deny"}, timeout=30)
+    assert "Access denied" in r.text
+    assert poll().json()["error"] == "access_denied"
+    # Clients without the grant type may not start one.
+    c2 = Client(server, admin)
+    r = requests.post(url + "/oidc/device_authorization",
+                      auth=(c2.id, c2.secret), timeout=30)
+    assert r.json()["error"] == "unauthorized_client"

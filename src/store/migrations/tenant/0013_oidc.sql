@@ -77,3 +77,21 @@ CREATE TABLE oidc_assertions (
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (client_id, jti)
 );
+
+-- Device authorization grant (RFC 8628): the device code by digest, the
+-- user code people type (8 letters), and its decision.
+CREATE TABLE oidc_device_codes (
+    digest BLOB PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied',
+                                         'used')),
+    user_id TEXT,
+    session_id TEXT,
+    auth_time BIGINT,
+    amr TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    last_poll_at BIGINT
+);
