@@ -5,6 +5,7 @@ form and must get the page with the user's claims (passed by the module
 as environment variables, echoed by mod_headers); then logs out through
 the module, which uses Gatehouse's RP-initiated logout."""
 
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,10 @@ import pytest
 import requests
 
 from conftest import USER_PASSWORD, free_port
+
+
+def col(server, sql):
+    return [next(iter(r.values())) for r in server.query(sql)]
 
 APACHE = "/usr/sbin/apache2"
 MODULES = "/usr/lib/apache2/modules"
@@ -60,6 +65,9 @@ OIDCPKCEMethod S256
 OIDCPassClaimsAs environment
 OIDCSSLValidateServer Off
 OIDCProviderTokenEndpointAuth client_secret_basic
+# Access tokens live 60 s: refreshing whenever less than an hour is left
+# makes the module refresh on the next request.
+OIDCRefreshAccessTokenBeforeExpiry 3600
 
 <Location /protected>
     AuthType openid-connect
@@ -129,7 +137,8 @@ def test_mod_auth_openidc_signs_in_and_out(server, admin, apache_root):
     app_id = r.json()["id"]
     r = admin.put(server.api(f"/apps/{app_id}/oidc"), json={
         "redirect_uris": [f"{base}/protected/redirect_uri"],
-        "post_logout_redirect_uris": [f"{base}/bye.html"]}, timeout=30)
+        "post_logout_redirect_uris": [f"{base}/bye.html"],
+        "access_token_lifetime_s": 60}, timeout=30)
     assert r.status_code == 200, r.text
     secret = admin.post(server.api(f"/apps/{app_id}/oidc/secret"),
                         timeout=30).json()["client_secret"]
@@ -158,10 +167,21 @@ def test_mod_auth_openidc_signs_in_and_out(server, admin, apache_root):
         assert r.text == "secret page\n"
         assert r.headers["X-Claim-Sub"] == user["id"]
         assert r.headers["X-Claim-Email"] == "alice@example.com"
-        # The module's session holds: no new sign-in.
+        # The module's session holds: no new sign-in, and it refreshes
+        # its tokens with the refresh token (rotated by Gatehouse).
         r = s.get(f"{base}/protected/page.html", allow_redirects=False,
                   timeout=30)
         assert r.status_code == 200
+        assert r.headers["X-Claim-Sub"] == user["id"]
+        grants = [json.loads(c)["grant_type"] for c in col(
+            server, "SELECT changes FROM audit_events WHERE action = "
+            "'oidc.token.issue'")]
+        assert grants[0] == "authorization_code"
+        assert "refresh_token" in grants, (grants, (
+            apache_root / "error.log").read_text()[-3000:])
+        used = col(server, "SELECT count(*) FROM oidc_tokens WHERE kind = "
+                   "'refresh' AND used_at IS NOT NULL")
+        assert used[0] >= 1
         # Logout through the module and Gatehouse's end_session_endpoint.
         r = s.get(f"{base}/protected/redirect_uri",
                   params={"logout": f"{base}/bye.html"}, timeout=30)
