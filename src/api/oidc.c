@@ -279,6 +279,12 @@ authz_check(const struct authz *r, const struct oidc_client *c,
 		*desc = "max_age must be a number of seconds.";
 		return "invalid_request";
 	}
+	if (r->auth_after != NULL && (strlen(r->auth_after) == 0 ||
+	    strlen(r->auth_after) > 12 ||
+	    strspn(r->auth_after, "0123456789") != strlen(r->auth_after))) {
+		*desc = "auth_after must be a time in seconds.";
+		return "invalid_request";
+	}
 	return NULL;
 }
 
@@ -1369,6 +1375,26 @@ out:
 
 /* ---- logout ------------------------------------------------------------------------ */
 
+/* The sign-out question, posting to /o/{org}/logout (src/api/web.c). */
+static void
+logout_confirm(struct api_ctx *ctx)
+{
+	char csrf[GH_TOKEN_LEN + 1];
+	struct gh_buf b;
+
+	gh_auth_session_csrf(ctx->session_token, csrf);
+	gh_buf_init(&b, 8192, 0);
+	page_open(&b, "Sign out");
+	gh_buf_printf(&b, "<h1>Sign out?</h1><p class=\"note\">Signed in as ");
+	put_escaped(&b, ctx->user.username);
+	gh_buf_printf(&b, "</p><form method=\"post\" action=\"/o/%s/logout\">"
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
+	    "<button type=\"submit\">Sign out</button></form>",
+	    ctx->org.slug, csrf);
+	gh_wipe(csrf, sizeof csrf);
+	page_send(ctx->req, 200, &b);
+}
+
 static void
 h_logout(void *app, struct gh_http_req *req)
 {
@@ -1415,8 +1441,12 @@ h_logout(void *app, struct gh_http_req *req)
 			goto out;
 		}
 	}
-	if (ctx_auth_quiet(&ctx) && (sub == NULL ||
-	    strcmp(sub, ctx.user.id) == 0)) {
+	if (ctx_auth_quiet(&ctx) && hint == NULL) {
+		/* Without a hint any page could sign the user out: ask. */
+		logout_confirm(&ctx);
+		goto out;
+	}
+	if (ctx.authed && sub != NULL && strcmp(sub, ctx.user.id) == 0) {
 		/* Tokens bound to the session end with it. */
 		err = gh_db_begin(ctx.db);
 		if (err == GH_OK)

@@ -711,6 +711,12 @@ def test_rp_initiated_logout(server, admin, oidc):
     assign(server, admin, c, oidc["user"]["id"])
     s, t, _, _ = code_flow(server, c)
     lo = issuer(server) + "/oidc/logout"
+    # Without a hint: a question, not a sign-out.
+    r = s.get(lo, allow_redirects=False, timeout=30)
+    assert r.status_code == 200 and "Sign out?" in r.text
+    assert f'action="/o/{server.org}/logout"' in r.text
+    r = s.get(issuer(server) + "/account", allow_redirects=False, timeout=30)
+    assert r.status_code == 200
     r = s.get(lo, params={"id_token_hint": t["id_token"],
                           "post_logout_redirect_uri": "http://127.0.0.1:9/x"},
               allow_redirects=False, timeout=30)
