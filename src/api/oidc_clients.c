@@ -108,10 +108,8 @@ oidc_client_str(const struct oidc_client *c, const char *key)
 	return s ? s : "";
 }
 
-/* An absolute http(s) URI without a fragment, of printable ASCII; plain
- * http only for loopback hosts. */
-static bool
-redirect_uri_valid(const char *u)
+bool
+oidc_redirect_uri_valid(const char *u)
 {
 	size_t n = strlen(u);
 
@@ -147,7 +145,7 @@ uris_read(struct gh_http_req *req, json_t *body, const char *key,
 	}
 	json_array_foreach(a, i, v) {
 		if (!json_is_string(v) ||
-		    !redirect_uri_valid(json_string_value(v))) {
+		    !oidc_redirect_uri_valid(json_string_value(v))) {
 			json_decref(copy);
 			respond_invalid(req, "%s[%zu] must be an https URI (http "
 			    "only for loopback) without a fragment", key, i);
@@ -506,9 +504,8 @@ out:
 
 /* ---- client authentication ---------------------------------------------------- */
 
-/* Splits "Basic base64(id:secret)" into id and secret. */
-static bool
-basic_parse(const char *h, char id[static GH_ID_LEN + 1],
+bool
+oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
     char *secret, size_t secret_cap)
 {
 	unsigned char dec[256];
@@ -709,7 +706,7 @@ oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out)
 		use_id = id;
 		used = "private_key_jwt";
 	} else if (h != NULL) {
-		if (form_secret != NULL || !basic_parse(h, id, secret,
+		if (form_secret != NULL || !oidc_basic_parse(h, id, secret,
 		    sizeof secret))
 			return auth_fail(ctx, true);
 		if (form_id != NULL && strcmp(form_id, id) != 0) {

@@ -18,18 +18,17 @@
 
 #define DEVICE_TTL_S 600
 #define DEVICE_INTERVAL_S 5
-#define USER_CODE_LEN 8
 
 static const char letters[] = "BCDFGHJKLMNPQRSTVWXZ";	/* no vowels */
 
 static gh_err
-user_code_new(char out[static USER_CODE_LEN + 1])
+user_code_new(char out[static OIDC_USER_CODE_LEN + 1])
 {
 	uint8_t b;
 	size_t n = 0;
 	gh_err err;
 
-	while (n < USER_CODE_LEN) {
+	while (n < OIDC_USER_CODE_LEN) {
 		err = gh_rand_bytes(&b, 1);
 		if (err != GH_OK)
 			return err;
@@ -41,10 +40,8 @@ user_code_new(char out[static USER_CODE_LEN + 1])
 	return GH_OK;
 }
 
-/* Uppercases in and drops dashes and spaces; false unless exactly
- * USER_CODE_LEN letters of the alphabet remain. */
-static bool
-user_code_norm(const char *in, char out[static USER_CODE_LEN + 1])
+bool
+oidc_user_code_norm(const char *in, char out[static OIDC_USER_CODE_LEN + 1])
 {
 	size_t n = 0;
 
@@ -55,19 +52,19 @@ user_code_norm(const char *in, char out[static USER_CODE_LEN + 1])
 
 		if (c == '-' || c == ' ')
 			continue;
-		if (n == USER_CODE_LEN || strchr(letters, c) == NULL ||
+		if (n == OIDC_USER_CODE_LEN || strchr(letters, c) == NULL ||
 		    c == '\0')
 			return false;
 		out[n++] = c;
 	}
 	out[n] = '\0';
-	return n == USER_CODE_LEN;
+	return n == OIDC_USER_CODE_LEN;
 }
 
 static void
 h_device_authorization(void *app, struct gh_http_req *req)
 {
-	char device[TOKEN_STR_LEN + 1], code[USER_CODE_LEN + 1];
+	char device[TOKEN_STR_LEN + 1], code[OIDC_USER_CODE_LEN + 1];
 	char iss[400], uri[480], full[520], scope[SCOPE_MAX];
 	const char *sc = gh_http_req_form(req, "scope");
 	uint8_t dg[GH_SHA256_LEN];
@@ -160,12 +157,12 @@ static void
 device_to_login(struct api_ctx *ctx, const char *code)
 {
 	struct gh_buf back, loc;
-	char norm[USER_CODE_LEN + 1];
+	char norm[OIDC_USER_CODE_LEN + 1];
 
 	gh_buf_init(&back, 256, 0);
 	gh_buf_init(&loc, 1024, 0);
 	gh_buf_printf(&back, "/o/%s/oidc/device", ctx->org.slug);
-	if (user_code_norm(code, norm))
+	if (oidc_user_code_norm(code, norm))
 		gh_buf_printf(&back, "?user_code=%s", norm);
 	gh_buf_printf(&loc, "/o/%s/login?return_to=", ctx->org.slug);
 	oidc_pct_put(&loc, gh_buf_cstr(&back));
@@ -266,7 +263,7 @@ h_device_post(void *app, struct gh_http_req *req)
 	const char *typed = gh_http_req_form(req, "user_code");
 	const char *csrf = gh_http_req_form(req, "csrf_token");
 	const char *decision = gh_http_req_form(req, "decision");
-	char code[USER_CODE_LEN + 1];
+	char code[OIDC_USER_CODE_LEN + 1];
 	const char *refusal = NULL;
 	struct api_ctx ctx;
 	bool allow;
@@ -284,7 +281,7 @@ h_device_post(void *app, struct gh_http_req *req)
 		oidc_error_page(&ctx, 403, "The form expired; reload the page.");
 		goto out;
 	}
-	if (!user_code_norm(typed, code)) {
+	if (!oidc_user_code_norm(typed, code)) {
 		device_page(&ctx, 400, "Enter the 8 letters the device shows.",
 		    typed);
 		goto out;

@@ -21,6 +21,7 @@
 #define PARAM_MAX 512			/* state, nonce, scope */
 #define TOKEN_STR_LEN 43		/* base64url of OIDC_TOKEN_BYTES */
 #define SCOPE_MAX 256
+#define OIDC_USER_CODE_LEN 8
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define OIDC_JWKS_MAX 5		/* keys of a private_key_jwt client */
 
@@ -63,6 +64,20 @@ const char *oidc_client_str(const struct oidc_client *c, const char *key);
  * none for public clients). On failure answers 401 invalid_client (or 400
  * invalid_request) and returns false. */
 bool oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out);
+/* Pure parsers of untrusted bytes (fuzz/fuzz_oidc_request.c): */
+/* Splits an Authorization value "Basic base64(id:secret)" into the client
+ * id (exactly GH_ID_LEN characters) and the secret (shorter than
+ * secret_cap); false for anything else. The caller wipes secret. */
+bool oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
+    char *secret, size_t secret_cap);
+/* An absolute http(s) URI without a fragment, of printable ASCII, at most
+ * OIDC_URI_MAX bytes; plain http only for loopback hosts. */
+bool oidc_redirect_uri_valid(const char *u);
+/* Uppercases a typed device user code and drops dashes and spaces; false
+ * unless exactly OIDC_USER_CODE_LEN letters of its alphabet remain. */
+bool oidc_user_code_norm(const char *in,
+    char out[static OIDC_USER_CODE_LEN + 1]);
+
 /* {"error", "error_description", "message"} (RFC 6749 5.2). */
 void oauth_error(struct gh_http_req *req, unsigned status, const char *code,
     const char *desc);
