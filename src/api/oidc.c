@@ -115,7 +115,7 @@ oidc_error_page(struct api_ctx *ctx, unsigned status, const char *msg)
 struct authz {
 	const char *client_id, *redirect_uri, *response_type, *scope_in;
 	const char *state, *nonce, *challenge, *method, *prompt, *max_age;
-	const char *auth_after;
+	const char *auth_after, *acr_values;
 	char scope[SCOPE_MAX];
 };
 
@@ -148,6 +148,7 @@ authz_read(struct gh_http_req *req, param_fn get, struct authz *r)
 	r->prompt = get(req, "prompt");
 	r->max_age = get(req, "max_age");
 	r->auth_after = get(req, "auth_after");
+	r->acr_values = get(req, "acr_values");
 	oidc_scope_filter(r->scope_in ? r->scope_in : "", r->scope);
 }
 
@@ -181,6 +182,7 @@ authz_url(const struct api_ctx *ctx, const struct authz *r, bool fresh,
 	param_put(b, "nonce", r->nonce, &first);
 	param_put(b, "code_challenge", r->challenge, &first);
 	param_put(b, "code_challenge_method", r->method, &first);
+	param_put(b, "acr_values", r->acr_values, &first);
 	if (fresh) {
 		snprintf(now, sizeof now, "%lld",
 		    (long long)(gh_now_ms() / 1000));
@@ -277,6 +279,10 @@ authz_check(const struct authz *r, const struct oidc_client *c,
 	    strlen(r->max_age) > 9 ||
 	    strspn(r->max_age, "0123456789") != strlen(r->max_age))) {
 		*desc = "max_age must be a number of seconds.";
+		return "invalid_request";
+	}
+	if (r->acr_values != NULL && strlen(r->acr_values) > PARAM_MAX) {
+		*desc = "acr_values is too long.";
 		return "invalid_request";
 	}
 	if (r->auth_after != NULL && (strlen(r->auth_after) == 0 ||
@@ -518,6 +524,22 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		}
 		goto out;
 	}
+	if (r.acr_values != NULL && oidc_scope_has(r.acr_values, "mfa") &&
+	    ctx.session.mfa_at == 0) {
+		/* Step-up: one fresh sign-in (which asks for the second
+		 * factor of users who have one); still without it, refuse. */
+		if (r.auth_after != NULL || (r.prompt != NULL &&
+		    strcmp(r.prompt, "none") == 0)) {
+			redirect_error(&ctx, &r,
+			    "unmet_authentication_requirements",
+			    "This app needs a sign-in with a second factor.");
+		} else if ((err = session_end(&ctx)) != GH_OK) {
+			respond_err(req, err);
+		} else {
+			to_login(&ctx, &r, true);
+		}
+		goto out;
+	}
 	err = gh_access_user_assigned(ctx.db, ctx.user.id, c.app.id,
 	    &assigned);
 	if (err != GH_OK) {
@@ -736,6 +758,8 @@ id_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 		return GH_ERR_NOMEM;
 	if (is->nonce != NULL)
 		json_object_set_new(claims, "nonce", json_string(is->nonce));
+	json_object_set_new(claims, "acr", json_string(strstr(is->amr,
+	    "\"mfa\"") ? "mfa" : "pwd"));
 	json_object_set_new(claims, "amr", json_loads(is->amr, 0, NULL));
 	err = user_claims(ctx, is->user_id, is->scope, is->c->app.id, claims);
 	if (err == GH_OK)

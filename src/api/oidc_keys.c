@@ -251,7 +251,7 @@ h_discovery(void *app, struct gh_http_req *req)
 	static const char *const scopes[] = { "openid", "profile", "email",
 	    "groups", "offline_access", NULL };
 	static const char *const claims[] = { "iss", "sub", "aud", "exp",
-	    "iat", "auth_time", "nonce", "amr", "azp", "name",
+	    "iat", "auth_time", "nonce", "acr", "amr", "azp", "name",
 	    "preferred_username", "email", "groups", "roles", NULL };
 	static const char *const algs[] = { "ES256", "RS256", "EdDSA",
 	    NULL };
@@ -260,6 +260,7 @@ h_discovery(void *app, struct gh_http_req *req)
 	static const char *const modes[] = { "query", NULL };
 	static const char *const prompts[] = { "none", "login", "consent",
 	    NULL };
+	static const char *const acrs[] = { "pwd", "mfa", NULL };
 	struct api_ctx ctx;
 	char iss[400], u[480];
 	json_t *d;
@@ -300,6 +301,7 @@ h_discovery(void *app, struct gh_http_req *req)
 	json_object_set_new(d, "code_challenge_methods_supported",
 	    strs(pkce));
 	json_object_set_new(d, "prompt_values_supported", strs(prompts));
+	json_object_set_new(d, "acr_values_supported", strs(acrs));
 	json_object_set_new(d, "request_parameter_supported", json_false());
 	json_object_set_new(d, "request_uri_parameter_supported",
 	    json_false());

@@ -477,6 +477,63 @@ def test_clients_may_ask_for_rs256_or_eddsa(server, admin, oidc, alg):
         ["ES256", alg])
 
 
+def test_acr_values_mfa_steps_up_or_refuses(server, admin, oidc):
+    c = Client(server, admin)
+    assign(server, admin, c, oidc["user"]["id"])
+    s, t, _, _ = code_flow(server, c)
+    assert verify(server, t["id_token"])["acr"] == "pwd"
+    q = {"response_type": "code", "client_id": c.id, "redirect_uri": RP,
+         "scope": "openid", "code_challenge": pkce_pair()[1],
+         "code_challenge_method": "S256", "acr_values": "mfa", "state": "a"}
+    r = s.get(issuer(server) + "/oidc/authorize", params=q,
+              allow_redirects=False, timeout=30)
+    # A fresh sign-in is asked for (the session without MFA ends).
+    assert r.status_code in (302, 303)
+    assert "/login?return_to=" in r.headers["Location"]
+    assert "acr_values%3Dmfa" in r.headers["Location"]
+    time.sleep(1.1)
+    # alice has no second factor: after that sign-in, a refusal.
+    got = authorize(server, s, c, creds=("alice", USER_PASSWORD),
+                    challenge=pkce_pair()[1], extra={"acr_values": "mfa"})
+    assert got["error"] == ["unmet_authentication_requirements"], got
+
+
+def test_sign_in_with_a_second_factor_comes_back_with_amr_mfa(server, admin,
+                                                              oidc):
+    import html
+    from test_mfa import enrol, totp
+    c = Client(server, admin)
+    assign(server, admin, c, oidc["user"]["id"])
+    secret, _ = enrol(server, server.login("alice", USER_PASSWORD))
+    s = server.new_session()
+    verifier, challenge = pkce_pair()
+    q = {"response_type": "code", "client_id": c.id, "redirect_uri": RP,
+         "scope": "openid", "code_challenge": challenge,
+         "code_challenge_method": "S256", "acr_values": "mfa", "nonce": "m"}
+    r = s.get(issuer(server) + "/oidc/authorize", params=q, timeout=30)
+    assert r.url.startswith(issuer(server) + "/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.text).group(1)
+    r = s.post(issuer(server) + "/login", data={
+        "username": "alice", "password": USER_PASSWORD, "csrf_token": csrf},
+        allow_redirects=False, timeout=30)
+    assert r.status_code == 200 and "/login/mfa" in r.text
+    csrf2 = html.unescape(re.search(r'name="csrf_token" value="([^"]+)"',
+                                    r.text).group(1))
+    r = s.post(issuer(server) + "/login/mfa", data={
+        "method": "totp", "code": totp(secret, 1), "csrf_token": csrf2},
+        allow_redirects=False, timeout=30)
+    assert r.status_code == 303, r.text[:300]
+    assert "/oidc/authorize?" in r.headers["Location"]
+    r = s.get(server.url(r.headers["Location"]), allow_redirects=False,
+              timeout=30)
+    assert r.headers["Location"].startswith(RP + "?code=")
+    code = parse_qs(urlparse(r.headers["Location"]).query)["code"][0]
+    t = token(server, c, {"grant_type": "authorization_code", "code": code,
+                          "redirect_uri": RP, "code_verifier": verifier})
+    idt = verify(server, t.json()["id_token"])
+    assert idt["amr"] == ["pwd", "mfa"] and idt["acr"] == "mfa"
+
+
 # ---- token endpoint ----------------------------------------------------------
 
 
