@@ -54,7 +54,8 @@ oidc_scope_filter(const char *in, char out[static SCOPE_MAX])
 
 /* A fresh token (base64url of 256 random bits) and its digest. */
 gh_err
-oidc_token_new(char out[static TOKEN_STR_LEN + 1], uint8_t dg[static GH_SHA256_LEN])
+oidc_token_new(char out[static TOKEN_STR_LEN + 1],
+    uint8_t dg[static GH_SHA256_LEN])
 {
 	uint8_t raw[OIDC_TOKEN_BYTES];
 	gh_err err = gh_rand_bytes(raw, sizeof raw);
@@ -110,7 +111,7 @@ oidc_error_page(struct api_ctx *ctx, unsigned status, const char *msg)
 	page_send(ctx->req, status, &b);
 }
 
-/* ---- authorization requests ---------------------------------------------------- */
+/* ---- authorization requests ---------------------------------------------- */
 
 struct authz {
 	const char *client_id, *redirect_uri, *response_type, *scope_in;
@@ -451,9 +452,10 @@ code_redirect(struct api_ctx *ctx, const struct authz *r, bool grant)
 		err = gh_db_run(ctx->db, "INSERT INTO oidc_codes (digest, "
 		    "client_id, redirect_uri, code_challenge, nonce, scope, "
 		    "user_id, session_id, auth_time, amr, family, expires_at) "
-		    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "btttttttitti",
-		    dg, sizeof dg, r->client_id, r->redirect_uri, r->challenge,
-		    r->nonce, r->scope, ctx->user.id, ctx->session.id,
+		    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "btttttttitti", dg, sizeof dg, r->client_id,
+		    r->redirect_uri, r->challenge, r->nonce, r->scope,
+		    ctx->user.id, ctx->session.id,
 		    ctx->session.created_at / 1000, amr, family,
 		    gh_now_ms() + OIDC_CODE_TTL_MS);
 	if (!finish(ctx, err))
@@ -500,8 +502,8 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		goto out;
 	}
 	if (!oidc_client_has(&c, "redirect_uris", r.redirect_uri)) {
-		oidc_error_page(&ctx, 400, "The redirect_uri is not registered for "
-		    "this client.");
+		oidc_error_page(&ctx, 400, "The redirect_uri is not "
+		    "registered for this client.");
 		goto out;
 	}
 	if ((code = authz_check(&r, &c, &desc)) != NULL) {
@@ -555,8 +557,8 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		decision = get(req, "decision");
 		if (!gh_auth_session_csrf_ok(ctx.session_token,
 		    get(req, "csrf_token") ? get(req, "csrf_token") : "")) {
-			oidc_error_page(&ctx, 403, "The form expired; start the "
-			    "sign-in again from the app.");
+			oidc_error_page(&ctx, 403, "The form expired; start "
+			    "the sign-in again from the app.");
 		} else if (c.app.first_party || (decision != NULL &&
 		    strcmp(decision, "allow") == 0)) {
 			code_redirect(&ctx, &r, !c.app.first_party);
@@ -603,7 +605,7 @@ h_authorize_post(void *app, struct gh_http_req *req)
 	authorize(app, req, from_form, true);
 }
 
-/* ---- tokens ------------------------------------------------------------------------ */
+/* ---- tokens -------------------------------------------------------------- */
 
 
 static gh_err
@@ -684,8 +686,8 @@ access_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 		err = gh_db_run(ctx->db, "INSERT INTO oidc_tokens (id, kind, "
 		    "digest, client_id, user_id, session_id, scope, family, "
 		    "auth_time, amr, created_at, expires_at) VALUES (?, "
-		    "'access', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "tbtttttitii", id,
-		    jwt ? NULL : dg, jwt ? 0 : sizeof dg, is->c->app.id,
+		    "'access', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "tbtttttitii",
+		    id, jwt ? NULL : dg, jwt ? 0 : sizeof dg, is->c->app.id,
 		    is->user_id, is->session_id, is->scope, is->family,
 		    is->auth_time, is->amr, now, now + ttl * 1000);
 	if (err != GH_OK)
@@ -843,8 +845,8 @@ oidc_user_may(struct api_ctx *ctx, const char *user_id, const char *client_id,
  * OAuth error (code != NULL: the transaction is committed too, so that
  * revocations on reuse stick). */
 void
-oidc_token_answer(struct api_ctx *ctx, gh_err err, json_t *resp, const char *code,
-    const char *desc)
+oidc_token_answer(struct api_ctx *ctx, gh_err err, json_t *resp,
+    const char *code, const char *desc)
 {
 	if (!finish(ctx, err)) {
 		json_decref(resp);
@@ -901,8 +903,8 @@ grant_code(struct api_ctx *ctx, const struct oidc_client *c,
 	if (err == GH_OK)
 		err = gh_db_prepare(ctx->db, "SELECT client_id, redirect_uri, "
 		    "code_challenge, nonce, scope, user_id, session_id, "
-		    "auth_time, amr, family, expires_at, used_at FROM oidc_codes "
-		    "WHERE digest = ?", &st);
+		    "auth_time, amr, family, expires_at, used_at FROM "
+		    "oidc_codes WHERE digest = ?", &st);
 	if (err == GH_OK)
 		err = gh_stmt_bind(st, "b", dg, sizeof dg);
 	if (err == GH_OK)
@@ -1160,7 +1162,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- presented tokens ----------------------------------------------------------- */
+/* ---- presented tokens ---------------------------------------------------- */
 
 struct tok {
 	char id[GH_ID_LEN + 1];
@@ -1397,7 +1399,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- logout ------------------------------------------------------------------------ */
+/* ---- logout -------------------------------------------------------------- */
 
 /* The sign-out question, posting to /o/{org}/logout (src/api/web.c). */
 static void
@@ -1450,8 +1452,8 @@ h_logout(void *app, struct gh_http_req *req)
 		sub = json_string_value(json_object_get(claims, "sub"));
 		if (client_id != NULL && (aud == NULL ||
 		    strcmp(aud, client_id) != 0)) {
-			oidc_error_page(&ctx, 400, "client_id does not match the "
-			    "id_token_hint.");
+			oidc_error_page(&ctx, 400, "client_id does not match "
+			    "the id_token_hint.");
 			goto out;
 		}
 		client_id = aud;
@@ -1460,8 +1462,9 @@ h_logout(void *app, struct gh_http_req *req)
 		err = oidc_client_load(ctx.db, client_id, &c);
 		if (err != GH_OK || !oidc_client_has(&c,
 		    "post_logout_redirect_uris", post)) {
-			oidc_error_page(&ctx, 400, "The post_logout_redirect_uri is "
-			    "not registered for this client.");
+			oidc_error_page(&ctx, 400, "The "
+			    "post_logout_redirect_uri is not registered for "
+			    "this client.");
 			goto out;
 		}
 	}
@@ -1475,8 +1478,9 @@ h_logout(void *app, struct gh_http_req *req)
 		err = gh_db_begin(ctx.db);
 		if (err == GH_OK)
 			err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET "
-			    "revoked_at = ? WHERE session_id = ? AND revoked_at "
-			    "IS NULL", "it", gh_now_ms(), ctx.session.id);
+			    "revoked_at = ? WHERE session_id = ? AND "
+			    "revoked_at IS NULL", "it", gh_now_ms(),
+			    ctx.session.id);
 		if (err == GH_OK && gh_db_changes(ctx.db) > 0) {
 			json_t *ch = json_pack("{s:s}", "reason", "logout");
 
@@ -1509,8 +1513,8 @@ h_logout(void *app, struct gh_http_req *req)
 		goto out;
 	}
 	page_open(&b, "Signed out");
-	gh_buf_printf(&b, "<h1>You are signed out</h1><p><a href=\"/o/%s/login\">"
-	    "Sign in again</a></p>", ctx.org.slug);
+	gh_buf_printf(&b, "<h1>You are signed out</h1><p><a "
+	    "href=\"/o/%s/login\">Sign in again</a></p>", ctx.org.slug);
 	page_send(req, 200, &b);
 out:
 	gh_buf_free(&b);
@@ -1519,7 +1523,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- the user's grants to third-party apps ---------------------------------------- */
+/* ---- the user's grants to third-party apps ------------------------------- */
 
 static void
 h_me_grants(void *app, struct gh_http_req *req)
@@ -1575,8 +1579,9 @@ h_me_grant_delete(void *app, struct gh_http_req *req)
 		goto out;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "DELETE FROM oidc_grants WHERE user_id = "
-		    "? AND client_id = ?", "tt", ctx.user.id, client_id);
+		err = gh_db_run(ctx.db, "DELETE FROM oidc_grants WHERE "
+		    "user_id = ? AND client_id = ?", "tt", ctx.user.id,
+		    client_id);
 	if (err == GH_OK && gh_db_changes(ctx.db) == 0) {
 		gh_db_rollback(ctx.db);
 		gh_http_respond_error(req, 404, "grant_not_found",
@@ -1586,8 +1591,8 @@ h_me_grant_delete(void *app, struct gh_http_req *req)
 	/* Without the grant, nothing issued under it may live on. */
 	if (err == GH_OK)
 		err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET revoked_at = ? "
-		    "WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
-		    "itt", gh_now_ms(), ctx.user.id, client_id);
+		    "WHERE user_id = ? AND client_id = ? AND revoked_at IS "
+		    "NULL", "itt", gh_now_ms(), ctx.user.id, client_id);
 	if (err == GH_OK) {
 		tokens = gh_db_changes(ctx.db);
 		changes = json_pack("{s:s, s:I}", "client_id", client_id,

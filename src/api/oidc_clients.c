@@ -10,8 +10,9 @@
  * member: exact redirect URIs, known grant types and methods, bounded
  * lifetimes, importable public JWKs), the Authorization header, the
  * client_id/client_secret form fields and client assertions (strict JWS
- * parsing in src/jose; the key is the client's, chosen by kid). Secrets: client secrets (256 random bits, returned once, stored
- * as their SHA-256 digest and compared in constant time).
+ * parsing in src/jose; the key is the client's, chosen by kid).
+ * Secrets: client secrets (256 random bits, returned once, stored as
+ * their SHA-256 digest and compared in constant time).
  */
 #include "api/oidc_int.h"
 
@@ -28,7 +29,7 @@ oauth_error(struct gh_http_req *req, unsigned status, const char *code,
 	    "error", code, "error_description", desc, "message", desc));
 }
 
-/* ---- settings ------------------------------------------------------------- */
+/* ---- settings ------------------------------------------------------------ */
 
 void
 oidc_client_free(struct oidc_client *c)
@@ -147,8 +148,9 @@ uris_read(struct gh_http_req *req, json_t *body, const char *key,
 		if (!json_is_string(v) ||
 		    !oidc_redirect_uri_valid(json_string_value(v))) {
 			json_decref(copy);
-			respond_invalid(req, "%s[%zu] must be an https URI (http "
-			    "only for loopback) without a fragment", key, i);
+			respond_invalid(req, "%s[%zu] must be an https URI "
+			    "(http only for loopback) without a fragment", key,
+			    i);
 			return false;
 		}
 		json_array_append(copy, v);
@@ -186,8 +188,8 @@ int_member(struct gh_http_req *req, json_t *body, const char *key,
 	if (v != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < lo ||
 		    json_integer_value(v) > hi) {
-			respond_invalid(req, "%s must be an integer from %lld to "
-			    "%lld", key, (long long)lo, (long long)hi);
+			respond_invalid(req, "%s must be an integer from %lld "
+			    "to %lld", key, (long long)lo, (long long)hi);
 			return false;
 		}
 		n = json_integer_value(v);
@@ -248,7 +250,8 @@ jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
 	if (set == NULL && !required)
 		return true;
 	if (!required) {
-		respond_invalid(req, "jwks is only for private_key_jwt clients");
+		respond_invalid(req, "jwks is only for private_key_jwt "
+		    "clients");
 		return false;
 	}
 	keys = json_object_get(set, "keys");
@@ -364,7 +367,8 @@ client_route_open(void *app, struct gh_http_req *req, struct api_ctx *ctx,
 		goto fail;
 	err = gh_access_app_get(ctx->db, id, a);
 	if (err == GH_ERR_NOTFOUND) {
-		gh_http_respond_error(req, 404, "app_not_found", "No such app.");
+		gh_http_respond_error(req, 404, "app_not_found",
+		    "No such app.");
 		goto fail;
 	}
 	if (err != GH_OK) {
@@ -430,9 +434,10 @@ h_client_put(void *app, struct gh_http_req *req)
 	err = text ? gh_db_begin(ctx.db) : GH_ERR_NOMEM;
 	if (err == GH_OK)
 		err = gh_db_run(ctx.db, "INSERT INTO oidc_clients (app_id, "
-		    "settings, updated_at) VALUES (?, ?, ?) ON CONFLICT (app_id) "
-		    "DO UPDATE SET settings = excluded.settings, updated_at = "
-		    "excluded.updated_at", "tti", a.id, text, gh_now_ms());
+		    "settings, updated_at) VALUES (?, ?, ?) ON CONFLICT "
+		    "(app_id) DO UPDATE SET settings = excluded.settings, "
+		    "updated_at = excluded.updated_at", "tti", a.id, text,
+		    gh_now_ms());
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.client.update",
 		    "app", a.id, s);
@@ -485,9 +490,9 @@ h_secret_post(void *app, struct gh_http_req *req)
 		err = gh_db_begin(ctx.db);
 	}
 	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "UPDATE oidc_clients SET secret_digest = "
-		    "?, secret_created_at = ? WHERE app_id = ?", "bit", dg,
-		    sizeof dg, gh_now_ms(), a.id);
+		err = gh_db_run(ctx.db, "UPDATE oidc_clients SET "
+		    "secret_digest = ?, secret_created_at = ? WHERE app_id = "
+		    "?", "bit", dg, sizeof dg, gh_now_ms(), a.id);
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.secret.rotate",
 		    "app", a.id, NULL);
@@ -502,7 +507,7 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- client authentication ---------------------------------------------------- */
+/* ---- client authentication ----------------------------------------------- */
 
 bool
 oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],

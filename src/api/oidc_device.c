@@ -99,8 +99,8 @@ h_device_authorization(void *app, struct gh_http_req *req)
 		err = gh_db_run(ctx.db, "DELETE FROM oidc_device_codes WHERE "
 		    "expires_at <= ?", "i", now);
 	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "INSERT INTO oidc_device_codes (digest, "
-		    "user_code, client_id, scope, state, created_at, "
+		err = gh_db_run(ctx.db, "INSERT INTO oidc_device_codes "
+		    "(digest, user_code, client_id, scope, state, created_at, "
 		    "expires_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)", "bttt"
 		    "ii", dg, sizeof dg, code, c.app.id, scope, now,
 		    now + (int64_t)DEVICE_TTL_S * 1000);
@@ -278,7 +278,8 @@ h_device_post(void *app, struct gh_http_req *req)
 		goto out;
 	}
 	if (!gh_auth_session_csrf_ok(ctx.session_token, csrf ? csrf : "")) {
-		oidc_error_page(&ctx, 403, "The form expired; reload the page.");
+		oidc_error_page(&ctx, 403, "The form expired; reload the "
+		    "page.");
 		goto out;
 	}
 	if (!oidc_user_code_norm(typed, code)) {
@@ -332,7 +333,8 @@ oidc_grant_device(struct api_ctx *ctx, const struct oidc_client *c,
 	if (err == GH_OK)
 		err = gh_db_prepare(ctx->db, "SELECT client_id, scope, state, "
 		    "user_id, session_id, auth_time, amr, expires_at, "
-		    "last_poll_at FROM oidc_device_codes WHERE digest = ?", &st);
+		    "last_poll_at FROM oidc_device_codes WHERE digest = ?",
+		    &st);
 	if (err == GH_OK)
 		err = gh_stmt_bind(st, "b", dg, sizeof dg);
 	if (err == GH_OK)

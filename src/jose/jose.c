@@ -70,7 +70,8 @@ pkey_fits(enum gh_jose_alg alg, EVP_PKEY *pk)
 	case GH_JOSE_ES256:
 		if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC)
 			return false;
-		if (EVP_PKEY_get_group_name(pk, group, sizeof group, &glen) != 1)
+		if (EVP_PKEY_get_group_name(pk, group, sizeof group,
+		    &glen) != 1)
 			return false;
 		return strcmp(group, "prime256v1") == 0 ||
 		    strcmp(group, "P-256") == 0;
@@ -388,7 +389,7 @@ gh_jose_key_free(struct gh_jose_key *k)
 	free(k);
 }
 
-/* ---- signatures ------------------------------------------------------------ */
+/* ---- signatures ---------------------------------------------------------- */
 
 /* Converts a DER ECDSA signature to raw r||s. */
 static gh_err
@@ -530,7 +531,7 @@ out:
 	return err;
 }
 
-/* ---- parsing ---------------------------------------------------------------- */
+/* ---- parsing ------------------------------------------------------------- */
 
 struct parts {
 	const char *h, *p, *s;
@@ -642,7 +643,8 @@ gh_jose_claims_unverified(const char *jws, size_t len, json_t **claims_out)
 		err = header_check(&pt, &h);
 	json_decref(h);
 	if (err == GH_OK)
-		err = decode_object(pt.p, pt.p_len, GH_JOSE_MAX_LEN, claims_out);
+		err = decode_object(pt.p, pt.p_len, GH_JOSE_MAX_LEN,
+		    claims_out);
 	return err;
 }
 

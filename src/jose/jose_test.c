@@ -297,12 +297,14 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc7515_es256_example_verifies),
-		cmocka_unit_test(test_rfc8037_ed25519_example_signature_is_good),
+		cmocka_unit_test(
+		    test_rfc8037_ed25519_example_signature_is_good),
 		cmocka_unit_test(test_each_alg_signs_and_verifies),
 		cmocka_unit_test(test_alg_none_and_unknown_algs_are_refused),
 		cmocka_unit_test(test_crit_is_refused),
 		cmocka_unit_test(test_key_confusion_is_refused),
-		cmocka_unit_test(test_malformed_and_oversized_tokens_are_refused),
+		cmocka_unit_test(
+		    test_malformed_and_oversized_tokens_are_refused),
 		cmocka_unit_test(
 		    test_unverified_claims_are_read_but_shape_is_checked),
 	};
