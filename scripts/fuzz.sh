@@ -16,7 +16,7 @@ esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
-targets="form cookie path json user_fields webauthn_client_data webauthn_att_obj mfa_policy rule cidr policy_settings scim_filter"
+targets="form cookie path json user_fields webauthn_client_data webauthn_att_obj mfa_policy rule cidr policy_settings scim_filter jwt oidc_request"
 
 cd "$root"
 if [ ! -f "$build/build.ninja" ]; then

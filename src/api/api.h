@@ -22,6 +22,8 @@ struct gh_app_config {
 	struct gh_session_limits session;
 	char base_url[300];		/* scheme://host[:port], no slash */
 	int64_t approval_ttl_ms;	/* sign-in approvals; 0: default */
+	int64_t oidc_key_delay_ms;	/* new OIDC signing key: published
+					 * this long before it signs */
 	struct gh_guard_config {	/* brute-force protection; 0: off */
 		unsigned signin_ip_per_min;	/* sign-in requests */
 		unsigned signin_org_per_min;

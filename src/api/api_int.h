@@ -14,6 +14,9 @@
 #define LOGIN_CSRF_COOKIE "gh_login_csrf"
 #define MFA_COOKIE "gh_mfa"	/* pending second-factor sign-in (mfa.c) */
 #define DEVICE_COOKIE "gh_device"	/* remembered device (mfa.c) */
+#define RETURN_COOKIE "gh_return_to"	/* where the sign-in form goes next */
+#define RETURN_TO_MAX 4096
+#define RETURN_TO_TTL_S 900
 
 struct gh_mailer;
 struct gh_geo;
@@ -253,6 +256,8 @@ gh_err policy_sessions_trim(struct api_ctx *ctx, const char *user_id,
     int64_t max) GH_MUST_CHECK;
 gh_err routes_rbac(struct gh_http_router *r);
 gh_err routes_scim(struct gh_http_router *r);
+gh_err routes_oidc(struct gh_http_router *r);
+gh_err routes_oidc_admin(struct gh_http_router *r);
 
 /* Writes the notice that an audited action on user_id's MFA owes that
  * user (src/api/notices.c), in the caller's transaction: recovery code
@@ -358,6 +363,15 @@ void login_page(struct api_ctx *ctx, unsigned status, const char *error,
 bool csrf_form_ok(const char *form_csrf, const char *cookie_csrf);
 /* Clears the login CSRF cookie once the sign-in is over. */
 void clear_login_csrf(struct api_ctx *ctx);
+/* True when s is a same-origin path under /o/{org}/ of printable ASCII
+ * (at most RETURN_TO_MAX bytes): the only return_to accepted. */
+bool return_to_safe(const struct api_ctx *ctx, const char *s);
+/* Remembers target (return_to_safe) in the gh_return_to cookie. */
+gh_err return_to_set(struct api_ctx *ctx, const char *target)
+    GH_MUST_CHECK;
+/* After a completed form sign-in: redirects to the remembered return_to
+ * (clearing it) or to the account page. */
+void signin_done_redirect(struct api_ctx *ctx);
 
 /* Pages of src/api/web_mfa.c. */
 /* Answers the password step's GH_MFA_NEED_ENROL_NOW in the form sign-in:

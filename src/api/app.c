@@ -90,6 +90,8 @@ gh_api_routes(struct gh_http_router *r)
 		err = routes_rules(r);
 	if (err == GH_OK)
 		err = routes_scim(r);
+	if (err == GH_OK)
+		err = routes_oidc(r);
 	return err;
 }
 

@@ -172,17 +172,72 @@ login_page(struct api_ctx *ctx, unsigned status, const char *error,
 	page_send(ctx->req, status, &b);
 }
 
+bool
+return_to_safe(const struct api_ctx *ctx, const char *s)
+{
+	char prefix[GH_SLUG_MAX + 5];
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	n = (size_t)snprintf(prefix, sizeof prefix, "/o/%s/", ctx->org.slug);
+	if (strlen(s) > RETURN_TO_MAX || strncmp(s, prefix, n) != 0)
+		return false;
+	/* Printable ASCII only: no header splitting, no backslash tricks;
+	 * the fixed prefix keeps it on this origin and this org. */
+	for (; *s != '\0'; s++)
+		if (*s < 0x21 || *s > 0x7e || *s == '\\')
+			return false;
+	return true;
+}
+
+gh_err
+return_to_set(struct api_ctx *ctx, const char *target)
+{
+	char path[GH_SLUG_MAX + 5];
+
+	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
+	return gh_http_set_cookie(ctx->req, RETURN_COOKIE, target, path,
+	    RETURN_TO_TTL_S, GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_LAX);
+}
+
+void
+signin_done_redirect(struct api_ctx *ctx)
+{
+	const char *target = gh_http_req_cookie(ctx->req, RETURN_COOKIE);
+	char path[GH_SLUG_MAX + 5];
+
+	if (!return_to_safe(ctx, target)) {
+		redirect_to(ctx, "account");
+		return;
+	}
+	snprintf(path, sizeof path, "/o/%s/", ctx->org.slug);
+	if (gh_http_set_cookie(ctx->req, RETURN_COOKIE, "", path, -1,
+	    GH_COOKIE_HTTPONLY | GH_COOKIE_SAMESITE_LAX) != GH_OK)
+		GH_LOG_WARN(GH_ERR_INTERNAL, "return cookie not cleared");
+	gh_http_redirect(ctx->req, target);
+}
+
 static void
 h_login_get(void *app, struct gh_http_req *req)
 {
+	const char *ret = gh_http_req_query(req, "return_to");
 	struct api_ctx ctx;
 
 	if (!ctx_open(app, req, &ctx))
 		return;
-	if (ctx_auth_quiet(&ctx))
-		redirect_to(&ctx, "account");
-	else
+	if (ret != NULL && !return_to_safe(&ctx, ret))
+		ret = NULL;	/* another origin or org: ignored */
+	if (ctx_auth_quiet(&ctx)) {
+		if (ret != NULL)
+			gh_http_redirect(req, ret);
+		else
+			redirect_to(&ctx, "account");
+	} else if (ret != NULL && return_to_set(&ctx, ret) != GH_OK) {
+		respond_err(req, GH_ERR_INTERNAL);
+	} else {
 		login_page(&ctx, 200, NULL, NULL);
+	}
 	ctx_close(&ctx);
 }
 
@@ -281,7 +336,7 @@ w_login_post(void *appv, struct gh_http_req *req)
 		web_enrol_now(&ctx, mfa_token, cookie_csrf);
 	} else {
 		clear_login_csrf(&ctx);
-		redirect_to(&ctx, "account");
+		signin_done_redirect(&ctx);
 	}
 	gh_wipe(mfa_token, sizeof mfa_token);
 out:
@@ -321,7 +376,7 @@ w_login_mfa_post(void *appv, struct gh_http_req *req)
 	gh_wipe(csrf, sizeof csrf);
 	if (err == GH_OK) {
 		clear_login_csrf(&ctx);
-		redirect_to(&ctx, "account");
+		signin_done_redirect(&ctx);
 	} else if (err == GH_ERR_LIMIT) {
 		login_page(&ctx, 429, "Too many wrong codes. Try again in 15 "
 		    "minutes.", NULL);

@@ -377,7 +377,7 @@ w_login_enrol(void *appv, struct gh_http_req *req)
 			codes_page(&ctx, codes, "account", "Continue to your "
 			    "account");
 		else
-			redirect_to(&ctx, "account");
+			signin_done_redirect(&ctx);
 	}
 out:
 	ctx.actor.id = NULL;

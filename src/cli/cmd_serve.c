@@ -160,6 +160,7 @@ cmd_serve(int argc, char **argv)
 	acfg.session.idle_ms = (int64_t)cfg.session_idle_timeout_s * 1000;
 	config_base_url(&cfg, acfg.base_url, sizeof acfg.base_url);
 	acfg.approval_ttl_ms = (int64_t)cfg.mfa_approval_ttl_s * 1000;
+	acfg.oidc_key_delay_ms = (int64_t)cfg.oidc_key_publish_delay_s * 1000;
 	acfg.guard.signin_ip_per_min = cfg.signin_rate_ip_per_min;
 	acfg.guard.signin_org_per_min = cfg.signin_rate_org_per_min;
 	acfg.guard.lockout_failures = cfg.lockout_failures;

@@ -1,0 +1,1633 @@
+/*
+ * oidc.c: the OpenID Connect provider's protocol endpoints under
+ * /o/{org}/oidc/: authorize (code flow with PKCE, consent for third-party
+ * apps), token (authorization_code, refresh_token, client_credentials),
+ * userinfo, introspect (RFC 7662), revoke (RFC 7009) and RP-initiated
+ * logout; and /me/grants, the third-party apps a user let in.
+ *
+ * Untrusted input: every query and form parameter, bearer tokens, codes,
+ * refresh tokens and PKCE verifiers. A bad client_id or redirect_uri is an
+ * error page, never a redirect (no open redirector). Secrets: codes,
+ * refresh tokens and opaque access tokens (256 random bits, returned once,
+ * stored only as SHA-256 digests, looked up by digest), client secrets
+ * (oidc_clients.c) and signing keys (oidc_keys.c).
+ */
+#include "api/oidc_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static const char *const known_scopes[] = { "openid", "profile", "email",
+    "groups", "offline_access", NULL };
+
+/* True when the space-separated scope holds word. */
+bool
+oidc_scope_has(const char *scope, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p = scope;
+
+	while ((p = strstr(p, word)) != NULL) {
+		if ((p == scope || p[-1] == ' ') && (p[n] == ' ' ||
+		    p[n] == '\0'))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* Keeps the known scope words of in, in order, without repeats. */
+void
+oidc_scope_filter(const char *in, char out[static SCOPE_MAX])
+{
+	out[0] = '\0';
+	for (const char *const *k = known_scopes; *k != NULL; k++) {
+		if (!oidc_scope_has(in, *k))
+			continue;
+		if (out[0] != '\0')
+			strcat(out, " ");
+		strcat(out, *k);
+	}
+}
+
+/* A fresh token (base64url of 256 random bits) and its digest. */
+gh_err
+oidc_token_new(char out[static TOKEN_STR_LEN + 1],
+    uint8_t dg[static GH_SHA256_LEN])
+{
+	uint8_t raw[OIDC_TOKEN_BYTES];
+	gh_err err = gh_rand_bytes(raw, sizeof raw);
+
+	if (err != GH_OK)
+		return err;
+	gh_b64url_encode(raw, sizeof raw, out);
+	gh_wipe(raw, sizeof raw);
+	gh_sha256(out, TOKEN_STR_LEN, dg);
+	return GH_OK;
+}
+
+/* Appends s percent-encoded (all but the unreserved characters). */
+void
+oidc_pct_put(struct gh_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			gh_buf_put(b, s, 1);
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			gh_buf_put(b, e, 3);
+		}
+	}
+}
+
+static void
+no_store(struct gh_http_req *req)
+{
+	/* The server sends Cache-Control: no-store on every answer. */
+	if (gh_http_resp_header(req, "Pragma", "no-cache") != GH_OK)
+		GH_LOG_WARN(GH_ERR_INTERNAL, "Pragma not set");
+}
+
+void
+oidc_error_page(struct api_ctx *ctx, unsigned status, const char *msg)
+{
+	struct gh_buf b;
+
+	gh_buf_init(&b, 16 * 1024, 0);
+	page_open(&b, "Sign-in error");
+	gh_buf_put_str(&b, "<h1>This sign-in request cannot go on</h1>"
+	    "<p class=\"error\" role=\"alert\">");
+	put_escaped(&b, msg);
+	gh_buf_put_str(&b, "</p>");
+	page_send(ctx->req, status, &b);
+}
+
+/* ---- authorization requests ---------------------------------------------- */
+
+struct authz {
+	const char *client_id, *redirect_uri, *response_type, *scope_in;
+	const char *state, *nonce, *challenge, *method, *prompt, *max_age;
+	const char *auth_after, *acr_values;
+	char scope[SCOPE_MAX];
+};
+
+typedef const char *(*param_fn)(struct gh_http_req *, const char *);
+
+static const char *
+from_query(struct gh_http_req *req, const char *name)
+{
+	return gh_http_req_query(req, name);
+}
+
+static const char *
+from_form(struct gh_http_req *req, const char *name)
+{
+	return gh_http_req_form(req, name);
+}
+
+static void
+authz_read(struct gh_http_req *req, param_fn get, struct authz *r)
+{
+	memset(r, 0, sizeof *r);
+	r->client_id = get(req, "client_id");
+	r->redirect_uri = get(req, "redirect_uri");
+	r->response_type = get(req, "response_type");
+	r->scope_in = get(req, "scope");
+	r->state = get(req, "state");
+	r->nonce = get(req, "nonce");
+	r->challenge = get(req, "code_challenge");
+	r->method = get(req, "code_challenge_method");
+	r->prompt = get(req, "prompt");
+	r->max_age = get(req, "max_age");
+	r->auth_after = get(req, "auth_after");
+	r->acr_values = get(req, "acr_values");
+	oidc_scope_filter(r->scope_in ? r->scope_in : "", r->scope);
+}
+
+static void
+param_put(struct gh_buf *b, const char *name, const char *v, bool *first)
+{
+	if (v == NULL)
+		return;
+	gh_buf_put_str(b, *first ? "?" : "&");
+	*first = false;
+	gh_buf_put_str(b, name);
+	gh_buf_put_str(b, "=");
+	oidc_pct_put(b, v);
+}
+
+/* The authorize URL (a path) of r; with fresh, prompt and max_age give
+ * way to auth_after=now: the sign-in just asked for satisfies them. */
+static void
+authz_url(const struct api_ctx *ctx, const struct authz *r, bool fresh,
+    struct gh_buf *b)
+{
+	char now[24];
+	bool first = true;
+
+	gh_buf_printf(b, "/o/%s/oidc/authorize", ctx->org.slug);
+	param_put(b, "client_id", r->client_id, &first);
+	param_put(b, "redirect_uri", r->redirect_uri, &first);
+	param_put(b, "response_type", r->response_type, &first);
+	param_put(b, "scope", r->scope_in, &first);
+	param_put(b, "state", r->state, &first);
+	param_put(b, "nonce", r->nonce, &first);
+	param_put(b, "code_challenge", r->challenge, &first);
+	param_put(b, "code_challenge_method", r->method, &first);
+	param_put(b, "acr_values", r->acr_values, &first);
+	if (fresh) {
+		snprintf(now, sizeof now, "%lld",
+		    (long long)(gh_now_ms() / 1000));
+		param_put(b, "auth_after", now, &first);
+	} else {
+		param_put(b, "prompt", r->prompt, &first);
+		param_put(b, "max_age", r->max_age, &first);
+		param_put(b, "auth_after", r->auth_after, &first);
+	}
+}
+
+/* Sends the user agent back to the client with an error (RFC 6749
+ * 4.1.2.1); only after the redirect_uri was found registered. */
+static void
+redirect_error(struct api_ctx *ctx, const struct authz *r, const char *code,
+    const char *desc)
+{
+	struct gh_buf b;
+
+	gh_buf_init(&b, 8192, 0);
+	gh_buf_put_str(&b, r->redirect_uri);
+	gh_buf_put_str(&b, strchr(r->redirect_uri, '?') ? "&" : "?");
+	gh_buf_put_str(&b, "error=");
+	gh_buf_put_str(&b, code);
+	gh_buf_put_str(&b, "&error_description=");
+	oidc_pct_put(&b, desc);
+	if (r->state != NULL) {
+		gh_buf_put_str(&b, "&state=");
+		oidc_pct_put(&b, r->state);
+	}
+	if (gh_buf_err(&b) != GH_OK)
+		respond_err(ctx->req, GH_ERR_INTERNAL);
+	else
+		gh_http_redirect(ctx->req, gh_buf_cstr(&b));
+	gh_buf_free(&b);
+}
+
+static bool
+b64url_chars(const char *s, size_t lo, size_t hi)
+{
+	size_t n = strlen(s);
+
+	if (n < lo || n > hi)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+		    *s == '.' || *s == '~'))
+			return false;
+	return true;
+}
+
+/* Checks what may be answered by redirect; NULL when fine, else the
+ * error code, with *desc. */
+static const char *
+authz_check(const struct authz *r, const struct oidc_client *c,
+    const char **desc)
+{
+	if (r->response_type == NULL || strcmp(r->response_type, "code") != 0) {
+		*desc = "Only response_type=code is supported.";
+		return "unsupported_response_type";
+	}
+	if (!oidc_client_has(c, "grant_types", "authorization_code")) {
+		*desc = "This client may not use the code flow.";
+		return "unauthorized_client";
+	}
+	if ((r->state && strlen(r->state) > PARAM_MAX) ||
+	    (r->nonce && strlen(r->nonce) > PARAM_MAX) ||
+	    (r->scope_in && strlen(r->scope_in) > PARAM_MAX)) {
+		*desc = "A parameter is too long.";
+		return "invalid_request";
+	}
+	if (r->challenge != NULL) {
+		if (r->method == NULL || strcmp(r->method, "S256") != 0) {
+			*desc = "code_challenge_method must be S256.";
+			return "invalid_request";
+		}
+		if (strlen(r->challenge) != 43 ||
+		    !b64url_chars(r->challenge, 43, 43)) {
+			*desc = "code_challenge must be a base64url SHA-256.";
+			return "invalid_request";
+		}
+	} else if (json_is_true(json_object_get(c->s, "pkce_required"))) {
+		*desc = "This client must use PKCE (S256).";
+		return "invalid_request";
+	}
+	if (r->prompt != NULL && strcmp(r->prompt, "none") != 0 &&
+	    strcmp(r->prompt, "login") != 0 &&
+	    strcmp(r->prompt, "consent") != 0) {
+		*desc = "Unsupported prompt value.";
+		return "invalid_request";
+	}
+	if (r->max_age != NULL && (strlen(r->max_age) == 0 ||
+	    strlen(r->max_age) > 9 ||
+	    strspn(r->max_age, "0123456789") != strlen(r->max_age))) {
+		*desc = "max_age must be a number of seconds.";
+		return "invalid_request";
+	}
+	if (r->acr_values != NULL && strlen(r->acr_values) > PARAM_MAX) {
+		*desc = "acr_values is too long.";
+		return "invalid_request";
+	}
+	if (r->auth_after != NULL && (strlen(r->auth_after) == 0 ||
+	    strlen(r->auth_after) > 12 ||
+	    strspn(r->auth_after, "0123456789") != strlen(r->auth_after))) {
+		*desc = "auth_after must be a time in seconds.";
+		return "invalid_request";
+	}
+	return NULL;
+}
+
+/* True when the session's sign-in is recent enough for r. */
+static bool
+auth_fresh(const struct api_ctx *ctx, const struct authz *r)
+{
+	int64_t auth_time = ctx->session.created_at / 1000;
+	int64_t now = gh_now_ms() / 1000;
+
+	if (r->auth_after != NULL &&
+	    auth_time < strtoll(r->auth_after, NULL, 10))
+		return false;
+	if (r->auth_after == NULL && r->prompt != NULL &&
+	    strcmp(r->prompt, "login") == 0)
+		return false;
+	if (r->max_age != NULL && now - auth_time > strtoll(r->max_age, NULL,
+	    10))
+		return false;
+	return true;
+}
+
+/* Sends the browser to the sign-in form, coming back to r after it. */
+static void
+to_login(struct api_ctx *ctx, const struct authz *r, bool fresh)
+{
+	struct gh_buf back, loc;
+
+	gh_buf_init(&back, RETURN_TO_MAX, 0);
+	gh_buf_init(&loc, 3 * RETURN_TO_MAX, 0);
+	authz_url(ctx, r, fresh, &back);
+	gh_buf_printf(&loc, "/o/%s/login?return_to=", ctx->org.slug);
+	oidc_pct_put(&loc, gh_buf_cstr(&back));
+	if (gh_buf_err(&back) != GH_OK || gh_buf_err(&loc) != GH_OK)
+		oidc_error_page(ctx, 400, "The request is too long.");
+	else
+		gh_http_redirect(ctx->req, gh_buf_cstr(&loc));
+	gh_buf_free(&back);
+	gh_buf_free(&loc);
+}
+
+/* True when the user granted the client every scope word of r. */
+static gh_err
+grant_covers(struct api_ctx *ctx, const struct authz *r, bool *out)
+{
+	char word[32];
+	struct gh_stmt *st = NULL;
+	const char *p, *sp, *granted;
+	gh_err err;
+	bool row;
+
+	*out = false;
+	err = gh_db_prepare(ctx->db, "SELECT scope FROM oidc_grants WHERE "
+	    "user_id = ? AND client_id = ?", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "tt", ctx->user.id, r->client_id);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err != GH_OK || !row)
+		goto out;
+	granted = gh_stmt_text(st, 0);
+	*out = true;
+	for (p = r->scope; *p != '\0'; p = *sp ? sp + 1 : sp) {
+		sp = strchr(p, ' ');
+		if (sp == NULL)
+			sp = p + strlen(p);
+		snprintf(word, sizeof word, "%.*s", (int)(sp - p), p);
+		if (!oidc_scope_has(granted, word))
+			*out = false;
+	}
+out:
+	gh_stmt_free(st);
+	return err;
+}
+
+static void
+hidden(struct gh_buf *b, const char *name, const char *v)
+{
+	if (v == NULL)
+		return;
+	gh_buf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+	put_escaped(b, v);
+	gh_buf_put_str(b, "\">");
+}
+
+static void
+consent_page(struct api_ctx *ctx, const struct authz *r,
+    const struct oidc_client *c)
+{
+	char csrf[GH_TOKEN_LEN + 1];
+	struct gh_buf b;
+
+	gh_auth_session_csrf(ctx->session_token, csrf);
+	gh_buf_init(&b, 64 * 1024, 0);
+	page_open(&b, "Allow access");
+	gh_buf_put_str(&b, "<h1>Allow ");
+	put_escaped(&b, c->app.name);
+	gh_buf_put_str(&b, " to use your account?</h1><p>It asks for: <code>");
+	put_escaped(&b, r->scope[0] ? r->scope : "(nothing)");
+	gh_buf_put_str(&b, "</code></p><p class=\"note\">Signed in as ");
+	put_escaped(&b, ctx->user.username);
+	gh_buf_printf(&b, "</p><form method=\"post\" "
+	    "action=\"/o/%s/oidc/authorize\">", ctx->org.slug);
+	hidden(&b, "csrf_token", csrf);
+	hidden(&b, "client_id", r->client_id);
+	hidden(&b, "redirect_uri", r->redirect_uri);
+	hidden(&b, "response_type", r->response_type);
+	hidden(&b, "scope", r->scope_in);
+	hidden(&b, "state", r->state);
+	hidden(&b, "nonce", r->nonce);
+	hidden(&b, "code_challenge", r->challenge);
+	hidden(&b, "code_challenge_method", r->method);
+	gh_buf_put_str(&b, "<button type=\"submit\" name=\"decision\" "
+	    "value=\"allow\">Allow</button><button type=\"submit\" "
+	    "class=\"secondary\" name=\"decision\" value=\"deny\">Deny"
+	    "</button></form>");
+	gh_wipe(csrf, sizeof csrf);
+	page_send(ctx->req, 200, &b);
+}
+
+/* Issues the code for r and redirects to the client with it. */
+static void
+code_redirect(struct api_ctx *ctx, const struct authz *r, bool grant)
+{
+	char code[TOKEN_STR_LEN + 1], family[GH_ID_LEN + 1];
+	uint8_t dg[GH_SHA256_LEN];
+	const char *amr = ctx->session.mfa_at ? "[\"pwd\",\"mfa\"]" :
+	    "[\"pwd\"]";
+	json_t *changes;
+	struct gh_buf loc;
+	gh_err err;
+
+	gh_buf_init(&loc, 8192, GH_BUF_SECRET);
+	err = oidc_token_new(code, dg);
+	if (err == GH_OK)
+		err = gh_id_new(family);
+	if (err == GH_OK)
+		err = gh_db_begin(ctx->db);
+	if (err != GH_OK) {
+		respond_err(ctx->req, err);
+		goto out;
+	}
+	if (grant) {
+		err = gh_db_run(ctx->db, "INSERT INTO oidc_grants (user_id, "
+		    "client_id, scope, created_at) VALUES (?, ?, ?, ?) ON "
+		    "CONFLICT (user_id, client_id) DO UPDATE SET scope = "
+		    "excluded.scope, created_at = excluded.created_at", "ttti",
+		    ctx->user.id, r->client_id, r->scope, gh_now_ms());
+		if (err == GH_OK) {
+			changes = json_pack("{s:s, s:s}", "client_id",
+			    r->client_id, "scope", r->scope);
+			err = gh_audit_append(ctx->db, &ctx->actor,
+			    "oidc.grant", "user", ctx->user.id, changes);
+			json_decref(changes);
+		}
+	}
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "INSERT INTO oidc_codes (digest, "
+		    "client_id, redirect_uri, code_challenge, nonce, scope, "
+		    "user_id, session_id, auth_time, amr, family, expires_at) "
+		    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "btttttttitti", dg, sizeof dg, r->client_id,
+		    r->redirect_uri, r->challenge, r->nonce, r->scope,
+		    ctx->user.id, ctx->session.id,
+		    ctx->session.created_at / 1000, amr, family,
+		    gh_now_ms() + OIDC_CODE_TTL_MS);
+	if (!finish(ctx, err))
+		goto out;
+	gh_buf_put_str(&loc, r->redirect_uri);
+	gh_buf_put_str(&loc, strchr(r->redirect_uri, '?') ? "&" : "?");
+	gh_buf_put_str(&loc, "code=");
+	gh_buf_put_str(&loc, code);
+	if (r->state != NULL) {
+		gh_buf_put_str(&loc, "&state=");
+		oidc_pct_put(&loc, r->state);
+	}
+	if (gh_buf_err(&loc) != GH_OK)
+		respond_err(ctx->req, GH_ERR_INTERNAL);
+	else
+		gh_http_redirect(ctx->req, gh_buf_cstr(&loc));
+out:
+	gh_wipe(code, sizeof code);
+	gh_buf_free(&loc);
+}
+
+static void
+authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
+{
+	const char *code, *desc = NULL, *decision;
+	struct oidc_client c;
+	struct api_ctx ctx;
+	struct authz r;
+	bool covered = false, assigned = false;
+	gh_err err;
+
+	memset(&c, 0, sizeof c);
+	if (!ctx_open(app, req, &ctx))
+		return;
+	authz_read(req, get, &r);
+	err = oidc_client_load(ctx.db, r.client_id, &c);
+	if (err == GH_ERR_NOTFOUND || (err == GH_OK &&
+	    strcmp(c.app.state, "active") != 0)) {
+		oidc_error_page(&ctx, 400, "Unknown or disabled client_id.");
+		goto out;
+	}
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (!oidc_client_has(&c, "redirect_uris", r.redirect_uri)) {
+		oidc_error_page(&ctx, 400, "The redirect_uri is not "
+		    "registered for this client.");
+		goto out;
+	}
+	if ((code = authz_check(&r, &c, &desc)) != NULL) {
+		redirect_error(&ctx, &r, code, desc);
+		goto out;
+	}
+	if (!ctx_auth_quiet(&ctx) || !auth_fresh(&ctx, &r)) {
+		if (r.prompt != NULL && strcmp(r.prompt, "none") == 0) {
+			redirect_error(&ctx, &r, "login_required",
+			    "The user is not signed in.");
+		} else if (ctx.authed) {
+			/* prompt=login or max_age: sign in again. */
+			err = session_end(&ctx);
+			if (err != GH_OK)
+				respond_err(req, err);
+			else
+				to_login(&ctx, &r, true);
+		} else {
+			to_login(&ctx, &r, false);
+		}
+		goto out;
+	}
+	if (r.acr_values != NULL && oidc_scope_has(r.acr_values, "mfa") &&
+	    ctx.session.mfa_at == 0) {
+		/* Step-up: one fresh sign-in (which asks for the second
+		 * factor of users who have one); still without it, refuse. */
+		if (r.auth_after != NULL || (r.prompt != NULL &&
+		    strcmp(r.prompt, "none") == 0)) {
+			redirect_error(&ctx, &r,
+			    "unmet_authentication_requirements",
+			    "This app needs a sign-in with a second factor.");
+		} else if ((err = session_end(&ctx)) != GH_OK) {
+			respond_err(req, err);
+		} else {
+			to_login(&ctx, &r, true);
+		}
+		goto out;
+	}
+	err = gh_access_user_assigned(ctx.db, ctx.user.id, c.app.id,
+	    &assigned);
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (!assigned || strcmp(ctx.user.state, "active") != 0) {
+		redirect_error(&ctx, &r, "access_denied",
+		    "You are not assigned to this app.");
+		goto out;
+	}
+	if (post) {
+		decision = get(req, "decision");
+		if (!gh_auth_session_csrf_ok(ctx.session_token,
+		    get(req, "csrf_token") ? get(req, "csrf_token") : "")) {
+			oidc_error_page(&ctx, 403, "The form expired; start "
+			    "the sign-in again from the app.");
+		} else if (c.app.first_party || (decision != NULL &&
+		    strcmp(decision, "allow") == 0)) {
+			code_redirect(&ctx, &r, !c.app.first_party);
+		} else {
+			redirect_error(&ctx, &r, "access_denied",
+			    "The user denied access.");
+		}
+		goto out;
+	}
+	if (!c.app.first_party) {
+		err = grant_covers(&ctx, &r, &covered);
+		if (err != GH_OK) {
+			respond_err(req, err);
+			goto out;
+		}
+		if (r.prompt != NULL && strcmp(r.prompt, "consent") == 0)
+			covered = false;
+		if (!covered && r.prompt != NULL &&
+		    strcmp(r.prompt, "none") == 0) {
+			redirect_error(&ctx, &r, "consent_required",
+			    "The user has not granted access yet.");
+			goto out;
+		}
+		if (!covered) {
+			consent_page(&ctx, &r, &c);
+			goto out;
+		}
+	}
+	code_redirect(&ctx, &r, false);
+out:
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+static void
+h_authorize_get(void *app, struct gh_http_req *req)
+{
+	authorize(app, req, from_query, false);
+}
+
+static void
+h_authorize_post(void *app, struct gh_http_req *req)
+{
+	authorize(app, req, from_form, true);
+}
+
+/* ---- tokens -------------------------------------------------------------- */
+
+
+static gh_err
+user_claims(struct api_ctx *ctx, const char *user_id, const char *scope,
+    const char *client_id, json_t *claims)
+{
+	struct gh_stmt *st = NULL;
+	struct gh_user u;
+	json_t *groups, *roles = NULL;
+	gh_err err;
+	bool row;
+
+	err = gh_identity_user_get(ctx->db, user_id, &u);
+	if (err != GH_OK)
+		return err;
+	if (oidc_scope_has(scope, "profile")) {
+		json_object_set_new(claims, "name", json_string(
+		    u.display_name[0] ? u.display_name : u.username));
+		json_object_set_new(claims, "preferred_username",
+		    json_string(u.username));
+	}
+	if (oidc_scope_has(scope, "email") && u.email[0] != '\0')
+		json_object_set_new(claims, "email", json_string(u.email));
+	if (!oidc_scope_has(scope, "groups"))
+		goto out;
+	groups = json_array();
+	json_object_set_new(claims, "groups", groups);
+	err = gh_db_prepare(ctx->db, "SELECT g.name FROM groups g JOIN "
+	    "group_members m ON m.group_id = g.id WHERE m.user_id = ? "
+	    "ORDER BY g.name_key", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "t", user_id);
+	while (err == GH_OK && (err = gh_stmt_step(st, &row)) == GH_OK && row)
+		json_array_append_new(groups, json_string(gh_stmt_text(st,
+		    0)));
+	gh_stmt_free(st);
+	if (err == GH_OK)
+		err = gh_access_user_app_roles(ctx->db, user_id, client_id,
+		    &roles);
+	if (err == GH_OK)
+		json_object_set_new(claims, "roles", roles);
+out:
+	gh_wipe(&u, sizeof u);
+	return err;
+}
+
+static gh_err
+sign_into(struct api_ctx *ctx, const struct oidc_issue *is, const char *typ,
+    json_t *claims, json_t *resp, const char *member)
+{
+	char *jws = NULL;
+	gh_err err;
+
+	err = gh_jose_sign(is->key, is->kid, typ, claims, &jws);
+	if (err == GH_OK)
+		json_object_set_new(resp, member, json_string(jws));
+	free(jws);
+	return err;
+}
+
+static gh_err
+access_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
+    json_t *resp)
+{
+	int64_t now = gh_now_ms(), ttl = oidc_client_int(is->c,
+	    "access_token_lifetime_s");
+	char id[GH_ID_LEN + 1], tok[TOKEN_STR_LEN + 1];
+	uint8_t dg[GH_SHA256_LEN];
+	bool jwt = strcmp(oidc_client_str(is->c, "access_token_format"),
+	    "jwt") == 0;
+	json_t *claims = NULL;
+	gh_err err;
+
+	err = gh_id_new(id);
+	if (err == GH_OK && !jwt)
+		err = oidc_token_new(tok, dg);
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "INSERT INTO oidc_tokens (id, kind, "
+		    "digest, client_id, user_id, session_id, scope, family, "
+		    "auth_time, amr, created_at, expires_at) VALUES (?, "
+		    "'access', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "tbtttttitii",
+		    id, jwt ? NULL : dg, jwt ? 0 : sizeof dg, is->c->app.id,
+		    is->user_id, is->session_id, is->scope, is->family,
+		    is->auth_time, is->amr, now, now + ttl * 1000);
+	if (err != GH_OK)
+		goto out;
+	if (!jwt) {
+		json_object_set_new(resp, "access_token", json_string(tok));
+	} else {
+		/* RFC 9068. */
+		claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}",
+		    "iss", iss, "sub", is->user_id ? is->user_id :
+		    is->c->app.id, "aud", is->c->app.id, "client_id",
+		    is->c->app.id, "iat", (json_int_t)(now / 1000), "exp",
+		    (json_int_t)(now / 1000 + ttl), "jti", id, "scope",
+		    is->scope);
+		if (claims != NULL && is->user_id != NULL)
+			json_object_set_new(claims, "auth_time",
+			    json_integer(is->auth_time));
+		err = claims ? sign_into(ctx, is, "at+jwt", claims, resp,
+		    "access_token") : GH_ERR_NOMEM;
+	}
+	json_object_set_new(resp, "token_type", json_string("Bearer"));
+	json_object_set_new(resp, "expires_in", json_integer(ttl));
+	json_object_set_new(resp, "scope", json_string(is->scope));
+out:
+	gh_wipe(tok, sizeof tok);
+	json_decref(claims);
+	return err;
+}
+
+static gh_err
+refresh_issue(struct api_ctx *ctx, const struct oidc_issue *is, json_t *resp)
+{
+	int64_t now = gh_now_ms(), ttl = oidc_client_int(is->c,
+	    "refresh_token_lifetime_s");
+	char id[GH_ID_LEN + 1], tok[TOKEN_STR_LEN + 1];
+	uint8_t dg[GH_SHA256_LEN];
+	gh_err err;
+
+	err = gh_id_new(id);
+	if (err == GH_OK)
+		err = oidc_token_new(tok, dg);
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "INSERT INTO oidc_tokens (id, kind, "
+		    "digest, client_id, user_id, session_id, scope, family, "
+		    "auth_time, amr, created_at, expires_at) VALUES (?, "
+		    "'refresh', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "tbtttttitii",
+		    id, dg, sizeof dg, is->c->app.id, is->user_id,
+		    is->session_id, is->scope, is->family, is->auth_time,
+		    is->amr, now, now + ttl * 1000);
+	if (err == GH_OK)
+		json_object_set_new(resp, "refresh_token", json_string(tok));
+	gh_wipe(tok, sizeof tok);
+	return err;
+}
+
+static gh_err
+id_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
+    json_t *resp)
+{
+	int64_t now = gh_now_ms() / 1000, ttl = oidc_client_int(is->c,
+	    "id_token_lifetime_s");
+	json_t *claims;
+	gh_err err;
+
+	claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "iss", iss,
+	    "sub", is->user_id, "aud", is->c->app.id, "azp", is->c->app.id,
+	    "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl),
+	    "auth_time", (json_int_t)is->auth_time);
+	if (claims == NULL)
+		return GH_ERR_NOMEM;
+	if (is->nonce != NULL)
+		json_object_set_new(claims, "nonce", json_string(is->nonce));
+	json_object_set_new(claims, "acr", json_string(strstr(is->amr,
+	    "\"mfa\"") ? "mfa" : "pwd"));
+	json_object_set_new(claims, "amr", json_loads(is->amr, 0, NULL));
+	err = user_claims(ctx, is->user_id, is->scope, is->c->app.id, claims);
+	if (err == GH_OK)
+		err = sign_into(ctx, is, "JWT", claims, resp, "id_token");
+	json_decref(claims);
+	return err;
+}
+
+/* Issues the tokens of is into a new response in the caller's
+ * transaction, audited as oidc.token.issue. */
+gh_err
+oidc_tokens_issue(struct api_ctx *ctx, const struct oidc_issue *is,
+    const char *grant_type, json_t **resp_out)
+{
+	char iss[400];
+	json_t *resp = json_object(), *changes;
+	gh_err err;
+
+	oidc_issuer(ctx, iss, sizeof iss);
+	err = access_issue(ctx, is, iss, resp);
+	if (err == GH_OK && is->user_id != NULL &&
+	    oidc_scope_has(is->scope, "openid"))
+		err = id_issue(ctx, is, iss, resp);
+	if (err == GH_OK && is->refresh)
+		err = refresh_issue(ctx, is, resp);
+	if (err == GH_OK) {
+		changes = json_pack("{s:s, s:s, s:s, s:s}", "client_id",
+		    is->c->app.id, "grant_type", grant_type, "scope", is->scope,
+		    "family", is->family);
+		err = gh_audit_append(ctx->db, &ctx->actor, "oidc.token.issue",
+		    is->user_id ? "user" : "app", is->user_id ? is->user_id :
+		    is->c->app.id, changes);
+		json_decref(changes);
+	}
+	if (err != GH_OK) {
+		json_decref(resp);
+		return err;
+	}
+	*resp_out = resp;
+	return GH_OK;
+}
+
+/* Revokes everything of family in the caller's transaction, audited. */
+static gh_err
+family_revoke(struct api_ctx *ctx, const char *family, const char *reason)
+{
+	json_t *changes;
+	gh_err err;
+
+	err = gh_db_run(ctx->db, "UPDATE oidc_tokens SET revoked_at = ? WHERE "
+	    "family = ? AND revoked_at IS NULL", "it", gh_now_ms(), family);
+	if (err == GH_OK) {
+		changes = json_pack("{s:s, s:I}", "reason", reason, "tokens",
+		    (json_int_t)gh_db_changes(ctx->db));
+		err = gh_audit_append(ctx->db, &ctx->actor, "oidc.token.revoke",
+		    "oidc_family", family, changes);
+		json_decref(changes);
+	}
+	return err;
+}
+
+/* The user behind a grant still may use the client. */
+gh_err
+oidc_user_may(struct api_ctx *ctx, const char *user_id, const char *client_id,
+    bool *out)
+{
+	struct gh_user u;
+	gh_err err;
+
+	*out = false;
+	err = gh_identity_user_get(ctx->db, user_id, &u);
+	if (err == GH_ERR_NOTFOUND)
+		return GH_OK;
+	if (err == GH_OK && strcmp(u.state, "active") == 0)
+		err = gh_access_user_assigned(ctx->db, user_id, client_id, out);
+	gh_wipe(&u, sizeof u);
+	return err;
+}
+
+/* Answers a finished token request: commits, then sends resp or the
+ * OAuth error (code != NULL: the transaction is committed too, so that
+ * revocations on reuse stick). */
+void
+oidc_token_answer(struct api_ctx *ctx, gh_err err, json_t *resp,
+    const char *code, const char *desc)
+{
+	if (!finish(ctx, err)) {
+		json_decref(resp);
+		return;
+	}
+	no_store(ctx->req);
+	if (code != NULL) {
+		json_decref(resp);
+		oauth_error(ctx->req, 400, code, desc);
+		return;
+	}
+	gh_http_respond_json(ctx->req, 200, resp);
+}
+
+static bool
+pkce_ok(const char *challenge, const char *verifier)
+{
+	uint8_t dg[GH_SHA256_LEN];
+	char enc[TOKEN_STR_LEN + 1];
+
+	if (challenge == NULL)
+		return verifier == NULL;	/* no downgrade either way */
+	if (verifier == NULL || !b64url_chars(verifier, 43, 128))
+		return false;
+	gh_sha256(verifier, strlen(verifier), dg);
+	gh_b64url_encode(dg, sizeof dg, enc);
+	return strlen(challenge) == TOKEN_STR_LEN &&
+	    gh_ct_eq(enc, challenge, TOKEN_STR_LEN);
+}
+
+static void
+grant_code(struct api_ctx *ctx, const struct oidc_client *c,
+    struct oidc_issue *is)
+{
+	const char *code = gh_http_req_form(ctx->req, "code");
+	const char *uri = gh_http_req_form(ctx->req, "redirect_uri");
+	const char *verifier = gh_http_req_form(ctx->req, "code_verifier");
+	char user[GH_ID_LEN + 1], session[GH_ID_LEN + 1], family[GH_ID_LEN + 1];
+	char scope[SCOPE_MAX], amr[64], nonce[PARAM_MAX + 1];
+	uint8_t dg[GH_SHA256_LEN];
+	struct gh_stmt *st = NULL;
+	const char *bad = NULL, *why = NULL;
+	json_t *resp = NULL;
+	bool row, may = false, has_nonce;
+	gh_err err;
+
+	if (code == NULL || strlen(code) != TOKEN_STR_LEN || uri == NULL) {
+		oauth_error(ctx->req, 400, "invalid_request",
+		    "code and redirect_uri are required.");
+		return;
+	}
+	gh_sha256(code, TOKEN_STR_LEN, dg);
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_db_prepare(ctx->db, "SELECT client_id, redirect_uri, "
+		    "code_challenge, nonce, scope, user_id, session_id, "
+		    "auth_time, amr, family, expires_at, used_at FROM "
+		    "oidc_codes WHERE digest = ?", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "b", dg, sizeof dg);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err != GH_OK)
+		goto out;
+	if (!row || strcmp(gh_stmt_text(st, 0), c->app.id) != 0) {
+		bad = "invalid_grant";
+		why = "Unknown code.";
+		goto out;
+	}
+	gh_strlcpy(family, gh_stmt_text(st, 9), sizeof family);
+	gh_strlcpy(user, gh_stmt_text(st, 5), sizeof user);
+	ctx->actor.type = "user";
+	ctx->actor.id = user;
+	if (!gh_stmt_is_null(st, 11)) {
+		/* A replayed code: whoever holds it is not the client alone;
+		 * everything the first exchange issued goes. */
+		bad = "invalid_grant";
+		why = "The code was already used.";
+		gh_stmt_free(st);
+		st = NULL;
+		err = family_revoke(ctx, family, "code_reuse");
+		goto out;
+	}
+	if (gh_stmt_int(st, 10) <= gh_now_ms()) {
+		bad = "invalid_grant";
+		why = "The code has expired.";
+	} else if (strcmp(gh_stmt_text(st, 1), uri) != 0) {
+		bad = "invalid_grant";
+		why = "redirect_uri differs from the authorization request.";
+	} else if (!pkce_ok(gh_stmt_is_null(st, 2) ? NULL :
+	    gh_stmt_text(st, 2), verifier)) {
+		bad = "invalid_grant";
+		why = "PKCE verification failed.";
+	}
+	has_nonce = !gh_stmt_is_null(st, 3);
+	gh_strlcpy(nonce, has_nonce ? gh_stmt_text(st, 3) : "", sizeof nonce);
+	gh_strlcpy(scope, gh_stmt_text(st, 4), sizeof scope);
+	gh_strlcpy(session, gh_stmt_text(st, 6), sizeof session);
+	is->auth_time = gh_stmt_int(st, 7);
+	gh_strlcpy(amr, gh_stmt_text(st, 8), sizeof amr);
+	gh_stmt_free(st);
+	st = NULL;
+	/* One use only, even when this one fails. */
+	err = gh_db_run(ctx->db, "UPDATE oidc_codes SET used_at = ? WHERE "
+	    "digest = ?", "ib", gh_now_ms(), dg, sizeof dg);
+	if (err != GH_OK || bad != NULL)
+		goto out;
+	err = oidc_user_may(ctx, user, c->app.id, &may);
+	if (err == GH_OK && !may) {
+		bad = "invalid_grant";
+		why = "The user may no longer use this app.";
+		goto out;
+	}
+	is->user_id = user;
+	is->scope = scope;
+	is->family = family;
+	is->session_id = session;
+	is->nonce = has_nonce ? nonce : NULL;
+	is->amr = amr;
+	is->refresh = oidc_client_has(c, "grant_types", "refresh_token");
+	if (err == GH_OK)
+		err = oidc_tokens_issue(ctx, is, "authorization_code", &resp);
+out:
+	gh_stmt_free(st);
+	oidc_token_answer(ctx, err, resp, bad, why);
+}
+
+static void
+grant_refresh(struct api_ctx *ctx, const struct oidc_client *c,
+    struct oidc_issue *is)
+{
+	const char *tok = gh_http_req_form(ctx->req, "refresh_token");
+	char user[GH_ID_LEN + 1], session[GH_ID_LEN + 1], family[GH_ID_LEN + 1];
+	char id[GH_ID_LEN + 1], scope[SCOPE_MAX], amr[64];
+	uint8_t dg[GH_SHA256_LEN];
+	struct gh_stmt *st = NULL;
+	const char *bad = NULL, *why = NULL;
+	json_t *resp = NULL;
+	bool row, may = false;
+	gh_err err;
+
+	if (tok == NULL || strlen(tok) != TOKEN_STR_LEN) {
+		oauth_error(ctx->req, tok ? 400 : 400, tok ? "invalid_grant" :
+		    "invalid_request", "A valid refresh_token is required.");
+		return;
+	}
+	gh_sha256(tok, TOKEN_STR_LEN, dg);
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_db_prepare(ctx->db, "SELECT id, client_id, user_id, "
+		    "session_id, scope, family, auth_time, amr, expires_at, "
+		    "used_at, revoked_at FROM oidc_tokens WHERE digest = ? AND "
+		    "kind = 'refresh'", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "b", dg, sizeof dg);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err != GH_OK)
+		goto out;
+	if (!row || strcmp(gh_stmt_text(st, 1), c->app.id) != 0) {
+		bad = "invalid_grant";
+		why = "Unknown refresh token.";
+		goto out;
+	}
+	gh_strlcpy(id, gh_stmt_text(st, 0), sizeof id);
+	gh_strlcpy(user, gh_stmt_text(st, 2), sizeof user);
+	ctx->actor.type = "user";
+	ctx->actor.id = user;
+	gh_strlcpy(session, gh_stmt_text(st, 3), sizeof session);
+	gh_strlcpy(scope, gh_stmt_text(st, 4), sizeof scope);
+	gh_strlcpy(family, gh_stmt_text(st, 5), sizeof family);
+	is->auth_time = gh_stmt_int(st, 6);
+	gh_strlcpy(amr, gh_stmt_text(st, 7), sizeof amr);
+	if (!gh_stmt_is_null(st, 10)) {
+		bad = "invalid_grant";
+		why = "The refresh token was revoked.";
+	} else if (!gh_stmt_is_null(st, 9)) {
+		/* An old token of the family came back: stolen or replayed;
+		 * the whole family goes. */
+		bad = "invalid_grant";
+		why = "The refresh token was already used.";
+		gh_stmt_free(st);
+		st = NULL;
+		err = family_revoke(ctx, family, "refresh_reuse");
+		goto out;
+	} else if (gh_stmt_int(st, 8) <= gh_now_ms()) {
+		bad = "invalid_grant";
+		why = "The refresh token has expired.";
+	}
+	gh_stmt_free(st);
+	st = NULL;
+	if (bad != NULL)
+		goto out;
+	err = gh_db_run(ctx->db, "UPDATE oidc_tokens SET used_at = ? WHERE "
+	    "id = ?", "it", gh_now_ms(), id);
+	if (err == GH_OK)
+		err = oidc_user_may(ctx, user, c->app.id, &may);
+	if (err == GH_OK && !may) {
+		bad = "invalid_grant";
+		why = "The user may no longer use this app.";
+		goto out;
+	}
+	is->user_id = user;
+	is->scope = scope;
+	is->family = family;
+	is->session_id = session;
+	is->amr = amr;
+	is->refresh = true;
+	if (err == GH_OK)
+		err = oidc_tokens_issue(ctx, is, "refresh_token", &resp);
+out:
+	gh_stmt_free(st);
+	oidc_token_answer(ctx, err, resp, bad, why);
+}
+
+static void
+grant_client(struct api_ctx *ctx, const struct oidc_client *c,
+    struct oidc_issue *is)
+{
+	const char *scope = gh_http_req_form(ctx->req, "scope");
+	char family[GH_ID_LEN + 1];
+	json_t *resp = NULL;
+	gh_err err;
+
+	if (strcmp(oidc_client_str(c, "client_type"), "confidential") != 0) {
+		oauth_error(ctx->req, 400, "unauthorized_client",
+		    "Only confidential clients may use client_credentials.");
+		return;
+	}
+	if (scope == NULL)
+		scope = "";
+	if (strlen(scope) > PARAM_MAX || strspn(scope,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	    " .:_-/") != strlen(scope)) {
+		oauth_error(ctx->req, 400, "invalid_scope",
+		    "scope has characters outside [A-Za-z0-9 .:_-/].");
+		return;
+	}
+	is->scope = scope;
+	is->family = family;
+	is->amr = "[]";
+	ctx->actor.type = "system";
+	ctx->actor.id = NULL;
+	err = gh_id_new(family);
+	if (err == GH_OK)
+		err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = oidc_tokens_issue(ctx, is, "client_credentials", &resp);
+	oidc_token_answer(ctx, err, resp, NULL, NULL);
+}
+
+static void
+h_token(void *app, struct gh_http_req *req)
+{
+	const char *grant;
+	char kid[OIDC_KID_LEN + 1];
+	struct oidc_client c;
+	enum gh_jose_alg alg;
+	struct api_ctx ctx;
+	struct oidc_issue is;
+	gh_err err;
+
+	memset(&c, 0, sizeof c);
+	memset(&is, 0, sizeof is);
+	if (!guard_signin_rate(app, req))
+		return;
+	if (!ctx_open(app, req, &ctx))
+		return;
+	ctx.actor.type = "system";	/* the user, once the grant names one */
+	if (!oidc_client_auth(&ctx, &c))
+		goto out;
+	grant = gh_http_req_form(req, "grant_type");
+	if (grant == NULL) {
+		oauth_error(req, 400, "invalid_request",
+		    "grant_type is required.");
+		goto out;
+	}
+	if (strcmp(grant, "authorization_code") != 0 &&
+	    strcmp(grant, "refresh_token") != 0 &&
+	    strcmp(grant, "client_credentials") != 0 &&
+	    strcmp(grant, DEVICE_GRANT) != 0) {
+		oauth_error(req, 400, "unsupported_grant_type",
+		    "Supported: authorization_code, refresh_token, "
+		    "client_credentials, " DEVICE_GRANT ".");
+		goto out;
+	}
+	if (!oidc_client_has(&c, "grant_types", grant)) {
+		oauth_error(req, 400, "unauthorized_client",
+		    "This client may not use this grant type.");
+		goto out;
+	}
+	if (gh_jose_alg_parse(oidc_client_str(&c,
+	    "id_token_signed_response_alg"), &alg) != GH_OK)
+		alg = GH_JOSE_ES256;
+	err = oidc_signer(&ctx, alg, &is.key, kid);
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	is.kid = kid;
+	is.c = &c;
+	if (strcmp(grant, "authorization_code") == 0)
+		grant_code(&ctx, &c, &is);
+	else if (strcmp(grant, "refresh_token") == 0)
+		grant_refresh(&ctx, &c, &is);
+	else if (strcmp(grant, DEVICE_GRANT) == 0)
+		oidc_grant_device(&ctx, &c, &is);
+	else
+		grant_client(&ctx, &c, &is);
+out:
+	gh_jose_key_free(is.key);
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+/* ---- presented tokens ---------------------------------------------------- */
+
+struct tok {
+	char id[GH_ID_LEN + 1];
+	char kind[8];
+	char client_id[GH_ID_LEN + 1];
+	char user_id[GH_ID_LEN + 1];	/* "" for client credentials */
+	char family[GH_ID_LEN + 1];
+	char scope[PARAM_MAX + 1];
+	int64_t iat, exp;		/* seconds */
+	bool active;
+};
+
+/* Finds a token we issued: a JWT access token by its verified jti, else
+ * an opaque one by digest. GH_ERR_NOTFOUND when not ours (or tampered). */
+static gh_err
+tok_find(struct api_ctx *ctx, const char *token, struct tok *t)
+{
+	struct gh_stmt *st = NULL;
+	uint8_t dg[GH_SHA256_LEN];
+	json_t *hdr = NULL, *claims = NULL;
+	const char *typ, *jti, *iss;
+	char want_iss[400];
+	gh_err err;
+	bool row, jwt = strchr(token, '.') != NULL;
+
+	memset(t, 0, sizeof *t);
+	if (jwt) {
+		if (oidc_verify(ctx, token, &hdr, &claims) != GH_OK)
+			return GH_ERR_NOTFOUND;
+		oidc_issuer(ctx, want_iss, sizeof want_iss);
+		typ = json_string_value(json_object_get(hdr, "typ"));
+		jti = json_string_value(json_object_get(claims, "jti"));
+		iss = json_string_value(json_object_get(claims, "iss"));
+		if (typ == NULL || strcmp(typ, "at+jwt") != 0 || jti == NULL ||
+		    !gh_id_valid(jti) || iss == NULL ||
+		    strcmp(iss, want_iss) != 0) {
+			err = GH_ERR_NOTFOUND;
+			goto out;
+		}
+		err = gh_db_prepare(ctx->db, "SELECT id, kind, client_id, "
+		    "user_id, family, scope, created_at, expires_at, used_at, "
+		    "revoked_at FROM oidc_tokens WHERE id = ? AND kind = "
+		    "'access' AND digest IS NULL", &st);
+		if (err == GH_OK)
+			err = gh_stmt_bind(st, "t", jti);
+	} else {
+		if (strlen(token) != TOKEN_STR_LEN)
+			return GH_ERR_NOTFOUND;
+		gh_sha256(token, TOKEN_STR_LEN, dg);
+		err = gh_db_prepare(ctx->db, "SELECT id, kind, client_id, "
+		    "user_id, family, scope, created_at, expires_at, used_at, "
+		    "revoked_at FROM oidc_tokens WHERE digest = ?", &st);
+		if (err == GH_OK)
+			err = gh_stmt_bind(st, "b", dg, sizeof dg);
+	}
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK && !row)
+		err = GH_ERR_NOTFOUND;
+	if (err != GH_OK)
+		goto out;
+	gh_strlcpy(t->id, gh_stmt_text(st, 0), sizeof t->id);
+	gh_strlcpy(t->kind, gh_stmt_text(st, 1), sizeof t->kind);
+	gh_strlcpy(t->client_id, gh_stmt_text(st, 2), sizeof t->client_id);
+	if (!gh_stmt_is_null(st, 3))
+		gh_strlcpy(t->user_id, gh_stmt_text(st, 3), sizeof t->user_id);
+	gh_strlcpy(t->family, gh_stmt_text(st, 4), sizeof t->family);
+	gh_strlcpy(t->scope, gh_stmt_text(st, 5), sizeof t->scope);
+	t->iat = gh_stmt_int(st, 6) / 1000;
+	t->exp = gh_stmt_int(st, 7) / 1000;
+	t->active = gh_stmt_int(st, 7) > gh_now_ms() &&
+	    gh_stmt_is_null(st, 8) && gh_stmt_is_null(st, 9);
+out:
+	gh_stmt_free(st);
+	json_decref(hdr);
+	json_decref(claims);
+	return err;
+}
+
+static void
+bearer_fail(struct gh_http_req *req, const char *desc)
+{
+	if (gh_http_resp_header(req, "WWW-Authenticate",
+	    "Bearer error=\"invalid_token\"") != GH_OK)
+		GH_LOG_WARN(GH_ERR_INTERNAL, "WWW-Authenticate not set");
+	oauth_error(req, 401, "invalid_token", desc);
+}
+
+static void
+h_userinfo(void *app, struct gh_http_req *req)
+{
+	const char *h = gh_http_req_header(req, "Authorization");
+	struct api_ctx ctx;
+	struct tok t;
+	json_t *claims;
+	bool may = false;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		bearer_fail(req, "A Bearer access token is required.");
+		goto out;
+	}
+	err = tok_find(&ctx, h + 7, &t);
+	if (err != GH_OK && err != GH_ERR_NOTFOUND) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (err == GH_ERR_NOTFOUND || !t.active ||
+	    strcmp(t.kind, "access") != 0 || t.user_id[0] == '\0' ||
+	    !oidc_scope_has(t.scope, "openid")) {
+		bearer_fail(req, "The access token is invalid, expired or "
+		    "revoked, or lacks the openid scope.");
+		goto out;
+	}
+	err = oidc_user_may(&ctx, t.user_id, t.client_id, &may);
+	if (err == GH_OK && !may) {
+		bearer_fail(req, "The user may no longer use this app.");
+		goto out;
+	}
+	claims = json_pack("{s:s}", "sub", t.user_id);
+	if (err == GH_OK)
+		err = user_claims(&ctx, t.user_id, t.scope, t.client_id,
+		    claims);
+	if (err != GH_OK) {
+		json_decref(claims);
+		respond_err(req, err);
+	} else {
+		no_store(req);
+		gh_http_respond_json(req, 200, claims);
+	}
+out:
+	ctx_close(&ctx);
+}
+
+static void
+h_introspect(void *app, struct gh_http_req *req)
+{
+	const char *token = gh_http_req_form(req, "token");
+	struct oidc_client c;
+	struct api_ctx ctx;
+	char iss[400];
+	struct tok t;
+	json_t *j;
+	gh_err err;
+
+	memset(&c, 0, sizeof c);
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!oidc_client_auth(&ctx, &c))
+		goto out;
+	if (strcmp(oidc_client_str(&c, "client_type"), "confidential") != 0) {
+		oauth_error(req, 401, "invalid_client",
+		    "Introspection needs a confidential client.");
+		goto out;
+	}
+	if (token == NULL) {
+		oauth_error(req, 400, "invalid_request", "token is required.");
+		goto out;
+	}
+	err = tok_find(&ctx, token, &t);
+	if (err != GH_OK && err != GH_ERR_NOTFOUND) {
+		respond_err(req, err);
+		goto out;
+	}
+	no_store(req);
+	if (err == GH_ERR_NOTFOUND || !t.active) {
+		gh_http_respond_json(req, 200, json_pack("{s:b}", "active", 0));
+		goto out;
+	}
+	oidc_issuer(&ctx, iss, sizeof iss);
+	j = json_pack("{s:b, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "active", 1,
+	    "scope", t.scope, "client_id", t.client_id, "token_type",
+	    strcmp(t.kind, "refresh") == 0 ? "refresh_token" : "Bearer",
+	    "exp", (json_int_t)t.exp, "iat", (json_int_t)t.iat, "iss", iss,
+	    "aud", t.client_id);
+	json_object_set_new(j, "sub", json_string(t.user_id[0] ? t.user_id :
+	    t.client_id));
+	gh_http_respond_json(req, 200, j);
+out:
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+static void
+h_revoke(void *app, struct gh_http_req *req)
+{
+	const char *token = gh_http_req_form(req, "token");
+	struct oidc_client c;
+	struct api_ctx ctx;
+	struct tok t;
+	json_t *changes;
+	gh_err err;
+
+	memset(&c, 0, sizeof c);
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!oidc_client_auth(&ctx, &c))
+		goto out;
+	if (token == NULL) {
+		oauth_error(req, 400, "invalid_request", "token is required.");
+		goto out;
+	}
+	err = tok_find(&ctx, token, &t);
+	/* RFC 7009 2.2: an unknown token, or another client's, is answered
+	 * like a revoked one. */
+	if (err == GH_ERR_NOTFOUND || (err == GH_OK &&
+	    strcmp(t.client_id, c.app.id) != 0)) {
+		gh_http_respond(req, 200, NULL, NULL, 0);
+		goto out;
+	}
+	ctx.actor.type = t.user_id[0] ? "user" : "system";
+	ctx.actor.id = t.user_id[0] ? t.user_id : NULL;
+	if (err == GH_OK)
+		err = gh_db_begin(ctx.db);
+	if (err == GH_OK && strcmp(t.kind, "refresh") == 0) {
+		err = family_revoke(&ctx, t.family, "revoked_by_client");
+	} else if (err == GH_OK) {
+		err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET revoked_at = ? "
+		    "WHERE id = ? AND revoked_at IS NULL", "it", gh_now_ms(),
+		    t.id);
+		changes = json_pack("{s:s, s:s}", "reason", "revoked_by_client",
+		    "kind", "access");
+		if (err == GH_OK)
+			err = gh_audit_append(ctx.db, &ctx.actor,
+			    "oidc.token.revoke", "oidc_token", t.id, changes);
+		json_decref(changes);
+	}
+	if (finish(&ctx, err))
+		gh_http_respond(req, 200, NULL, NULL, 0);
+out:
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+/* ---- logout -------------------------------------------------------------- */
+
+/* The sign-out question, posting to /o/{org}/logout (src/api/web.c). */
+static void
+logout_confirm(struct api_ctx *ctx)
+{
+	char csrf[GH_TOKEN_LEN + 1];
+	struct gh_buf b;
+
+	gh_auth_session_csrf(ctx->session_token, csrf);
+	gh_buf_init(&b, 8192, 0);
+	page_open(&b, "Sign out");
+	gh_buf_printf(&b, "<h1>Sign out?</h1><p class=\"note\">Signed in as ");
+	put_escaped(&b, ctx->user.username);
+	gh_buf_printf(&b, "</p><form method=\"post\" action=\"/o/%s/logout\">"
+	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
+	    "<button type=\"submit\">Sign out</button></form>",
+	    ctx->org.slug, csrf);
+	gh_wipe(csrf, sizeof csrf);
+	page_send(ctx->req, 200, &b);
+}
+
+static void
+h_logout(void *app, struct gh_http_req *req)
+{
+	const char *hint = gh_http_req_query(req, "id_token_hint");
+	const char *post = gh_http_req_query(req,
+	    "post_logout_redirect_uri");
+	const char *state = gh_http_req_query(req, "state");
+	const char *client_id = gh_http_req_query(req, "client_id");
+	const char *aud = NULL, *sub = NULL;
+	struct oidc_client c;
+	struct api_ctx ctx;
+	json_t *claims = NULL, *a;
+	struct gh_buf b;
+	gh_err err;
+
+	memset(&c, 0, sizeof c);
+	gh_buf_init(&b, 8192, 0);
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (hint != NULL) {
+		if (oidc_verify(&ctx, hint, NULL, &claims) != GH_OK) {
+			oidc_error_page(&ctx, 400, "The id_token_hint is not a "
+			    "token of this provider.");
+			goto out;
+		}
+		a = json_object_get(claims, "aud");
+		aud = json_is_array(a) ? json_string_value(json_array_get(a,
+		    0)) : json_string_value(a);
+		sub = json_string_value(json_object_get(claims, "sub"));
+		if (client_id != NULL && (aud == NULL ||
+		    strcmp(aud, client_id) != 0)) {
+			oidc_error_page(&ctx, 400, "client_id does not match "
+			    "the id_token_hint.");
+			goto out;
+		}
+		client_id = aud;
+	}
+	if (post != NULL) {
+		err = oidc_client_load(ctx.db, client_id, &c);
+		if (err != GH_OK || !oidc_client_has(&c,
+		    "post_logout_redirect_uris", post)) {
+			oidc_error_page(&ctx, 400, "The "
+			    "post_logout_redirect_uri is not registered for "
+			    "this client.");
+			goto out;
+		}
+	}
+	if (ctx_auth_quiet(&ctx) && hint == NULL) {
+		/* Without a hint any page could sign the user out: ask. */
+		logout_confirm(&ctx);
+		goto out;
+	}
+	if (ctx.authed && sub != NULL && strcmp(sub, ctx.user.id) == 0) {
+		/* Tokens bound to the session end with it. */
+		err = gh_db_begin(ctx.db);
+		if (err == GH_OK)
+			err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET "
+			    "revoked_at = ? WHERE session_id = ? AND "
+			    "revoked_at IS NULL", "it", gh_now_ms(),
+			    ctx.session.id);
+		if (err == GH_OK && gh_db_changes(ctx.db) > 0) {
+			json_t *ch = json_pack("{s:s}", "reason", "logout");
+
+			err = gh_audit_append(ctx.db, &ctx.actor,
+			    "oidc.token.revoke", "session", ctx.session.id, ch);
+			json_decref(ch);
+		}
+		if (err == GH_OK)
+			err = gh_db_commit(ctx.db);
+		if (err != GH_OK)
+			gh_db_rollback(ctx.db);
+		if (err == GH_OK)
+			err = session_end(&ctx);
+		if (err != GH_OK) {
+			respond_err(req, err);
+			goto out;
+		}
+	}
+	if (post != NULL) {
+		gh_buf_put_str(&b, post);
+		if (state != NULL) {
+			gh_buf_put_str(&b, strchr(post, '?') ? "&" : "?");
+			gh_buf_put_str(&b, "state=");
+			oidc_pct_put(&b, state);
+		}
+		if (gh_buf_err(&b) != GH_OK)
+			respond_err(req, GH_ERR_INVALID);
+		else
+			gh_http_redirect(req, gh_buf_cstr(&b));
+		goto out;
+	}
+	page_open(&b, "Signed out");
+	gh_buf_printf(&b, "<h1>You are signed out</h1><p><a "
+	    "href=\"/o/%s/login\">Sign in again</a></p>", ctx.org.slug);
+	page_send(req, 200, &b);
+out:
+	gh_buf_free(&b);
+	json_decref(claims);
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+/* ---- the user's grants to third-party apps ------------------------------- */
+
+static void
+h_me_grants(void *app, struct gh_http_req *req)
+{
+	struct gh_stmt *st = NULL;
+	struct api_ctx ctx;
+	json_t *list = NULL;
+	char at[25];
+	gh_err err;
+	bool row;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	list = json_array();
+	err = gh_db_prepare(ctx.db, "SELECT g.client_id, a.name, g.scope, "
+	    "g.created_at FROM oidc_grants g JOIN apps a ON a.id = "
+	    "g.client_id WHERE g.user_id = ? ORDER BY a.name_key", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "t", ctx.user.id);
+	while (err == GH_OK && (err = gh_stmt_step(st, &row)) == GH_OK &&
+	    row) {
+		gh_time_rfc3339(gh_stmt_int(st, 3), at);
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}",
+		    "client_id", gh_stmt_text(st, 0), "app_name",
+		    gh_stmt_text(st, 1), "scope", gh_stmt_text(st, 2),
+		    "created_at", at));
+	}
+	gh_stmt_free(st);
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	gh_http_respond_json(req, 200, json_pack("{s:O}", "grants", list));
+out:
+	json_decref(list);
+	ctx_close(&ctx);
+}
+
+static void
+h_me_grant_delete(void *app, struct gh_http_req *req)
+{
+	const char *client_id = gh_http_req_param(req, "client_id");
+	struct api_ctx ctx;
+	json_t *changes;
+	int64_t tokens;
+	gh_err err;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (!ctx_auth(&ctx, false))
+		goto out;
+	err = gh_db_begin(ctx.db);
+	if (err == GH_OK)
+		err = gh_db_run(ctx.db, "DELETE FROM oidc_grants WHERE "
+		    "user_id = ? AND client_id = ?", "tt", ctx.user.id,
+		    client_id);
+	if (err == GH_OK && gh_db_changes(ctx.db) == 0) {
+		gh_db_rollback(ctx.db);
+		gh_http_respond_error(req, 404, "grant_not_found",
+		    "You have not granted this app access.");
+		goto out;
+	}
+	/* Without the grant, nothing issued under it may live on. */
+	if (err == GH_OK)
+		err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET revoked_at = ? "
+		    "WHERE user_id = ? AND client_id = ? AND revoked_at IS "
+		    "NULL", "itt", gh_now_ms(), ctx.user.id, client_id);
+	if (err == GH_OK) {
+		tokens = gh_db_changes(ctx.db);
+		changes = json_pack("{s:s, s:I}", "client_id", client_id,
+		    "tokens", (json_int_t)tokens);
+		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.grant.revoke",
+		    "user", ctx.user.id, changes);
+		json_decref(changes);
+	}
+	if (finish(&ctx, err))
+		gh_http_respond(req, 204, NULL, NULL, 0);
+out:
+	ctx_close(&ctx);
+}
+
+gh_err
+routes_oidc(struct gh_http_router *r)
+{
+	static const struct gh_http_route_def defs[] = {
+		{ "GET", "/o/{org}/oidc/authorize", h_authorize_get },
+		{ "POST", "/o/{org}/oidc/authorize", h_authorize_post },
+		{ "POST", "/o/{org}/oidc/token", h_token },
+		{ "GET", "/o/{org}/oidc/userinfo", h_userinfo },
+		{ "POST", "/o/{org}/oidc/userinfo", h_userinfo },
+		{ "POST", "/o/{org}/oidc/introspect", h_introspect },
+		{ "POST", "/o/{org}/oidc/revoke", h_revoke },
+		{ "GET", "/o/{org}/oidc/logout", h_logout },
+		{ "GET", "/o/{org}/api/v1/me/grants", h_me_grants },
+		{ "DELETE", "/o/{org}/api/v1/me/grants/{client_id}",
+		    h_me_grant_delete },
+	};
+	gh_err err = routes_oidc_admin(r);
+
+	if (err == GH_OK)
+		err = routes_oidc_device(r);
+	if (err == GH_OK)
+		err = gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
+	return err;
+}

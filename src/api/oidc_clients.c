@@ -1,0 +1,772 @@
+/*
+ * oidc_clients.c: OpenID Connect client settings of apps of kind "oidc"
+ * (GET/PUT /apps/{id}/oidc), client secrets (POST /apps/{id}/oidc/secret,
+ * shown once) and client authentication at the token, introspection and
+ * revocation endpoints: client_secret_basic, client_secret_post,
+ * private_key_jwt (RFC 7523 assertions signed by a registered public key,
+ * each jti accepted once) and none for public clients.
+ *
+ * Untrusted input: the settings an admin sends (validated member by
+ * member: exact redirect URIs, known grant types and methods, bounded
+ * lifetimes, importable public JWKs), the Authorization header, the
+ * client_id/client_secret form fields and client assertions (strict JWS
+ * parsing in src/jose; the key is the client's, chosen by kid).
+ * Secrets: client secrets (256 random bits, returned once, stored as
+ * their SHA-256 digest and compared in constant time).
+ */
+#include "api/oidc_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+void
+oauth_error(struct gh_http_req *req, unsigned status, const char *code,
+    const char *desc)
+{
+	gh_http_respond_json(req, status, json_pack("{s:s, s:s, s:s}",
+	    "error", code, "error_description", desc, "message", desc));
+}
+
+/* ---- settings ------------------------------------------------------------ */
+
+void
+oidc_client_free(struct oidc_client *c)
+{
+	json_decref(c->s);
+	c->s = NULL;
+	gh_wipe(c->secret_digest, sizeof c->secret_digest);
+}
+
+gh_err
+oidc_client_load(struct gh_db *db, const char *id, struct oidc_client *out)
+{
+	struct gh_stmt *st = NULL;
+	const void *dg;
+	size_t dg_len = 0;
+	gh_err err;
+	bool row;
+
+	memset(out, 0, sizeof *out);
+	if (id == NULL || !gh_id_valid(id))
+		return GH_ERR_NOTFOUND;
+	err = gh_access_app_get(db, id, &out->app);
+	if (err == GH_OK && strcmp(out->app.kind, "oidc") != 0)
+		err = GH_ERR_NOTFOUND;
+	if (err == GH_OK)
+		err = gh_db_prepare(db, "SELECT settings, secret_digest FROM "
+		    "oidc_clients WHERE app_id = ?", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "t", id);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK && !row)
+		err = GH_ERR_NOTFOUND;
+	if (err == GH_OK) {
+		out->s = json_loads(gh_stmt_text(st, 0), 0, NULL);
+		if (!json_is_object(out->s))
+			err = GH_ERR_STORE;
+		dg = gh_stmt_blob(st, 1, &dg_len);
+		if (dg != NULL && dg_len == GH_SHA256_LEN) {
+			memcpy(out->secret_digest, dg, GH_SHA256_LEN);
+			out->has_secret = true;
+		}
+	}
+	gh_stmt_free(st);
+	if (err != GH_OK)
+		oidc_client_free(out);
+	return err;
+}
+
+bool
+oidc_client_has(const struct oidc_client *c, const char *key,
+    const char *value)
+{
+	json_t *a = json_object_get(c->s, key), *v;
+	size_t i;
+
+	if (value == NULL)
+		return false;
+	json_array_foreach(a, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), value) ==
+		    0)
+			return true;
+	return false;
+}
+
+int64_t
+oidc_client_int(const struct oidc_client *c, const char *key)
+{
+	return json_integer_value(json_object_get(c->s, key));
+}
+
+const char *
+oidc_client_str(const struct oidc_client *c, const char *key)
+{
+	const char *s = json_string_value(json_object_get(c->s, key));
+
+	return s ? s : "";
+}
+
+bool
+oidc_redirect_uri_valid(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n == 0 || n > OIDC_URI_MAX || strchr(u, '#') != NULL)
+		return false;
+	for (const char *p = u; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return false;
+	if (strncmp(u, "https://", 8) == 0)
+		return n > 8 && u[8] != '/';
+	return strncmp(u, "http://127.0.0.1", 16) == 0 ||
+	    strncmp(u, "http://localhost", 16) == 0 ||
+	    strncmp(u, "http://[::1]", 12) == 0;
+}
+
+static bool
+uris_read(struct gh_http_req *req, json_t *body, const char *key,
+    bool required, json_t *out)
+{
+	json_t *a = json_object_get(body, key), *v, *copy = json_array();
+	size_t i;
+
+	if (a == NULL && !required) {
+		json_object_set_new(out, key, copy);
+		return true;
+	}
+	if (!json_is_array(a) || (required && json_array_size(a) == 0) ||
+	    json_array_size(a) > OIDC_URIS_MAX) {
+		json_decref(copy);
+		respond_invalid(req, "%s must be an array of 1 to %d URIs", key,
+		    OIDC_URIS_MAX);
+		return false;
+	}
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v) ||
+		    !oidc_redirect_uri_valid(json_string_value(v))) {
+			json_decref(copy);
+			respond_invalid(req, "%s[%zu] must be an https URI "
+			    "(http only for loopback) without a fragment", key,
+			    i);
+			return false;
+		}
+		json_array_append(copy, v);
+	}
+	json_object_set_new(out, key, copy);
+	return true;
+}
+
+static bool
+str_member(struct gh_http_req *req, json_t *body, const char *key,
+    const char *const *allowed, const char *def, json_t *out)
+{
+	const char *v = def;
+
+	if (!member_str(req, body, key, &v))
+		return false;
+	if (v == NULL)
+		v = def;
+	for (; *allowed != NULL; allowed++)
+		if (strcmp(*allowed, v) == 0) {
+			json_object_set_new(out, key, json_string(v));
+			return true;
+		}
+	respond_invalid(req, "%s: unsupported value", key);
+	return false;
+}
+
+static bool
+int_member(struct gh_http_req *req, json_t *body, const char *key,
+    int64_t lo, int64_t hi, int64_t def, json_t *out)
+{
+	json_t *v = json_object_get(body, key);
+	int64_t n = def;
+
+	if (v != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < lo ||
+		    json_integer_value(v) > hi) {
+			respond_invalid(req, "%s must be an integer from %lld "
+			    "to %lld", key, (long long)lo, (long long)hi);
+			return false;
+		}
+		n = json_integer_value(v);
+	}
+	json_object_set_new(out, key, json_integer(n));
+	return true;
+}
+
+static bool
+grants_read(struct gh_http_req *req, json_t *body, json_t *out)
+{
+	static const char *const known[] = { "authorization_code",
+	    "refresh_token", "client_credentials", DEVICE_GRANT };
+	const size_t nknown = sizeof known / sizeof known[0];
+	json_t *a = json_object_get(body, "grant_types"), *v, *copy;
+	size_t i, k;
+
+	if (a == NULL) {
+		json_object_set_new(out, "grant_types", json_pack("[s, s]",
+		    "authorization_code", "refresh_token"));
+		return true;
+	}
+	if (!json_is_array(a) || json_array_size(a) == 0 ||
+	    json_array_size(a) > nknown)
+		goto bad;
+	copy = json_array();
+	json_array_foreach(a, i, v) {
+		for (k = 0; k < nknown; k++)
+			if (json_is_string(v) &&
+			    strcmp(json_string_value(v), known[k]) == 0)
+				break;
+		if (k == nknown) {
+			json_decref(copy);
+			goto bad;
+		}
+		json_array_append(copy, v);
+	}
+	json_object_set_new(out, "grant_types", copy);
+	return true;
+bad:
+	respond_invalid(req, "grant_types must be a non-empty array of "
+	    "authorization_code, refresh_token, client_credentials, "
+	    DEVICE_GRANT);
+	return false;
+}
+
+/* The public keys of a private_key_jwt client: {"keys": [JWK with "kid"
+ * and "alg"]}, 1 to OIDC_JWKS_MAX, each importable for its alg. */
+static bool
+jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
+{
+	json_t *set = json_object_get(body, "jwks"), *keys, *k;
+	struct gh_jose_key *key = NULL;
+	enum gh_jose_alg alg;
+	const char *kid;
+	size_t i;
+
+	if (set == NULL && !required)
+		return true;
+	if (!required) {
+		respond_invalid(req, "jwks is only for private_key_jwt "
+		    "clients");
+		return false;
+	}
+	keys = json_object_get(set, "keys");
+	if (!json_is_object(set) || !json_is_array(keys) ||
+	    json_array_size(keys) == 0 ||
+	    json_array_size(keys) > OIDC_JWKS_MAX) {
+		respond_invalid(req, "jwks must be {\"keys\": [1 to %d public "
+		    "JWKs]} for private_key_jwt", OIDC_JWKS_MAX);
+		return false;
+	}
+	json_array_foreach(keys, i, k) {
+		kid = json_string_value(json_object_get(k, "kid"));
+		if (kid == NULL || kid[0] == '\0' ||
+		    strlen(kid) > GH_JOSE_KID_MAX ||
+		    json_object_get(k, "d") != NULL ||
+		    gh_jose_alg_parse(json_string_value(json_object_get(k,
+		    "alg")), &alg) != GH_OK ||
+		    gh_jose_key_from_jwk(alg, k, &key) != GH_OK) {
+			respond_invalid(req, "jwks.keys[%zu] must be a public "
+			    "ES256, RS256 or EdDSA JWK with kid and alg", i);
+			return false;
+		}
+		gh_jose_key_free(key);
+		key = NULL;
+	}
+	json_object_set(out, "jwks", set);
+	return true;
+}
+
+/* Validates a PUT body into complete settings; NULL after responding. */
+static json_t *
+settings_read(struct gh_http_req *req, json_t *body)
+{
+	static const char *const types[] = { "public", "confidential", NULL };
+	static const char *const methods[] = { "client_secret_basic",
+	    "client_secret_post", "private_key_jwt", "none", NULL };
+	static const char *const formats[] = { "jwt", "opaque", NULL };
+	static const char *const algs[] = { "ES256", "RS256", "EdDSA", NULL };
+	json_t *s = json_object(), *pk;
+	const char *type, *method;
+	bool public;
+
+	if (!uris_read(req, body, "redirect_uris", true, s) ||
+	    !uris_read(req, body, "post_logout_redirect_uris", false, s) ||
+	    !grants_read(req, body, s) ||
+	    !str_member(req, body, "client_type", types, "confidential", s))
+		goto bad;
+	type = json_string_value(json_object_get(s, "client_type"));
+	public = strcmp(type, "public") == 0;
+	if (!str_member(req, body, "token_endpoint_auth_method", methods,
+	    public ? "none" : "client_secret_basic", s) ||
+	    !str_member(req, body, "access_token_format", formats, "jwt", s) ||
+	    !str_member(req, body, "id_token_signed_response_alg", algs,
+	    "ES256", s) ||
+	    !int_member(req, body, "id_token_lifetime_s", 60,
+	    OIDC_TOKEN_TTL_MAX_S, 3600, s) ||
+	    !int_member(req, body, "access_token_lifetime_s", 60,
+	    OIDC_TOKEN_TTL_MAX_S, 900, s) ||
+	    !int_member(req, body, "refresh_token_lifetime_s", 300,
+	    90 * 86400, 30 * 86400, s))
+		goto bad;
+	method = json_string_value(json_object_get(s,
+	    "token_endpoint_auth_method"));
+	if (public != (strcmp(method, "none") == 0)) {
+		respond_invalid(req, "token_endpoint_auth_method must be none "
+		    "for public clients and a client_secret method otherwise");
+		goto bad;
+	}
+	if (public && oidc_client_has(&(struct oidc_client){ .s = s },
+	    "grant_types", "client_credentials")) {
+		respond_invalid(req, "client_credentials needs a confidential "
+		    "client");
+		goto bad;
+	}
+	if (!jwks_read(req, body, strcmp(method, "private_key_jwt") == 0, s))
+		goto bad;
+	pk = json_object_get(body, "pkce_required");
+	if (pk != NULL && !json_is_boolean(pk)) {
+		respond_invalid(req, "pkce_required must be a boolean");
+		goto bad;
+	}
+	/* Public clients cannot keep a secret: PKCE is their proof. */
+	json_object_set_new(s, "pkce_required", json_boolean(public ||
+	    json_is_true(pk)));
+	return s;
+bad:
+	json_decref(s);
+	return NULL;
+}
+
+static json_t *
+client_json(const struct oidc_client *c)
+{
+	json_t *j = json_deep_copy(c->s);
+
+	json_object_set_new(j, "client_id", json_string(c->app.id));
+	json_object_set_new(j, "has_secret", json_boolean(c->has_secret));
+	return j;
+}
+
+/* Opens an app route under perm; responds and returns false on failure,
+ * including 404 app_not_found and 409 app_not_oidc. */
+static bool
+client_route_open(void *app, struct gh_http_req *req, struct api_ctx *ctx,
+    const char *perm, struct gh_access_app *a)
+{
+	const char *id = gh_http_req_param(req, "id");
+	gh_err err;
+
+	if (!ctx_open_perm(app, req, ctx, perm))
+		return false;
+	if (!ctx_may_app(ctx, perm, id))
+		goto fail;
+	err = gh_access_app_get(ctx->db, id, a);
+	if (err == GH_ERR_NOTFOUND) {
+		gh_http_respond_error(req, 404, "app_not_found",
+		    "No such app.");
+		goto fail;
+	}
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto fail;
+	}
+	if (strcmp(a->kind, "oidc") != 0) {
+		gh_http_respond_error(req, 409, "app_not_oidc", "Only apps of "
+		    "kind oidc have OpenID Connect client settings.");
+		goto fail;
+	}
+	return true;
+fail:
+	ctx_close(ctx);
+	return false;
+}
+
+static void
+h_client_get(void *app, struct gh_http_req *req)
+{
+	struct gh_access_app a;
+	struct oidc_client c;
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!client_route_open(app, req, &ctx, "apps.read", &a))
+		return;
+	err = oidc_client_load(ctx.db, a.id, &c);
+	if (err == GH_ERR_NOTFOUND)
+		gh_http_respond_error(req, 404, "oidc_client_not_found",
+		    "This app has no client settings yet.");
+	else if (err != GH_OK)
+		respond_err(req, err);
+	else
+		gh_http_respond_json(req, 200, client_json(&c));
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+static void
+h_client_put(void *app, struct gh_http_req *req)
+{
+	static const char *const keys[] = { "redirect_uris",
+	    "post_logout_redirect_uris", "grant_types", "client_type",
+	    "token_endpoint_auth_method", "id_token_lifetime_s",
+	    "access_token_lifetime_s", "refresh_token_lifetime_s",
+	    "access_token_format", "pkce_required",
+	    "id_token_signed_response_alg", "jwks", NULL };
+	struct gh_access_app a;
+	struct oidc_client c;
+	struct api_ctx ctx;
+	json_t *body = NULL, *s = NULL;
+	char *text = NULL;
+	gh_err err;
+
+	memset(&c, 0, sizeof c);
+	if (!client_route_open(app, req, &ctx, "apps.write", &a))
+		return;
+	if ((body = body_object(req, keys)) == NULL ||
+	    (s = settings_read(req, body)) == NULL)
+		goto out;
+	text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+	err = text ? gh_db_begin(ctx.db) : GH_ERR_NOMEM;
+	if (err == GH_OK)
+		err = gh_db_run(ctx.db, "INSERT INTO oidc_clients (app_id, "
+		    "settings, updated_at) VALUES (?, ?, ?) ON CONFLICT "
+		    "(app_id) DO UPDATE SET settings = excluded.settings, "
+		    "updated_at = excluded.updated_at", "tti", a.id, text,
+		    gh_now_ms());
+	if (err == GH_OK)
+		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.client.update",
+		    "app", a.id, s);
+	if (!finish(&ctx, err))
+		goto out;
+	err = oidc_client_load(ctx.db, a.id, &c);
+	if (err != GH_OK)
+		respond_err(req, err);
+	else
+		gh_http_respond_json(req, 200, client_json(&c));
+out:
+	oidc_client_free(&c);
+	free(text);
+	json_decref(s);
+	json_decref(body);
+	ctx_close(&ctx);
+}
+
+static void
+h_secret_post(void *app, struct gh_http_req *req)
+{
+	uint8_t raw[OIDC_SECRET_BYTES], dg[GH_SHA256_LEN];
+	char secret[2 * OIDC_SECRET_BYTES];
+	struct gh_access_app a;
+	struct oidc_client c;
+	struct api_ctx ctx;
+	gh_err err;
+
+	if (!client_route_open(app, req, &ctx, "apps.write", &a))
+		return;
+	err = oidc_client_load(ctx.db, a.id, &c);
+	if (err == GH_ERR_NOTFOUND) {
+		gh_http_respond_error(req, 404, "oidc_client_not_found",
+		    "Set the client settings first.");
+		goto out;
+	}
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (strcmp(oidc_client_str(&c, "client_type"), "confidential") != 0) {
+		gh_http_respond_error(req, 409, "public_client",
+		    "Public clients have no secret.");
+		goto out;
+	}
+	err = gh_rand_bytes(raw, sizeof raw);
+	if (err == GH_OK) {
+		gh_b64url_encode(raw, sizeof raw, secret);
+		gh_sha256(secret, strlen(secret), dg);
+		err = gh_db_begin(ctx.db);
+	}
+	if (err == GH_OK)
+		err = gh_db_run(ctx.db, "UPDATE oidc_clients SET "
+		    "secret_digest = ?, secret_created_at = ? WHERE app_id = "
+		    "?", "bit", dg, sizeof dg, gh_now_ms(), a.id);
+	if (err == GH_OK)
+		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.secret.rotate",
+		    "app", a.id, NULL);
+	if (finish(&ctx, err)) {
+		gh_http_respond_json(req, 201, json_pack("{s:s, s:s}",
+		    "client_id", a.id, "client_secret", secret));
+	}
+out:
+	gh_wipe(raw, sizeof raw);
+	gh_wipe(secret, sizeof secret);
+	oidc_client_free(&c);
+	ctx_close(&ctx);
+}
+
+/* ---- client authentication ----------------------------------------------- */
+
+bool
+oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
+    char *secret, size_t secret_cap)
+{
+	unsigned char dec[256];
+	const char *b64, *colon;
+	size_t n;
+	int len;
+
+	if (strncasecmp(h, "Basic ", 6) != 0)
+		return false;
+	b64 = h + 6;
+	n = strlen(b64);
+	if (n == 0 || n % 4 != 0 || n / 4 * 3 >= sizeof dec)
+		return false;
+	len = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
+	if (len < 0)
+		return false;
+	/* EVP_DecodeBlock counts the padding as bytes. */
+	if (n >= 1 && b64[n - 1] == '=')
+		len--;
+	if (n >= 2 && b64[n - 2] == '=')
+		len--;
+	dec[len] = '\0';
+	colon = memchr(dec, ':', (size_t)len);
+	if (colon == NULL || (size_t)(colon - (char *)dec) != GH_ID_LEN ||
+	    strlen(colon + 1) >= secret_cap || memchr(dec, '\0', (size_t)len))
+		goto fail;
+	memcpy(id, dec, GH_ID_LEN);
+	id[GH_ID_LEN] = '\0';
+	gh_strlcpy(secret, colon + 1, secret_cap);
+	gh_wipe(dec, sizeof dec);
+	return true;
+fail:
+	gh_wipe(dec, sizeof dec);
+	return false;
+}
+
+static bool
+secret_ok(const struct oidc_client *c, const char *secret)
+{
+	uint8_t dg[GH_SHA256_LEN];
+	bool ok;
+
+	if (!c->has_secret || secret == NULL)
+		return false;
+	gh_sha256(secret, strlen(secret), dg);
+	ok = gh_ct_eq(dg, c->secret_digest, sizeof dg);
+	gh_wipe(dg, sizeof dg);
+	return ok;
+}
+
+static bool
+auth_fail(struct api_ctx *ctx, bool basic)
+{
+	if (basic && gh_http_resp_header(ctx->req, "WWW-Authenticate",
+	    "Basic realm=\"oidc\"") != GH_OK)
+		GH_LOG_WARN(GH_ERR_INTERNAL, "WWW-Authenticate not set");
+	oauth_error(ctx->req, 401, "invalid_client",
+	    "Client authentication failed.");
+	return false;
+}
+
+#define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define ASSERTION_MAX_S 600	/* longest assertion lifetime accepted */
+
+/* True when aud (string or array) names the token endpoint or the
+ * issuer. */
+static bool
+aud_ok(struct api_ctx *ctx, json_t *aud)
+{
+	char iss[400], tok[440];
+	json_t *v;
+	size_t i;
+
+	oidc_issuer(ctx, iss, sizeof iss);
+	snprintf(tok, sizeof tok, "%s/oidc/token", iss);
+	if (json_is_string(aud))
+		return strcmp(json_string_value(aud), iss) == 0 ||
+		    strcmp(json_string_value(aud), tok) == 0;
+	json_array_foreach(aud, i, v)
+		if (aud_ok(ctx, v))
+			return true;
+	return false;
+}
+
+/* Verifies a private_key_jwt assertion (RFC 7523) for client c: signed by
+ * one of its registered keys (by kid), iss = sub = client id, aud ours,
+ * not expired nor too long-lived, and its jti never seen before (recorded
+ * in its own transaction). */
+static bool
+assertion_ok(struct api_ctx *ctx, const struct oidc_client *c,
+    const char *assertion)
+{
+	struct gh_jose_key *key = NULL;
+	enum gh_jose_alg alg;
+	json_t *hdr = NULL, *claims = NULL, *k;
+	const char *kid, *jti, *iss, *sub;
+	int64_t now = gh_now_ms(), exp;
+	bool ok = false;
+	size_t i;
+	gh_err err;
+
+	if (gh_jose_header(assertion, strlen(assertion), &hdr) != GH_OK)
+		return false;
+	kid = json_string_value(json_object_get(hdr, "kid"));
+	json_array_foreach(json_object_get(json_object_get(c->s, "jwks"),
+	    "keys"), i, k) {
+		if (kid != NULL && strcmp(kid, json_string_value(
+		    json_object_get(k, "kid"))) != 0)
+			continue;
+		if (gh_jose_alg_parse(json_string_value(json_object_get(k,
+		    "alg")), &alg) != GH_OK ||
+		    gh_jose_key_from_jwk(alg, k, &key) != GH_OK)
+			continue;
+		err = gh_jose_verify(key, assertion, strlen(assertion), NULL,
+		    &claims);
+		gh_jose_key_free(key);
+		key = NULL;
+		if (err == GH_OK)
+			break;
+	}
+	if (claims == NULL)
+		goto out;
+	iss = json_string_value(json_object_get(claims, "iss"));
+	sub = json_string_value(json_object_get(claims, "sub"));
+	jti = json_string_value(json_object_get(claims, "jti"));
+	exp = json_integer_value(json_object_get(claims, "exp")) * 1000;
+	if (iss == NULL || sub == NULL || strcmp(iss, c->app.id) != 0 ||
+	    strcmp(sub, c->app.id) != 0 ||
+	    !aud_ok(ctx, json_object_get(claims, "aud")) || jti == NULL ||
+	    jti[0] == '\0' || strlen(jti) > 128 || exp <= now ||
+	    exp > now + ASSERTION_MAX_S * 1000)
+		goto out;
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "DELETE FROM oidc_assertions WHERE "
+		    "expires_at <= ?", "i", now);
+	if (err == GH_OK)
+		err = gh_db_run(ctx->db, "INSERT INTO oidc_assertions "
+		    "(client_id, jti, expires_at) VALUES (?, ?, ?)", "tti",
+		    c->app.id, jti, exp);
+	if (err == GH_OK)
+		err = gh_db_commit(ctx->db);
+	if (err != GH_OK)
+		gh_db_rollback(ctx->db);	/* a replay: GH_ERR_CONFLICT */
+	ok = err == GH_OK;
+out:
+	json_decref(hdr);
+	json_decref(claims);
+	return ok;
+}
+
+/* The client id of an assertion: the form's client_id, else its (not yet
+ * verified) iss, only to find which keys to verify it with. */
+static bool
+assertion_client(struct api_ctx *ctx, const char *assertion,
+    const char *form_id, char id[static GH_ID_LEN + 1])
+{
+	json_t *claims = NULL;
+	const char *iss;
+	bool ok;
+
+	if (form_id != NULL)
+		return gh_strlcpy(id, form_id, GH_ID_LEN + 1);
+	if (gh_jose_claims_unverified(assertion, strlen(assertion),
+	    &claims) != GH_OK)
+		return false;
+	iss = json_string_value(json_object_get(claims, "iss"));
+	ok = iss != NULL && gh_strlcpy(id, iss, GH_ID_LEN + 1);
+	json_decref(claims);
+	return ok;
+}
+
+bool
+oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out)
+{
+	const char *h = gh_http_req_header(ctx->req, "Authorization");
+	const char *form_id = gh_http_req_form(ctx->req, "client_id");
+	const char *form_secret = gh_http_req_form(ctx->req, "client_secret");
+	const char *atype = gh_http_req_form(ctx->req, "client_assertion_type");
+	const char *assertion = gh_http_req_form(ctx->req, "client_assertion");
+	char id[GH_ID_LEN + 1], secret[128];
+	const char *method, *use_id, *use_secret = NULL, *used;
+	bool ok = false;
+	gh_err err;
+
+	memset(out, 0, sizeof *out);
+	memset(secret, 0, sizeof secret);
+	if (atype != NULL || assertion != NULL) {
+		if (h != NULL || form_secret != NULL || atype == NULL ||
+		    strcmp(atype, ASSERTION_TYPE) != 0 || assertion == NULL) {
+			oauth_error(ctx->req, 400, "invalid_request",
+			    "client_assertion_type must be jwt-bearer, with a "
+			    "client_assertion and no other credentials.");
+			goto out;
+		}
+		if (!assertion_client(ctx, assertion, form_id, id))
+			return auth_fail(ctx, false);
+		use_id = id;
+		used = "private_key_jwt";
+	} else if (h != NULL) {
+		if (form_secret != NULL || !oidc_basic_parse(h, id, secret,
+		    sizeof secret))
+			return auth_fail(ctx, true);
+		if (form_id != NULL && strcmp(form_id, id) != 0) {
+			oauth_error(ctx->req, 400, "invalid_request",
+			    "client_id differs from the authenticated one.");
+			goto out;
+		}
+		use_id = id;
+		use_secret = secret;
+		used = "client_secret_basic";
+	} else if (form_secret != NULL) {
+		use_id = form_id;
+		use_secret = form_secret;
+		used = "client_secret_post";
+	} else if (form_id != NULL) {
+		use_id = form_id;
+		used = "none";
+	} else {
+		oauth_error(ctx->req, 401, "invalid_client",
+		    "No client authentication.");
+		goto out;
+	}
+	err = oidc_client_load(ctx->db, use_id, out);
+	if (err != GH_OK && err != GH_ERR_NOTFOUND) {
+		respond_err(ctx->req, err);
+		goto out;
+	}
+	method = err == GH_OK ? oidc_client_str(out,
+	    "token_endpoint_auth_method") : "";
+	if (err != GH_OK || strcmp(out->app.state, "active") != 0 ||
+	    strcmp(method, used) != 0 ||
+	    (use_secret != NULL && !secret_ok(out, use_secret)) ||
+	    (assertion != NULL && !assertion_ok(ctx, out, assertion))) {
+		oidc_client_free(out);
+		auth_fail(ctx, h != NULL);
+		goto out;
+	}
+	ok = true;
+out:
+	gh_wipe(secret, sizeof secret);
+	return ok;
+}
+
+gh_err
+routes_oidc_admin(struct gh_http_router *r)
+{
+	static const struct gh_http_route_def defs[] = {
+		{ "GET", "/o/{org}/api/v1/apps/{id}/oidc", h_client_get },
+		{ "PUT", "/o/{org}/api/v1/apps/{id}/oidc", h_client_put },
+		{ "POST", "/o/{org}/api/v1/apps/{id}/oidc/secret",
+		    h_secret_post },
+	};
+	gh_err err = routes_oidc_keys(r);
+
+	if (err == GH_OK)
+		err = gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
+	return err;
+}

@@ -1,0 +1,729 @@
+/*
+ * jose.c: compact JWS sign and verify, JWK export and import (jose.h).
+ *
+ * Untrusted input: compact JWS strings and JWK objects; every length is
+ * bounded before decoding, the header is parsed strictly (known alg equal
+ * to the key's, no crit) and the signature is checked with the key's own
+ * algorithm only, so a token cannot choose how it is verified. Secrets:
+ * private keys inside EVP_PKEY and their PEM (GH_BUF_SECRET).
+ */
+#include "jose/jose.h"
+
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+
+#define HEADER_MAX 1024		/* decoded protected header */
+#define SIG_MAX 1024		/* decoded signature (RSA up to 8192 bits) */
+#define RSA_MIN_BITS 2048
+#define ES256_HALF 32
+
+struct gh_jose_key {
+	enum gh_jose_alg alg;
+	EVP_PKEY *pk;
+};
+
+const char *
+gh_jose_alg_name(enum gh_jose_alg alg)
+{
+	switch (alg) {
+	case GH_JOSE_ES256:
+		return "ES256";
+	case GH_JOSE_RS256:
+		return "RS256";
+	case GH_JOSE_EDDSA:
+		return "EdDSA";
+	}
+	return "?";
+}
+
+gh_err
+gh_jose_alg_parse(const char *name, enum gh_jose_alg *out)
+{
+	if (name == NULL)
+		return GH_ERR_INVALID;
+	if (strcmp(name, "ES256") == 0)
+		*out = GH_JOSE_ES256;
+	else if (strcmp(name, "RS256") == 0)
+		*out = GH_JOSE_RS256;
+	else if (strcmp(name, "EdDSA") == 0)
+		*out = GH_JOSE_EDDSA;
+	else
+		return GH_ERR_INVALID;
+	return GH_OK;
+}
+
+/* True when pk is a key of the type alg needs. */
+static bool
+pkey_fits(enum gh_jose_alg alg, EVP_PKEY *pk)
+{
+	char group[32];
+	size_t glen = 0;
+
+	switch (alg) {
+	case GH_JOSE_ES256:
+		if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC)
+			return false;
+		if (EVP_PKEY_get_group_name(pk, group, sizeof group,
+		    &glen) != 1)
+			return false;
+		return strcmp(group, "prime256v1") == 0 ||
+		    strcmp(group, "P-256") == 0;
+	case GH_JOSE_RS256:
+		return EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA &&
+		    EVP_PKEY_get_bits(pk) >= RSA_MIN_BITS;
+	case GH_JOSE_EDDSA:
+		return EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519;
+	}
+	return false;
+}
+
+static gh_err
+key_wrap(enum gh_jose_alg alg, EVP_PKEY *pk, struct gh_jose_key **out)
+{
+	struct gh_jose_key *k;
+
+	if (!pkey_fits(alg, pk)) {
+		EVP_PKEY_free(pk);
+		return GH_ERR_INVALID;
+	}
+	k = calloc(1, sizeof *k);
+	if (k == NULL) {
+		EVP_PKEY_free(pk);
+		return GH_ERR_NOMEM;
+	}
+	k->alg = alg;
+	k->pk = pk;
+	*out = k;
+	return GH_OK;
+}
+
+gh_err
+gh_jose_key_generate(enum gh_jose_alg alg, struct gh_jose_key **out)
+{
+	EVP_PKEY *pk = NULL;
+
+	*out = NULL;
+	switch (alg) {
+	case GH_JOSE_ES256:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case GH_JOSE_RS256:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)RSA_MIN_BITS);
+		break;
+	case GH_JOSE_EDDSA:
+		pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	}
+	if (pk == NULL)
+		return GH_ERR_CRYPTO;
+	return key_wrap(alg, pk, out);
+}
+
+gh_err
+gh_jose_key_private_pem(const struct gh_jose_key *k, struct gh_buf *out)
+{
+	BIO *bio = BIO_new(BIO_s_secmem());
+	char *p = NULL;
+	long n;
+	gh_err err = GH_ERR_CRYPTO;
+
+	if (bio == NULL)
+		return GH_ERR_NOMEM;
+	if (PEM_write_bio_PrivateKey(bio, k->pk, NULL, NULL, 0, NULL,
+	    NULL) != 1)
+		goto out;
+	n = BIO_get_mem_data(bio, &p);
+	if (n <= 0)
+		goto out;
+	gh_buf_put(out, p, (size_t)n);
+	err = gh_buf_err(out);
+out:
+	BIO_free(bio);	/* secure memory BIO: cleansed on free */
+	return err;
+}
+
+gh_err
+gh_jose_key_from_pem(enum gh_jose_alg alg, const void *pem, size_t pem_len,
+    struct gh_jose_key **out)
+{
+	EVP_PKEY *pk;
+	BIO *bio;
+
+	*out = NULL;
+	if (pem_len > INT32_MAX)
+		return GH_ERR_INVALID;
+	bio = BIO_new_mem_buf(pem, (int)pem_len);
+	if (bio == NULL)
+		return GH_ERR_NOMEM;
+	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (pk == NULL)
+		return GH_ERR_INVALID;
+	return key_wrap(alg, pk, out);
+}
+
+/* Decodes the base64url member name of jwk into buf (at most cap). */
+static gh_err
+jwk_bytes(json_t *jwk, const char *name, uint8_t *buf, size_t cap,
+    size_t *len_out)
+{
+	const char *s = json_string_value(json_object_get(jwk, name));
+
+	if (s == NULL || strlen(s) > (cap * 4 + 2) / 3 + 1)
+		return GH_ERR_INVALID;
+	return gh_b64url_decode(s, strlen(s), buf, cap, len_out);
+}
+
+static bool
+jwk_member_is(json_t *jwk, const char *name, const char *want)
+{
+	const char *s = json_string_value(json_object_get(jwk, name));
+
+	return s != NULL && strcmp(s, want) == 0;
+}
+
+static EVP_PKEY *
+pkey_fromdata(const char *type, OSSL_PARAM *params)
+{
+	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *pk = NULL;
+
+	if (pctx == NULL)
+		return NULL;
+	if (EVP_PKEY_fromdata_init(pctx) != 1 ||
+	    EVP_PKEY_fromdata(pctx, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pk = NULL;
+	EVP_PKEY_CTX_free(pctx);
+	return pk;
+}
+
+static EVP_PKEY *
+jwk_ec(json_t *jwk)
+{
+	uint8_t pt[1 + 2 * ES256_HALF];
+	size_t xl = 0, yl = 0;
+	OSSL_PARAM params[3];
+	char group[] = "prime256v1";
+
+	if (!jwk_member_is(jwk, "kty", "EC") ||
+	    !jwk_member_is(jwk, "crv", "P-256"))
+		return NULL;
+	if (jwk_bytes(jwk, "x", pt + 1, ES256_HALF, &xl) != GH_OK ||
+	    jwk_bytes(jwk, "y", pt + 1 + ES256_HALF, ES256_HALF, &yl) !=
+	    GH_OK || xl != ES256_HALF || yl != ES256_HALF)
+		return NULL;
+	pt[0] = 0x04;
+	params[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+	    OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt);
+	params[2] = OSSL_PARAM_construct_end();
+	return pkey_fromdata("EC", params);
+}
+
+static EVP_PKEY *
+jwk_rsa(json_t *jwk)
+{
+	uint8_t n[1024], e[8];
+	size_t nl = 0, el = 0;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	BIGNUM *bn = NULL, *be = NULL;
+	EVP_PKEY *pk = NULL;
+
+	if (!jwk_member_is(jwk, "kty", "RSA") ||
+	    jwk_bytes(jwk, "n", n, sizeof n, &nl) != GH_OK ||
+	    jwk_bytes(jwk, "e", e, sizeof e, &el) != GH_OK || nl == 0 ||
+	    el == 0)
+		return NULL;
+	bn = BN_bin2bn(n, (int)nl, NULL);
+	be = BN_bin2bn(e, (int)el, NULL);
+	bld = OSSL_PARAM_BLD_new();
+	if (bn == NULL || be == NULL || bld == NULL ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
+		goto out;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	if (params != NULL)
+		pk = pkey_fromdata("RSA", params);
+out:
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	return pk;
+}
+
+static EVP_PKEY *
+jwk_okp(json_t *jwk)
+{
+	uint8_t x[32];
+	size_t xl = 0;
+
+	if (!jwk_member_is(jwk, "kty", "OKP") ||
+	    !jwk_member_is(jwk, "crv", "Ed25519") ||
+	    jwk_bytes(jwk, "x", x, sizeof x, &xl) != GH_OK || xl != sizeof x)
+		return NULL;
+	return EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, xl);
+}
+
+gh_err
+gh_jose_key_from_jwk(enum gh_jose_alg alg, json_t *jwk,
+    struct gh_jose_key **out)
+{
+	EVP_PKEY *pk = NULL;
+
+	*out = NULL;
+	if (!json_is_object(jwk))
+		return GH_ERR_INVALID;
+	switch (alg) {
+	case GH_JOSE_ES256:
+		pk = jwk_ec(jwk);
+		break;
+	case GH_JOSE_RS256:
+		pk = jwk_rsa(jwk);
+		break;
+	case GH_JOSE_EDDSA:
+		pk = jwk_okp(jwk);
+		break;
+	}
+	if (pk == NULL)
+		return GH_ERR_INVALID;
+	return key_wrap(alg, pk, out);
+}
+
+enum gh_jose_alg
+gh_jose_key_alg(const struct gh_jose_key *k)
+{
+	return k->alg;
+}
+
+/* Sets member name of o to the base64url of p[0..n). */
+static int
+set_b64(json_t *o, const char *name, const uint8_t *p, size_t n)
+{
+	char *s = malloc(gh_b64url_len(n) + 1);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	gh_b64url_encode(p, n, s);
+	rc = json_object_set_new(o, name, json_string(s));
+	free(s);
+	return rc;
+}
+
+static int
+set_bn(json_t *o, const char *name, EVP_PKEY *pk, const char *param)
+{
+	uint8_t buf[1024];
+	BIGNUM *bn = NULL;
+	int n, rc = -1;
+
+	if (EVP_PKEY_get_bn_param(pk, param, &bn) != 1)
+		return -1;
+	n = BN_num_bytes(bn);
+	if (n > 0 && (size_t)n <= sizeof buf && BN_bn2bin(bn, buf) == n)
+		rc = set_b64(o, name, buf, (size_t)n);
+	BN_free(bn);
+	return rc;
+}
+
+json_t *
+gh_jose_key_public_jwk(const struct gh_jose_key *k, const char *kid)
+{
+	uint8_t pt[1 + 2 * ES256_HALF], raw[32];
+	size_t len = 0;
+	json_t *o = json_pack("{s:s, s:s, s:s}", "kid", kid, "alg",
+	    gh_jose_alg_name(k->alg), "use", "sig");
+	int rc = -1;
+
+	if (o == NULL)
+		return NULL;
+	switch (k->alg) {
+	case GH_JOSE_ES256:
+		if (EVP_PKEY_get_octet_string_param(k->pk,
+		    OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &len) != 1 ||
+		    len != sizeof pt || pt[0] != 0x04)
+			break;
+		rc = json_object_set_new(o, "kty", json_string("EC"));
+		rc |= json_object_set_new(o, "crv", json_string("P-256"));
+		rc |= set_b64(o, "x", pt + 1, ES256_HALF);
+		rc |= set_b64(o, "y", pt + 1 + ES256_HALF, ES256_HALF);
+		break;
+	case GH_JOSE_RS256:
+		rc = json_object_set_new(o, "kty", json_string("RSA"));
+		rc |= set_bn(o, "n", k->pk, OSSL_PKEY_PARAM_RSA_N);
+		rc |= set_bn(o, "e", k->pk, OSSL_PKEY_PARAM_RSA_E);
+		break;
+	case GH_JOSE_EDDSA:
+		len = sizeof raw;
+		if (EVP_PKEY_get_raw_public_key(k->pk, raw, &len) != 1 ||
+		    len != sizeof raw)
+			break;
+		rc = json_object_set_new(o, "kty", json_string("OKP"));
+		rc |= json_object_set_new(o, "crv", json_string("Ed25519"));
+		rc |= set_b64(o, "x", raw, sizeof raw);
+		break;
+	}
+	if (rc != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+void
+gh_jose_key_free(struct gh_jose_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_PKEY_free(k->pk);	/* OpenSSL cleanses private key material */
+	free(k);
+}
+
+/* ---- signatures ---------------------------------------------------------- */
+
+/* Converts a DER ECDSA signature to raw r||s. */
+static gh_err
+ecdsa_der_to_raw(const uint8_t *der, size_t der_len,
+    uint8_t raw[static 2 * ES256_HALF])
+{
+	const unsigned char *p = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	const BIGNUM *r, *s;
+	gh_err err = GH_ERR_CRYPTO;
+
+	if (sig == NULL)
+		return GH_ERR_CRYPTO;
+	ECDSA_SIG_get0(sig, &r, &s);
+	if (BN_bn2binpad(r, raw, ES256_HALF) == ES256_HALF &&
+	    BN_bn2binpad(s, raw + ES256_HALF, ES256_HALF) == ES256_HALF)
+		err = GH_OK;
+	ECDSA_SIG_free(sig);
+	return err;
+}
+
+/* Converts raw r||s to DER; *der_out malloc'd by OpenSSL. */
+static gh_err
+ecdsa_raw_to_der(const uint8_t *raw, unsigned char **der_out, size_t *len)
+{
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, ES256_HALF, NULL);
+	BIGNUM *s = BN_bin2bn(raw + ES256_HALF, ES256_HALF, NULL);
+	int n;
+
+	*der_out = NULL;
+	if (sig == NULL || r == NULL || s == NULL ||
+	    ECDSA_SIG_set0(sig, r, s) != 1) {
+		ECDSA_SIG_free(sig);
+		BN_free(r);
+		BN_free(s);
+		return GH_ERR_NOMEM;
+	}
+	n = i2d_ECDSA_SIG(sig, der_out);
+	ECDSA_SIG_free(sig);
+	if (n <= 0)
+		return GH_ERR_CRYPTO;
+	*len = (size_t)n;
+	return GH_OK;
+}
+
+static const EVP_MD *
+alg_md(enum gh_jose_alg alg)
+{
+	return alg == GH_JOSE_EDDSA ? NULL : EVP_sha256();
+}
+
+static gh_err
+sign_raw(const struct gh_jose_key *k, const char *input, size_t len,
+    struct gh_buf *sig_out)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t sig[SIG_MAX], raw[2 * ES256_HALF];
+	size_t sig_len = sizeof sig;
+	gh_err err = GH_ERR_CRYPTO;
+
+	if (md == NULL)
+		return GH_ERR_NOMEM;
+	if (EVP_DigestSignInit(md, NULL, alg_md(k->alg), NULL, k->pk) != 1 ||
+	    EVP_DigestSign(md, sig, &sig_len, (const uint8_t *)input,
+	    len) != 1)
+		goto out;
+	if (k->alg == GH_JOSE_ES256) {
+		err = ecdsa_der_to_raw(sig, sig_len, raw);
+		if (err == GH_OK)
+			gh_buf_put(sig_out, raw, sizeof raw);
+	} else {
+		gh_buf_put(sig_out, sig, sig_len);
+		err = GH_OK;
+	}
+	if (err == GH_OK)
+		err = gh_buf_err(sig_out);
+out:
+	EVP_MD_CTX_free(md);
+	return err;
+}
+
+static gh_err
+put_b64(struct gh_buf *b, const void *p, size_t n)
+{
+	char *s = malloc(gh_b64url_len(n) + 1);
+
+	if (s == NULL)
+		return GH_ERR_NOMEM;
+	gh_b64url_encode(p, n, s);
+	gh_buf_put_str(b, s);
+	free(s);
+	return gh_buf_err(b);
+}
+
+gh_err
+gh_jose_sign(const struct gh_jose_key *k, const char *kid, const char *typ,
+    json_t *claims, char **out)
+{
+	struct gh_buf jws, sig;
+	json_t *hdr = NULL;
+	char *hs = NULL, *ps = NULL;
+	gh_err err = GH_ERR_NOMEM;
+
+	*out = NULL;
+	gh_buf_init(&jws, 4 * GH_JOSE_MAX_LEN, 0);
+	gh_buf_init(&sig, SIG_MAX, 0);
+	hdr = json_pack("{s:s, s:s}", "alg", gh_jose_alg_name(k->alg),
+	    "kid", kid);
+	if (hdr == NULL || (typ != NULL && json_object_set_new(hdr, "typ",
+	    json_string(typ)) != 0))
+		goto out;
+	hs = json_dumps(hdr, JSON_COMPACT);
+	ps = json_dumps(claims, JSON_COMPACT);
+	if (hs == NULL || ps == NULL)
+		goto out;
+	err = put_b64(&jws, hs, strlen(hs));
+	gh_buf_put_str(&jws, ".");
+	if (err == GH_OK)
+		err = put_b64(&jws, ps, strlen(ps));
+	if (err == GH_OK)
+		err = sign_raw(k, (const char *)jws.data, jws.len, &sig);
+	if (err != GH_OK)
+		goto out;
+	gh_buf_put_str(&jws, ".");
+	err = put_b64(&jws, sig.data, sig.len);
+	if (err == GH_OK && jws.len > GH_JOSE_MAX_LEN)
+		err = GH_ERR_LIMIT;
+	if (err == GH_OK)
+		*out = gh_buf_take(&jws, NULL);
+	if (err == GH_OK && *out == NULL)
+		err = GH_ERR_NOMEM;
+out:
+	free(hs);
+	free(ps);
+	json_decref(hdr);
+	gh_buf_free(&jws);
+	gh_buf_free(&sig);
+	return err;
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+struct parts {
+	const char *h, *p, *s;
+	size_t h_len, p_len, s_len;
+};
+
+static gh_err
+split(const char *jws, size_t len, struct parts *pt)
+{
+	const char *d1, *d2;
+
+	if (jws == NULL || len == 0 || len > GH_JOSE_MAX_LEN ||
+	    memchr(jws, '\0', len) != NULL)
+		return GH_ERR_INVALID;
+	d1 = memchr(jws, '.', len);
+	if (d1 == NULL)
+		return GH_ERR_INVALID;
+	d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - jws));
+	if (d2 == NULL || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - jws)))
+		return GH_ERR_INVALID;
+	pt->h = jws;
+	pt->h_len = (size_t)(d1 - jws);
+	pt->p = d1 + 1;
+	pt->p_len = (size_t)(d2 - pt->p);
+	pt->s = d2 + 1;
+	pt->s_len = len - (size_t)(pt->s - jws);
+	if (pt->h_len == 0 || pt->p_len == 0 || pt->s_len == 0)
+		return GH_ERR_INVALID;
+	return GH_OK;
+}
+
+/* Decodes base64url s into a JSON object (bounded by cap bytes). */
+static gh_err
+decode_object(const char *s, size_t n, size_t cap, json_t **out)
+{
+	uint8_t *buf;
+	size_t len = 0;
+	json_t *o;
+	gh_err err;
+
+	*out = NULL;
+	if (n > (cap * 4 + 2) / 3)
+		return GH_ERR_INVALID;
+	buf = malloc(cap);
+	if (buf == NULL)
+		return GH_ERR_NOMEM;
+	err = gh_b64url_decode(s, n, buf, cap, &len);
+	if (err == GH_OK && !gh_utf8_valid((const char *)buf, len))
+		err = GH_ERR_INVALID;
+	if (err == GH_OK) {
+		o = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES,
+		    NULL);
+		if (!json_is_object(o)) {
+			json_decref(o);
+			err = GH_ERR_INVALID;
+		} else {
+			*out = o;
+		}
+	}
+	free(buf);
+	return err == GH_ERR_LIMIT ? GH_ERR_INVALID : err;
+}
+
+static gh_err
+header_check(const struct parts *pt, json_t **header_out)
+{
+	enum gh_jose_alg alg;
+	json_t *h = NULL;
+	gh_err err;
+
+	*header_out = NULL;
+	err = decode_object(pt->h, pt->h_len, HEADER_MAX, &h);
+	if (err != GH_OK)
+		return err;
+	/* "none" and anything unknown fail here; crit names extensions we
+	 * cannot honour, so any crit at all is refused. */
+	if (gh_jose_alg_parse(json_string_value(json_object_get(h, "alg")),
+	    &alg) != GH_OK || json_object_get(h, "crit") != NULL) {
+		json_decref(h);
+		return GH_ERR_INVALID;
+	}
+	*header_out = h;
+	return GH_OK;
+}
+
+gh_err
+gh_jose_header(const char *jws, size_t len, json_t **header_out)
+{
+	struct parts pt;
+	gh_err err;
+
+	*header_out = NULL;
+	err = split(jws, len, &pt);
+	if (err == GH_OK)
+		err = header_check(&pt, header_out);
+	return err;
+}
+
+gh_err
+gh_jose_claims_unverified(const char *jws, size_t len, json_t **claims_out)
+{
+	struct parts pt;
+	json_t *h = NULL;
+	gh_err err;
+
+	*claims_out = NULL;
+	err = split(jws, len, &pt);
+	if (err == GH_OK)
+		err = header_check(&pt, &h);
+	json_decref(h);
+	if (err == GH_OK)
+		err = decode_object(pt.p, pt.p_len, GH_JOSE_MAX_LEN,
+		    claims_out);
+	return err;
+}
+
+static gh_err
+verify_sig(const struct gh_jose_key *k, const struct parts *pt)
+{
+	EVP_MD_CTX *md = NULL;
+	uint8_t sig[SIG_MAX];
+	unsigned char *der = NULL;
+	const uint8_t *vs = sig;
+	size_t sig_len = 0, vs_len;
+	gh_err err;
+
+	err = gh_b64url_decode(pt->s, pt->s_len, sig, sizeof sig, &sig_len);
+	if (err != GH_OK)
+		return GH_ERR_INVALID;
+	vs_len = sig_len;
+	if (k->alg == GH_JOSE_ES256) {
+		if (sig_len != 2 * ES256_HALF)
+			return GH_ERR_DENIED;
+		err = ecdsa_raw_to_der(sig, &der, &vs_len);
+		if (err != GH_OK)
+			return err;
+		vs = der;
+	}
+	md = EVP_MD_CTX_new();
+	if (md == NULL) {
+		err = GH_ERR_NOMEM;
+		goto out;
+	}
+	err = GH_ERR_DENIED;
+	/* The signing input is header "." payload as sent. */
+	if (EVP_DigestVerifyInit(md, NULL, alg_md(k->alg), NULL, k->pk) == 1 &&
+	    EVP_DigestVerify(md, vs, vs_len, (const uint8_t *)pt->h,
+	    pt->h_len + 1 + pt->p_len) == 1)
+		err = GH_OK;
+out:
+	EVP_MD_CTX_free(md);
+	OPENSSL_free(der);
+	return err;
+}
+
+gh_err
+gh_jose_verify(const struct gh_jose_key *k, const char *jws, size_t len,
+    json_t **header_out, json_t **claims_out)
+{
+	enum gh_jose_alg alg;
+	struct parts pt;
+	json_t *h = NULL, *c = NULL;
+	gh_err err;
+
+	if (header_out != NULL)
+		*header_out = NULL;
+	*claims_out = NULL;
+	err = split(jws, len, &pt);
+	if (err == GH_OK)
+		err = header_check(&pt, &h);
+	if (err != GH_OK)
+		goto out;
+	/* The key decides the algorithm; a header naming another one is a
+	 * key-confusion attempt. */
+	if (gh_jose_alg_parse(json_string_value(json_object_get(h, "alg")),
+	    &alg) != GH_OK || alg != k->alg) {
+		err = GH_ERR_DENIED;
+		goto out;
+	}
+	err = verify_sig(k, &pt);
+	if (err == GH_OK)
+		err = decode_object(pt.p, pt.p_len, GH_JOSE_MAX_LEN, &c);
+	if (err != GH_OK)
+		goto out;
+	*claims_out = c;
+	c = NULL;
+	if (header_out != NULL) {
+		*header_out = h;
+		h = NULL;
+	}
+out:
+	json_decref(h);
+	json_decref(c);
+	return err;
+}

@@ -1,0 +1,82 @@
+/*
+ * jose.h: JSON Web Signatures in compact form (RFC 7515) and JSON Web Keys
+ * (RFC 7517) for the OpenID Connect provider: ES256 (P-256, raw r||s),
+ * RS256 (RSA of 2048 bits or more) and EdDSA (Ed25519), on OpenSSL EVP.
+ *
+ * Untrusted input: compact JWS strings from clients (tokens sent back to
+ * us, id_token_hint) and JWKs (tests, known vectors). Parsing is strict:
+ * bounded sizes, "alg" must be present and equal to the algorithm of the
+ * verifying key ("none" and key confusion are refused), any "crit" header
+ * is refused. Secrets: private keys (EVP_PKEY inside struct gh_jose_key;
+ * the PEM forms go through GH_BUF_SECRET buffers).
+ */
+#ifndef GH_JOSE_H
+#define GH_JOSE_H
+
+#include <jansson.h>
+
+#include "core/core.h"
+
+#define GH_JOSE_MAX_LEN (16 * 1024)	/* longest compact JWS accepted */
+#define GH_JOSE_KID_MAX 64
+
+enum gh_jose_alg {
+	GH_JOSE_ES256 = 1,
+	GH_JOSE_RS256 = 2,
+	GH_JOSE_EDDSA = 3,
+};
+
+struct gh_jose_key;
+
+/* "ES256", "RS256", "EdDSA". */
+const char *gh_jose_alg_name(enum gh_jose_alg alg);
+/* Parses an alg name; GH_ERR_INVALID for anything else ("none" too). */
+gh_err gh_jose_alg_parse(const char *name, enum gh_jose_alg *out)
+    GH_MUST_CHECK;
+
+/* Makes a fresh private key for alg (RSA: 2048 bits). */
+gh_err gh_jose_key_generate(enum gh_jose_alg alg, struct gh_jose_key **out)
+    GH_MUST_CHECK;
+/* Appends the private key as PKCS#8 PEM to out (make it GH_BUF_SECRET). */
+gh_err gh_jose_key_private_pem(const struct gh_jose_key *k,
+    struct gh_buf *out) GH_MUST_CHECK;
+/* Loads a PKCS#8 PEM private key for alg; GH_ERR_INVALID when the key's
+ * type does not fit alg (or an RSA key is shorter than 2048 bits). */
+gh_err gh_jose_key_from_pem(enum gh_jose_alg alg, const void *pem,
+    size_t pem_len, struct gh_jose_key **out) GH_MUST_CHECK;
+/* Imports a public JWK object (kty EC/crv P-256, RSA, OKP/crv Ed25519)
+ * for alg; GH_ERR_INVALID when malformed or of the wrong type. */
+gh_err gh_jose_key_from_jwk(enum gh_jose_alg alg, json_t *jwk,
+    struct gh_jose_key **out) GH_MUST_CHECK;
+enum gh_jose_alg gh_jose_key_alg(const struct gh_jose_key *k);
+/* The public JWK with "kid", "alg" and "use": "sig" (new reference). */
+json_t *gh_jose_key_public_jwk(const struct gh_jose_key *k, const char *kid);
+/* Wipes and frees. NULL is a no-op. */
+void gh_jose_key_free(struct gh_jose_key *k);
+
+/* Signs claims (borrowed) with header {"alg", "kid", "typ" (NULL: none)}.
+ * *out is a malloc'd NUL-terminated compact JWS. */
+gh_err gh_jose_sign(const struct gh_jose_key *k, const char *kid,
+    const char *typ, json_t *claims, char **out) GH_MUST_CHECK;
+
+/* Parses the protected header of a compact JWS without verifying: checks
+ * the shape (three base64url parts, bounded), that the header is an
+ * object with a known "alg" and no "crit". *header_out: new reference. */
+gh_err gh_jose_header(const char *jws, size_t len, json_t **header_out)
+    GH_MUST_CHECK;
+
+/* The payload object of a compact JWS WITHOUT verifying it: only to find
+ * which key should verify it (e.g. the "iss" of a client assertion).
+ * Never trust what it returns before gh_jose_verify succeeds. */
+gh_err gh_jose_claims_unverified(const char *jws, size_t len,
+    json_t **claims_out) GH_MUST_CHECK;
+
+/* Verifies jws with key k: the header must pass gh_jose_header and name
+ * k's algorithm. On success *claims_out is the payload object (new
+ * reference) and *header_out (may be NULL) the header. GH_ERR_INVALID:
+ * malformed; GH_ERR_DENIED: wrong alg for the key or bad signature. No
+ * claim (exp, aud...) is checked here. */
+gh_err gh_jose_verify(const struct gh_jose_key *k, const char *jws,
+    size_t len, json_t **header_out, json_t **claims_out) GH_MUST_CHECK;
+
+#endif

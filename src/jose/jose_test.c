@@ -1,0 +1,313 @@
+/*
+ * jose_test.c: JWS sign and verify for each algorithm, the published
+ * examples of RFC 7515 (A.3, ES256) and RFC 8037 (A.4, Ed25519), and the
+ * refusals: alg none, key confusion, crit, tampering, bad shapes, sizes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jose/jose.h"
+
+/* RFC 7515 appendix A.3: the ES256 example, its public key. */
+static const char rfc7515_jwk[] =
+    "{\"kty\":\"EC\",\"crv\":\"P-256\","
+    "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+    "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}";
+static const char rfc7515_jws[] =
+    "eyJhbGciOiJFUzI1NiJ9."
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
+    "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ."
+    "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApm"
+    "WQxfKTUJqPP3-Kg6NU1Q";
+
+/* RFC 8037 appendix A.4: Ed25519 over the text "Example of Ed25519
+ * signing" (not a JSON object, so a good signature ends in INVALID). */
+static const char rfc8037_jwk[] =
+    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+    "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}";
+static const char rfc8037_jws[] =
+    "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc."
+    "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5Bh"
+    "VsPt9g7sVvpAr_MuM0KAg";
+
+static struct gh_jose_key *
+jwk_key(enum gh_jose_alg alg, const char *text)
+{
+	struct gh_jose_key *k = NULL;
+	json_t *j = json_loads(text, 0, NULL);
+
+	assert_non_null(j);
+	assert_int_equal(gh_jose_key_from_jwk(alg, j, &k), GH_OK);
+	json_decref(j);
+	return k;
+}
+
+static void
+test_rfc7515_es256_example_verifies(void **state)
+{
+	struct gh_jose_key *k = jwk_key(GH_JOSE_ES256, rfc7515_jwk);
+	json_t *claims = NULL, *hdr = NULL;
+	char *bad;
+
+	(void)state;
+	assert_int_equal(gh_jose_verify(k, rfc7515_jws, strlen(rfc7515_jws),
+	    &hdr, &claims), GH_OK);
+	assert_string_equal(json_string_value(json_object_get(claims, "iss")),
+	    "joe");
+	assert_int_equal(json_integer_value(json_object_get(claims, "exp")),
+	    1300819380);
+	json_decref(claims);
+	json_decref(hdr);
+	/* One flipped signature character. */
+	bad = strdup(rfc7515_jws);
+	bad[strlen(bad) - 3] = bad[strlen(bad) - 3] == 'A' ? 'B' : 'A';
+	assert_int_equal(gh_jose_verify(k, bad, strlen(bad), NULL, &claims),
+	    GH_ERR_DENIED);
+	assert_null(claims);
+	free(bad);
+	gh_jose_key_free(k);
+}
+
+static void
+test_rfc8037_ed25519_example_signature_is_good(void **state)
+{
+	struct gh_jose_key *k = jwk_key(GH_JOSE_EDDSA, rfc8037_jwk);
+	json_t *claims = NULL;
+	char *bad;
+
+	(void)state;
+	/* The signature passes; the payload is text, not claims. */
+	assert_int_equal(gh_jose_verify(k, rfc8037_jws, strlen(rfc8037_jws),
+	    NULL, &claims), GH_ERR_INVALID);
+	bad = strdup(rfc8037_jws);
+	bad[30] = bad[30] == 'x' ? 'y' : 'x';	/* inside the payload */
+	assert_int_equal(gh_jose_verify(k, bad, strlen(bad), NULL, &claims),
+	    GH_ERR_DENIED);
+	free(bad);
+	gh_jose_key_free(k);
+}
+
+static void
+roundtrip(enum gh_jose_alg alg)
+{
+	struct gh_jose_key *k = NULL, *pub = NULL, *again = NULL;
+	struct gh_buf pem;
+	json_t *claims = json_pack("{s:s, s:i}", "sub", "u1", "exp", 42);
+	json_t *jwk, *got = NULL, *hdr = NULL;
+	char *jws = NULL;
+
+	gh_buf_init(&pem, 16384, GH_BUF_SECRET);
+	assert_int_equal(gh_jose_key_generate(alg, &k), GH_OK);
+	assert_int_equal(gh_jose_sign(k, "kid1", "JWT", claims, &jws), GH_OK);
+	jwk = gh_jose_key_public_jwk(k, "kid1");
+	assert_non_null(jwk);
+	assert_null(json_object_get(jwk, "d"));
+	assert_string_equal(json_string_value(json_object_get(jwk, "alg")),
+	    gh_jose_alg_name(alg));
+	assert_int_equal(gh_jose_key_from_jwk(alg, jwk, &pub), GH_OK);
+	assert_int_equal(gh_jose_verify(pub, jws, strlen(jws), &hdr, &got),
+	    GH_OK);
+	assert_true(json_equal(got, claims));
+	assert_string_equal(json_string_value(json_object_get(hdr, "kid")),
+	    "kid1");
+	assert_string_equal(json_string_value(json_object_get(hdr, "typ")),
+	    "JWT");
+	json_decref(got);
+	json_decref(hdr);
+	/* PEM round trip signs verifiably too. */
+	assert_int_equal(gh_jose_key_private_pem(k, &pem), GH_OK);
+	assert_int_equal(gh_jose_key_from_pem(alg, pem.data, pem.len, &again),
+	    GH_OK);
+	free(jws);
+	assert_int_equal(gh_jose_sign(again, "kid1", NULL, claims, &jws),
+	    GH_OK);
+	assert_int_equal(gh_jose_verify(pub, jws, strlen(jws), NULL, &got),
+	    GH_OK);
+	json_decref(got);
+	free(jws);
+	json_decref(jwk);
+	json_decref(claims);
+	gh_buf_free(&pem);
+	gh_jose_key_free(k);
+	gh_jose_key_free(pub);
+	gh_jose_key_free(again);
+}
+
+static void
+test_each_alg_signs_and_verifies(void **state)
+{
+	(void)state;
+	roundtrip(GH_JOSE_ES256);
+	roundtrip(GH_JOSE_RS256);
+	roundtrip(GH_JOSE_EDDSA);
+}
+
+static char *
+b64(const char *s)
+{
+	char *o = malloc(gh_b64url_len(strlen(s)) + 1);
+
+	gh_b64url_encode((const uint8_t *)s, strlen(s), o);
+	return o;
+}
+
+/* A token with header text hdr, a valid payload and signature sig. */
+static char *
+forge(const char *hdr, const char *sig)
+{
+	char *h = b64(hdr), *p = b64("{\"sub\":\"x\"}");
+	char *out = malloc(strlen(h) + strlen(p) + strlen(sig) + 3);
+
+	sprintf(out, "%s.%s.%s", h, p, sig);
+	free(h);
+	free(p);
+	return out;
+}
+
+static void
+test_alg_none_and_unknown_algs_are_refused(void **state)
+{
+	struct gh_jose_key *k = jwk_key(GH_JOSE_ES256, rfc7515_jwk);
+	const char *hdrs[] = { "{\"alg\":\"none\"}", "{\"alg\":\"HS256\"}",
+	    "{\"alg\":\"es256\"}", "{}", "{\"alg\":1}", "[]", "nope",
+	    "{\"alg\":\"ES256\",\"alg\":\"ES256\"}" };
+	json_t *claims = NULL, *hdr = NULL;
+	char *t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof hdrs / sizeof *hdrs; i++) {
+		t = forge(hdrs[i], "AAAA");
+		assert_int_equal(gh_jose_header(t, strlen(t), &hdr),
+		    GH_ERR_INVALID);
+		assert_int_equal(gh_jose_verify(k, t, strlen(t), NULL,
+		    &claims), GH_ERR_INVALID);
+		assert_null(claims);
+		free(t);
+	}
+	gh_jose_key_free(k);
+}
+
+static void
+test_crit_is_refused(void **state)
+{
+	json_t *hdr = NULL;
+	char *t = forge("{\"alg\":\"ES256\",\"crit\":[\"exp\"],\"exp\":1}",
+	    "AAAA");
+
+	(void)state;
+	assert_int_equal(gh_jose_header(t, strlen(t), &hdr), GH_ERR_INVALID);
+	assert_null(hdr);
+	free(t);
+}
+
+static void
+test_key_confusion_is_refused(void **state)
+{
+	struct gh_jose_key *es = NULL, *rs = NULL, *ed = NULL, *x = NULL;
+	struct gh_buf pem;
+	json_t *claims = json_pack("{s:s}", "sub", "u"), *got = NULL, *jwk;
+	char *jws = NULL;
+
+	(void)state;
+	gh_buf_init(&pem, 16384, GH_BUF_SECRET);
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_ES256, &es), GH_OK);
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_RS256, &rs), GH_OK);
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_EDDSA, &ed), GH_OK);
+	assert_int_equal(gh_jose_sign(rs, "k", NULL, claims, &jws), GH_OK);
+	/* An RS256 token against ES256 and EdDSA keys. */
+	assert_int_equal(gh_jose_verify(es, jws, strlen(jws), NULL, &got),
+	    GH_ERR_DENIED);
+	assert_int_equal(gh_jose_verify(ed, jws, strlen(jws), NULL, &got),
+	    GH_ERR_DENIED);
+	assert_null(got);
+	/* A key of one type cannot be loaded for another alg. */
+	assert_int_equal(gh_jose_key_private_pem(es, &pem), GH_OK);
+	assert_int_equal(gh_jose_key_from_pem(GH_JOSE_RS256, pem.data,
+	    pem.len, &x), GH_ERR_INVALID);
+	assert_int_equal(gh_jose_key_from_pem(GH_JOSE_EDDSA, pem.data,
+	    pem.len, &x), GH_ERR_INVALID);
+	assert_null(x);
+	jwk = gh_jose_key_public_jwk(es, "k");
+	assert_int_equal(gh_jose_key_from_jwk(GH_JOSE_RS256, jwk, &x),
+	    GH_ERR_INVALID);
+	assert_int_equal(gh_jose_key_from_jwk(GH_JOSE_EDDSA, jwk, &x),
+	    GH_ERR_INVALID);
+	json_decref(jwk);
+	free(jws);
+	json_decref(claims);
+	gh_buf_free(&pem);
+	gh_jose_key_free(es);
+	gh_jose_key_free(rs);
+	gh_jose_key_free(ed);
+}
+
+static void
+test_unverified_claims_are_read_but_shape_is_checked(void **state)
+{
+	json_t *c = NULL;
+	char *t = forge("{\"alg\":\"none\"}", "AAAA");
+
+	(void)state;
+	assert_int_equal(gh_jose_claims_unverified(rfc7515_jws,
+	    strlen(rfc7515_jws), &c), GH_OK);
+	assert_string_equal(json_string_value(json_object_get(c, "iss")),
+	    "joe");
+	json_decref(c);
+	c = NULL;
+	assert_int_equal(gh_jose_claims_unverified(t, strlen(t), &c),
+	    GH_ERR_INVALID);
+	assert_null(c);
+	free(t);
+}
+
+static void
+test_malformed_and_oversized_tokens_are_refused(void **state)
+{
+	struct gh_jose_key *k = jwk_key(GH_JOSE_ES256, rfc7515_jwk);
+	const char *bad[] = { "", ".", "..", "a.b", "a.b.c.d",
+	    "eyJhbGciOiJFUzI1NiJ9..AAAA", "eyJhbGciOiJFUzI1NiJ9.e30.",
+	    "eyJhbGciOiJFUzI1NiJ9.e30.!!!!", "eyJhbGciOiJFUzI1NiJ9=.e30.AA" };
+	json_t *claims = NULL;
+	char *big;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_not_equal(gh_jose_verify(k, bad[i], strlen(bad[i]),
+		    NULL, &claims), GH_OK);
+	big = malloc(GH_JOSE_MAX_LEN + 2);
+	memset(big, 'A', GH_JOSE_MAX_LEN + 1);
+	big[10] = '.';
+	big[20] = '.';
+	big[GH_JOSE_MAX_LEN + 1] = '\0';
+	assert_int_equal(gh_jose_verify(k, big, strlen(big), NULL, &claims),
+	    GH_ERR_INVALID);
+	assert_null(claims);
+	free(big);
+	gh_jose_key_free(k);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc7515_es256_example_verifies),
+		cmocka_unit_test(
+		    test_rfc8037_ed25519_example_signature_is_good),
+		cmocka_unit_test(test_each_alg_signs_and_verifies),
+		cmocka_unit_test(test_alg_none_and_unknown_algs_are_refused),
+		cmocka_unit_test(test_crit_is_refused),
+		cmocka_unit_test(test_key_confusion_is_refused),
+		cmocka_unit_test(
+		    test_malformed_and_oversized_tokens_are_refused),
+		cmocka_unit_test(
+		    test_unverified_claims_are_read_but_shape_is_checked),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
