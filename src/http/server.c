@@ -1391,14 +1391,19 @@ gh_http_server_tls(const struct gh_http_server *srv)
 void
 gh_http_server_stop(struct gh_http_server *srv)
 {
-	MHD_socket fd = MHD_INVALID_SOCKET;
-
 	if (srv == NULL)
 		return;
-	if (srv->daemon != NULL)
-		fd = MHD_quiesce_daemon(srv->daemon);
-	/* Every suspended connection is resumed before the daemon stops:
-	 * MHD refuses to stop with suspended connections. */
+	/*
+	 * No MHD_quiesce_daemon here: with a thread pool and epoll, MHD
+	 * 0.9.75 races its own workers removing the listen socket from their
+	 * epoll sets and aborts the process when it loses ("Failed to remove
+	 * listen FD from epoll set"; an open MHD defect). The socket keeps
+	 * accepting until MHD_stop_daemon closes it; what arrives meanwhile
+	 * needing a worker or a long poll is answered 503.
+	 *
+	 * Every suspended connection is resumed before the daemon stops:
+	 * MHD refuses to stop with suspended connections.
+	 */
 	park_stop(srv);
 	pool_stop(srv);
 	/* Let MHD's threads send what the workers and long polls answered
@@ -1410,11 +1415,6 @@ gh_http_server_stop(struct gh_http_server *srv)
 	}
 	if (srv->daemon != NULL)
 		MHD_stop_daemon(srv->daemon);
-	/* Only now: MHD 0.9.75 with a thread pool and epoll still removes
-	 * the quiesced listen socket from its epoll sets while stopping,
-	 * and aborts if it was closed before. */
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	gh_http_metrics_free(srv->metrics);
 	free(srv->cert_pem);
 	gh_buf_free(&srv->key_pem);
