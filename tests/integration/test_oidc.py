@@ -640,7 +640,7 @@ def assertion(key, client_id, aud, **over):
     claims = {"iss": client_id, "sub": client_id, "aud": aud,
               "jti": secrets.token_hex(8), "exp": int(time.time()) + 120}
     claims.update(over)
-    t = jwt.JWT(header={"alg": "ES256", "kid": key.key_id}, claims=claims)
+    t = jwt.JWT(header={"alg": "ES256", "kid": key.get("kid")}, claims=claims)
     t.make_signed_token(key)
     return t.serialize()
 
