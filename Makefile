@@ -51,7 +51,8 @@ deps-run:
 
 # The browser tests' playwright-core (tests/browser/package-lock.json); it
 # drives Debian's chromium and never downloads a browser. The same lock holds
-# scimmy, the third-party SCIM implementation of test_scim_conformance.py.
+# scimmy, the third-party SCIM implementation of test_scim_conformance.py,
+# and openid-client, the relying party of test_oidc_client_npm.py.
 deps-test:
 	@scripts/install-deps.sh test
 	@npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

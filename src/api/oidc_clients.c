@@ -509,12 +509,52 @@ out:
 
 /* ---- client authentication ----------------------------------------------- */
 
+static int
+hex_nibble(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Undoes application/x-www-form-urlencoded in place (RFC 6749 2.3.1: the
+ * client id and secret are form-encoded before base64): "%XX" becomes the
+ * byte, '+' a space. False for a bad escape or an escaped NUL. */
+static bool
+form_unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '+') {
+			*d++ = ' ';
+		} else if (*s == '%') {
+			int hi = hex_nibble((unsigned char)s[1]);
+			int lo = hi < 0 ? -1 : hex_nibble((unsigned char)s[2]);
+
+			if (lo < 0 || (hi == 0 && lo == 0))
+				return false;
+			*d++ = (char)(hi << 4 | lo);
+			s += 2;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+	return true;
+}
+
 bool
 oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
     char *secret, size_t secret_cap)
 {
-	unsigned char dec[256];
-	const char *b64, *colon;
+	char dec[256];
+	const char *b64;
+	char *colon;
 	size_t n;
 	int len;
 
@@ -524,7 +564,8 @@ oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
 	n = strlen(b64);
 	if (n == 0 || n % 4 != 0 || n / 4 * 3 >= sizeof dec)
 		return false;
-	len = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
+	len = EVP_DecodeBlock((unsigned char *)dec, (const unsigned char *)b64,
+	    (int)n);
 	if (len < 0)
 		return false;
 	/* EVP_DecodeBlock counts the padding as bytes. */
@@ -534,8 +575,11 @@ oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
 		len--;
 	dec[len] = '\0';
 	colon = memchr(dec, ':', (size_t)len);
-	if (colon == NULL || (size_t)(colon - (char *)dec) != GH_ID_LEN ||
-	    strlen(colon + 1) >= secret_cap || memchr(dec, '\0', (size_t)len))
+	if (colon == NULL || memchr(dec, '\0', (size_t)len))
+		goto fail;
+	*colon = '\0';
+	if (!form_unescape(dec) || !form_unescape(colon + 1) ||
+	    strlen(dec) != GH_ID_LEN || strlen(colon + 1) >= secret_cap)
 		goto fail;
 	memcpy(id, dec, GH_ID_LEN);
 	id[GH_ID_LEN] = '\0';

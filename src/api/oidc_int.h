@@ -67,7 +67,8 @@ bool oidc_client_auth(struct api_ctx *ctx, struct oidc_client *out);
 /* Pure parsers of untrusted bytes (fuzz/fuzz_oidc_request.c): */
 /* Splits an Authorization value "Basic base64(id:secret)" into the client
  * id (exactly GH_ID_LEN characters) and the secret (shorter than
- * secret_cap); false for anything else. The caller wipes secret. */
+ * secret_cap), each form-decoded (RFC 6749 2.3.1); false for anything
+ * else. The caller wipes secret. */
 bool oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
     char *secret, size_t secret_cap);
 /* An absolute http(s) URI without a fragment, of printable ASCII, at most

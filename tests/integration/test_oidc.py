@@ -636,6 +636,38 @@ def test_client_authentication_and_grant_errors(server, admin, oidc):
     assert r.json()["error"] == "unauthorized_client"
 
 
+def test_basic_credentials_are_form_decoded(server, admin):
+    """RFC 6749 2.3.1: client_secret_basic form-encodes the id and secret
+    before base64 (openid-client does, escaping even '-' and '_'); plain
+    values keep working; bad escapes are refused."""
+    import requests
+    c = Client(server, admin)
+    url = issuer(server) + "/oidc/token"
+    cc = {"grant_type": "client_credentials"}
+
+    def basic(user, password):
+        raw = f"{user}:{password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+    def every_byte(s):
+        return "".join(f"%{ord(ch):02X}" for ch in s)
+
+    for user, password in [(c.id, c.secret),
+                           (every_byte(c.id), every_byte(c.secret)),
+                           (c.id, c.secret.replace("-", "%2D")
+                            .replace("_", "%5f"))]:
+        r = requests.post(url, data=cc, headers=basic(user, password),
+                          timeout=30)
+        assert r.status_code == 200, (user, password, r.text)
+    for user, password in [(c.id, c.secret + "%"), (c.id, c.secret + "%zz"),
+                           (c.id, c.secret + "%00"), (c.id + "%", c.secret),
+                           (c.id, c.secret + "+")]:
+        r = requests.post(url, data=cc, headers=basic(user, password),
+                          timeout=30)
+        assert r.status_code == 401, (user, password, r.text)
+        assert r.json()["error"] == "invalid_client"
+
+
 def assertion(key, client_id, aud, **over):
     claims = {"iss": client_id, "sub": client_id, "aud": aud,
               "jti": secrets.token_hex(8), "exp": int(time.time()) + 120}
