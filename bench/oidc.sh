@@ -47,34 +47,7 @@ for _ in $(seq 100); do
 done
 
 # A confidential client with client_credentials, its secret and a token.
-read -r CID SECRET TOKEN < <("$PY" - "$PORT" "$PASSWORD" <<'PYEOF'
-import json, sys, urllib.request, base64
-port, pw = sys.argv[1], sys.argv[2]
-base = f"http://127.0.0.1:{port}/o/acme"
-def call(method, path, body=None, headers=None, form=None):
-    data = json.dumps(body).encode() if body is not None else form
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers=headers or {})
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req) as r:
-        return r.headers, r.read()
-h, b = call("POST", "/api/v1/session", {"username": "admin", "password": pw})
-cookie = h["Set-Cookie"].split(";")[0]
-auth = {"Cookie": cookie, "X-CSRF-Token": json.loads(b)["csrf_token"]}
-_, b = call("POST", "/api/v1/apps", {"name": "bench", "kind": "oidc"}, auth)
-cid = json.loads(b)["id"]
-call("PUT", f"/api/v1/apps/{cid}/oidc", {"redirect_uris": ["https://rp.example/cb"],
-     "grant_types": ["client_credentials"]}, auth)
-_, b = call("POST", f"/api/v1/apps/{cid}/oidc/secret", None, auth)
-secret = json.loads(b)["client_secret"]
-basic = base64.b64encode(f"{cid}:{secret}".encode()).decode()
-_, b = call("POST", "/oidc/token", headers={"Authorization": "Basic " + basic,
-            "Content-Type": "application/x-www-form-urlencoded"},
-            form=b"grant_type=client_credentials")
-print(cid, secret, json.loads(b)["access_token"])
-PYEOF
-)
+read -r CID SECRET TOKEN < <("$PY" "$HERE/oidc_client.py" "$PORT" acme "$PASSWORD")
 BASIC=$(printf '%s:%s' "$CID" "$SECRET" | base64 -w0)
 
 run() { # NAME PATH FORM
@@ -85,6 +58,7 @@ run() { # NAME PATH FORM
 		"http://127.0.0.1:$PORT/o/acme$2" >"$WORK/$1.txt" 2>&1 || true
 	local line
 	line=$(grep '^BENCH ' "$WORK/$1.txt") || { cat "$WORK/$1.txt" >&2; exit 1; }
+	# shellcheck disable=SC2034 # requests and seconds are set by the eval, unused
 	local requests seconds rps p50_us p99_us status_errors socket_errors
 	eval "${line#BENCH }"
 	printf '%-44s %10s req/s  p50 %6.2f ms  p99 %6.2f ms  errors %s\n' \

@@ -3,7 +3,9 @@
 #
 # Measures, on this machine and in this one run, Gatehouse against the
 # ceilings it is compared to (a bare libmicrohttpd server; cores / the time
-# of one argon2id hash), and prints one table. Nothing is compared across
+# of one argon2id hash; oidc-provider from npm, installed into bench/peer/
+# from its lock file and started by bench/peer/provider.mjs, for the OIDC
+# scenarios), and prints one table. Nothing is compared across
 # machines. Raw results (wrk outputs, timings, server logs, the table) go to
 # bench/results/<UTC timestamp>/.
 #
@@ -53,7 +55,7 @@ export GATEHOUSE_LOCKOUT_FAILURES=0
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for tool in wrk gcc pkg-config curl "$PY"; do
+for tool in wrk gcc pkg-config curl node npm "$PY"; do
 	command -v "$tool" >/dev/null || die "$tool is missing (make bench installs it)"
 done
 [ -x "$GH_BIN" ] || die "$GH_BIN is not built (make bench builds it)"
@@ -171,6 +173,29 @@ sign_in() {
 		-d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" \
 		"http://127.0.0.1:$1/o/$ORG/api/v1/session" |
 		tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: gh_session=\([^;]*\).*/\1/p' | head -1
+}
+
+# jwt_alg TOKEN: the alg of a JWT's header.
+jwt_alg() {
+	"$PY" -c 'import base64, json, sys
+h = sys.argv[1].split(".")[0]
+print(json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["alg"])' "$1"
+}
+
+# peer_install: oidc-provider (the OIDC peer) from bench/peer's lock file,
+# unless node_modules already holds the locked version.
+PEER_DIR=$HERE/peer
+peer_install() {
+	local want have
+	want=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/oidc-provider"]["version"])' \
+		"$PEER_DIR/package-lock.json")
+	have=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
+		"$PEER_DIR/node_modules/oidc-provider/package.json" 2>/dev/null || true)
+	if [ "$want" != "$have" ]; then
+		log "installing the OIDC peer: oidc-provider $want (npm ci --prefix bench/peer)"
+		npm ci --prefix "$PEER_DIR" --no-audit --no-fund --loglevel=error >&2 ||
+			die "npm ci --prefix bench/peer failed"
+	fi
 }
 
 # touch_orgs PORT SLUG...: one unauthenticated /me per organisation (401),
@@ -303,8 +328,59 @@ record argon2_ms_before "$A_BEFORE"
 record argon2_ms_after "$A_AFTER"
 record signin_sessions_created "$((SESSIONS_AFTER - SESSIONS_BEFORE))"
 record load_hwm_kb "$(status_kb "$GH_PID" VmHWM)"
+
+# ---- OpenID Connect: Gatehouse, then the oidc-provider (npm) peer --------------------
+#
+# Same server (1 organisation): discovery, then a confidential client's
+# client_credentials issuance (JWT access tokens, ES256) and introspection
+# of one such token, client_secret_basic on every request.
+
+run_wrk discovery "$GH_PID" "http://127.0.0.1:$PORT/o/$ORG/.well-known/openid-configuration" ""
+read -r CID SECRET TOKEN < <("$PY" "$HERE/oidc_client.py" "$PORT" "$ORG" "$PASSWORD") ||
+	die "OIDC client setup failed; see $OUT/server-org1.log"
+[ -n "$TOKEN" ] || die "OIDC client setup printed no access token"
+record oidc_alg "$(jwt_alg "$TOKEN")"
+BASIC=$(printf '%s:%s' "$CID" "$SECRET" | base64 -w0)
+export BENCH_FORM="grant_type=client_credentials"
+run_wrk cc "$GH_PID" "http://127.0.0.1:$PORT/o/$ORG/oidc/token" oidc_form.lua \
+	-H "Authorization: Basic $BASIC"
+export BENCH_FORM="token=$TOKEN"
+run_wrk introspect "$GH_PID" "http://127.0.0.1:$PORT/o/$ORG/oidc/introspect" oidc_form.lua \
+	-H "Authorization: Basic $BASIC"
 curl -sf "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics-org1.txt" || true
 stop "$GH_PID"
+
+peer_install
+PEER_PORT=$(free_port)
+PEER_ID=bench-peer
+PEER_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+node "$PEER_DIR/provider.mjs" "$PEER_PORT" "$PEER_ID" "$PEER_SECRET" >"$OUT/peer.log" 2>&1 &
+PEER_PID=$!
+PIDS+=("$PEER_PID")
+wait_200 "$PEER_PORT" /.well-known/openid-configuration ||
+	die "oidc-provider did not start; see $OUT/peer.log"
+record peer_version "$(node -p 'require(process.argv[1]).version' "$PEER_DIR/node_modules/oidc-provider/package.json")"
+BASIC=$(printf '%s:%s' "$PEER_ID" "$PEER_SECRET" | base64 -w0)
+# oidc-provider refuses to introspect JWT access tokens: its introspection
+# is measured on an opaque token (provider.mjs's second resource server).
+PEER_TOKEN=$(curl -sf -H "Authorization: Basic $BASIC" \
+	-d grant_type=client_credentials -d resource=urn:gatehouse-bench:opaque \
+	"http://127.0.0.1:$PEER_PORT/token" |
+	"$PY" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+	die "oidc-provider issued no token; see $OUT/peer.log"
+PEER_JWT=$(curl -sf -H "Authorization: Basic $BASIC" -d grant_type=client_credentials \
+	"http://127.0.0.1:$PEER_PORT/token" |
+	"$PY" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+	die "oidc-provider issued no JWT; see $OUT/peer.log"
+record peer_alg "$(jwt_alg "$PEER_JWT")"
+export BENCH_FORM="grant_type=client_credentials"
+run_wrk peer_cc "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" oidc_form.lua \
+	-H "Authorization: Basic $BASIC"
+export BENCH_FORM="token=$PEER_TOKEN"
+run_wrk peer_introspect "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token/introspection" oidc_form.lua \
+	-H "Authorization: Basic $BASIC"
+unset BENCH_FORM
+stop "$PEER_PID"
 
 # ---- cold start ---------------------------------------------------------------------
 
