@@ -187,7 +187,7 @@ def main():
         f"ceiling {rps(ceiling)} req/s; {peer} {rps(p_in)} req/s "
         "(opaque token: it cannot introspect JWTs)",
         ("-" if ratio is None else f"{ratio:.0%}") +
-        ("" if vs_peer is None else f"; {vs_peer:.1f}x peer"),
+        ("" if vs_peer is None else f"; {vs_peer:.2f}x peer"),
         verdict(None if ratio is None else ratio >= 0.70,
                 ">= 70 % of ceiling")])
 
@@ -197,7 +197,7 @@ def main():
                          f"/o/acme/oidc/token, JWT {m.get('oidc_alg', '?')},"
                          " client_secret_basic)") + [
         f"{peer} {rps(p_cc)} req/s (JWT {m.get('peer_alg', '?')})",
-        "-" if ratio is None else f"{ratio:.1f}x",
+        "-" if ratio is None else f"{ratio:.2f}x",
         verdict(None if ratio is None else ratio >= 10,
                 ">= 10x oidc-provider")])
     rows.append(load_row("peer_cc", f"{peer}: client-credentials "
