@@ -256,6 +256,7 @@ gh_err policy_sessions_trim(struct api_ctx *ctx, const char *user_id,
     int64_t max) GH_MUST_CHECK;
 gh_err routes_rbac(struct gh_http_router *r);
 gh_err routes_scim(struct gh_http_router *r);
+gh_err routes_scim_tokens(struct gh_http_router *r);
 gh_err routes_oidc(struct gh_http_router *r);
 gh_err routes_oidc_admin(struct gh_http_router *r);
 

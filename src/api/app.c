@@ -91,6 +91,8 @@ gh_api_routes(struct gh_http_router *r)
 	if (err == GH_OK)
 		err = routes_scim(r);
 	if (err == GH_OK)
+		err = routes_scim_tokens(r);
+	if (err == GH_OK)
 		err = routes_oidc(r);
 	return err;
 }

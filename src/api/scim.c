@@ -6,9 +6,9 @@
  * primary e-mail, active = state) and custom attributes (externalId, name
  * parts and the enterprise extension; see attr_map), groups to groups.
  *
- * Callers present an API token of an active owner or admin as a bearer
- * token; sessions are not accepted. Every write is audited as that token
- * in the transaction of the change.
+ * Callers present a SCIM token (scim_tokens.c) or an API token of an
+ * active owner or admin as a bearer token; sessions are not accepted.
+ * Every write is audited as that token in the transaction of the change.
  *
  * Untrusted input: bodies, filters, paths, ids and headers from
  * provisioning clients (parsed by src/scim, bounded). Secrets: the bearer
@@ -1718,138 +1718,6 @@ h_schemas(void *app, struct gh_http_req *req)
 	ctx_close(&ctx);
 }
 
-/* ---- SCIM tokens (admin API) ------------------------------------------- */
-
-static json_t *
-scim_token_json(const struct gh_scim_token *t)
-{
-	char created[25], expires[25], used[25];
-
-	gh_time_rfc3339(t->created_at, created);
-	gh_time_rfc3339(t->expires_at, expires);
-	gh_time_rfc3339(t->last_used_at, used);
-	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:o}", "id", t->id, "name",
-	    t->name, "created_by", t->created_by[0] ?
-	    json_string(t->created_by) : json_null(), "created_at", created,
-	    "expires_at", expires, "last_used_at", t->last_used_at > 0 ?
-	    json_string(used) : json_null());
-}
-
-static void
-h_scim_tokens_create(void *app, struct gh_http_req *req)
-{
-	static const char *const keys[] = { "name", "expires_in_days", NULL };
-	char secret[GH_SCIM_TOKEN_LEN + 1];
-	struct gh_scim_token t;
-	const char *name = NULL;
-	json_int_t days = 365;
-	struct api_ctx ctx;
-	json_t *body, *v, *out, *changes;
-	gh_err err;
-
-	if (!ctx_open_perm(app, req, &ctx, "scim.write"))
-		return;
-	body = body_object(req, keys);
-	if (body == NULL || !member_str(req, body, "name", &name))
-		goto out;
-	v = json_object_get(body, "expires_in_days");
-	if (v != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > 731) {
-			respond_invalid(req, "expires_in_days: an integer from "
-			    "1 to 731");
-			goto out;
-		}
-		days = json_integer_value(v);
-	}
-	if (name == NULL || name[0] == '\0' ||
-	    strlen(name) > GH_SCIM_TOKEN_NAME_MAX ||
-	    !gh_identity_display_name_valid(name)) {
-		respond_invalid(req, "name: required, 1 to 64 bytes of text");
-		goto out;
-	}
-	err = gh_db_begin(ctx.db);
-	if (err == GH_OK)
-		err = gh_scim_token_create(ctx.db, name, ctx.user.id,
-		    gh_now_ms() + (int64_t)days * 86400000, secret, &t);
-	if (err == GH_OK) {
-		changes = json_pack("{s:s, s:I}", "name", name,
-		    "expires_in_days", days);
-		err = gh_audit_append(ctx.db, &ctx.actor, "scim_token.create",
-		    "scim_token", t.id, changes);
-		json_decref(changes);
-	}
-	if (finish(&ctx, err)) {
-		out = scim_token_json(&t);
-		json_object_set_new(out, "token", json_string(secret));
-		gh_http_respond_json(req, 201, out);
-	}
-	gh_wipe(secret, sizeof secret);
-out:
-	json_decref(body);
-	ctx_close(&ctx);
-}
-
-static void
-collect_scim_token(const struct gh_scim_token *t, void *arg)
-{
-	json_array_append_new(arg, scim_token_json(t));
-}
-
-static void
-h_scim_tokens_list(void *app, struct gh_http_req *req)
-{
-	struct api_ctx ctx;
-	json_t *arr;
-	gh_err err;
-
-	if (!ctx_open_perm(app, req, &ctx, "scim.write"))
-		return;
-	arr = json_array();
-	err = arr ? gh_scim_token_list(ctx.db, collect_scim_token, arr) :
-	    GH_ERR_NOMEM;
-	if (err != GH_OK) {
-		json_decref(arr);
-		respond_err(req, err);
-	} else {
-		gh_http_respond_json(req, 200, json_pack("{s:o}",
-		    "scim_tokens", arr));
-	}
-	ctx_close(&ctx);
-}
-
-static void
-h_scim_tokens_delete(void *app, struct gh_http_req *req)
-{
-	const char *id = gh_http_req_param(req, "id");
-	char name[GH_SCIM_TOKEN_NAME_MAX + 1];
-	struct api_ctx ctx;
-	json_t *changes;
-	gh_err err;
-
-	if (!ctx_open_perm(app, req, &ctx, "scim.write"))
-		return;
-	err = gh_db_begin(ctx.db);
-	if (err == GH_OK)
-		err = gh_scim_token_revoke(ctx.db, id, name);
-	if (err == GH_ERR_NOTFOUND) {
-		gh_db_rollback(ctx.db);
-		gh_http_respond_error(req, 404, "not_found",
-		    "No such SCIM token.");
-		goto out;
-	}
-	if (err == GH_OK) {
-		changes = json_pack("{s:s}", "name", name);
-		err = gh_audit_append(ctx.db, &ctx.actor, "scim_token.revoke",
-		    "scim_token", id, changes);
-		json_decref(changes);
-	}
-	if (finish(&ctx, err))
-		gh_http_respond(req, 204, NULL, NULL, 0);
-out:
-	ctx_close(&ctx);
-}
-
 /* One entry of a discovery list by its id; 404 when none. */
 static void
 discovery_one(void *app, struct gh_http_req *req, json_t *(*all)(void))
@@ -1909,10 +1777,6 @@ routes_scim(struct gh_http_router *r)
 		{ "PUT", "/o/{org}/scim/v2/Groups/{id}", h_group_put },
 		{ "PATCH", "/o/{org}/scim/v2/Groups/{id}", h_group_patch },
 		{ "DELETE", "/o/{org}/scim/v2/Groups/{id}", h_group_delete },
-		{ "POST", "/o/{org}/api/v1/scim-tokens", h_scim_tokens_create },
-		{ "GET", "/o/{org}/api/v1/scim-tokens", h_scim_tokens_list },
-		{ "DELETE", "/o/{org}/api/v1/scim-tokens/{id}",
-		    h_scim_tokens_delete },
 	};
 
 	return gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
