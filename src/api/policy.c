@@ -66,8 +66,8 @@ org_fallback(struct api_ctx *ctx, json_t **out)
 	return *out != NULL ? GH_OK : GH_ERR_NOMEM;
 }
 
-/* The effective policy of user_id without the org fallback (what the
- * enforcement needs); view_out may be NULL. */
+/* The typed effective policy of user_id without the org fallback (what
+ * the enforcement needs); the JSON view it is read from is dropped. */
 static gh_err
 effective_of(struct api_ctx *ctx, const char *user_id,
     struct gh_policy_eff *e)
