@@ -1,8 +1,9 @@
 /*
  * scim.c: SCIM 2.0 (RFC 7643/7644) at /o/{org}/scim/v2/: discovery
- * (ServiceProviderConfig, ResourceTypes, Schemas), Users and Groups with
- * list (filter, paging), create, replace, PATCH and delete, weak ETags and
- * If-Match. Users map to the org's users (userName, displayName, the
+ * (ServiceProviderConfig, ResourceTypes, Schemas), Users with list (filter,
+ * paging), create, replace, PATCH and delete, weak ETags and If-Match, and
+ * what Groups (scim_groups.c) shares: responses, authentication, meta and
+ * lists. Users map to the org's users (userName, displayName, the
  * primary e-mail, active = state) and custom attributes (externalId, name
  * parts and the enterprise extension; see attr_map), groups to groups.
  *
@@ -15,8 +16,7 @@
  * token (checked by its digest in src/auth, never logged). SCIM passwords
  * are refused, never stored.
  */
-#include "api/api_int.h"
-#include "scim/scim.h"
+#include "api/scim_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,14 +25,12 @@
 #include <string.h>
 #include <strings.h>
 
-#define SCIM_CT "application/scim+json"
 #define SCIM_COUNT_MAX 200	/* largest page */
 #define SCIM_SCAN_MAX 5000	/* resources a non-indexed filter may scan */
-#define SCIM_MEMBERS_MAX 10000	/* members of a group in one resource */
 
 /* ---- responses --------------------------------------------------------- */
 
-static void
+void
 scim_respond(struct gh_http_req *req, unsigned status, json_t *body)
 {
 	char *s = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -47,11 +45,7 @@ scim_respond(struct gh_http_req *req, unsigned status, json_t *body)
 }
 
 /* {"schemas": [Error], "status": "400", "scimType": type, "detail": d} */
-static void
-scim_error(struct gh_http_req *req, unsigned status, const char *type,
-    const char *fmt, ...) GH_PRINTF(4, 5);
-
-static void
+void
 scim_error(struct gh_http_req *req, unsigned status, const char *type,
     const char *fmt, ...)
 {
@@ -70,7 +64,7 @@ scim_error(struct gh_http_req *req, unsigned status, const char *type,
 	scim_respond(req, status, body);
 }
 
-static void
+void
 scim_err(struct gh_http_req *req, gh_err err)
 {
 	switch (err) {
@@ -106,7 +100,7 @@ scim_err(struct gh_http_req *req, gh_err err)
 }
 
 /* Commits (or rolls back and answers); true when committed. */
-static bool
+bool
 scim_finish(struct api_ctx *ctx, gh_err err)
 {
 	if (err == GH_OK)
@@ -122,7 +116,7 @@ scim_finish(struct api_ctx *ctx, gh_err err)
 
 /* ctx_open, then the bearer token: a SCIM token, or an API token of an
  * active owner or admin. On failure it has answered and closed. */
-static bool
+bool
 scim_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
 {
 	struct gh_scim_token st;
@@ -186,7 +180,7 @@ fail:
 }
 
 /* The JSON body (application/json or application/scim+json). */
-static json_t *
+json_t *
 scim_body(struct gh_http_req *req)
 {
 	char msg[200];
@@ -201,8 +195,8 @@ scim_body(struct gh_http_req *req)
 
 /* ---- meta and versions ------------------------------------------------- */
 
-static void
-location(struct api_ctx *ctx, const char *kind, const char *id,
+void
+scim_location(struct api_ctx *ctx, const char *kind, const char *id,
     char out[static 512])
 {
 	snprintf(out, 512, "/o/%s/scim/v2/%s/%s", ctx->org.slug, kind, id);
@@ -210,8 +204,8 @@ location(struct api_ctx *ctx, const char *kind, const char *id,
 
 /* Adds meta to r: the version is a digest of everything else, so any
  * change to what a client sees changes it. */
-static gh_err
-add_meta(struct api_ctx *ctx, json_t *r, const char *type, const char *kind,
+gh_err
+scim_add_meta(struct api_ctx *ctx, json_t *r, const char *type, const char *kind,
     const char *id, int64_t created, int64_t updated)
 {
 	uint8_t md[GH_SHA256_LEN];
@@ -226,7 +220,7 @@ add_meta(struct api_ctx *ctx, json_t *r, const char *type, const char *kind,
 	free(s);
 	gh_hex_encode(md, 10, hex);
 	snprintf(ver, sizeof ver, "W/\"%s\"", hex);
-	location(ctx, kind, id, loc);
+	scim_location(ctx, kind, id, loc);
 	gh_time_rfc3339(created, c);
 	gh_time_rfc3339(updated, u);
 	if (json_object_set_new(r, "meta", json_pack("{s:s, s:s, s:s, s:s, "
@@ -245,8 +239,8 @@ version_of(json_t *r)
 
 /* If-Match: true when absent, "*" or naming the current version;
  * otherwise answers 412 and returns false. */
-static bool
-if_match(struct api_ctx *ctx, json_t *current)
+bool
+scim_if_match(struct api_ctx *ctx, json_t *current)
 {
 	const char *im = gh_http_req_header(ctx->req, "If-Match");
 	const char *v = version_of(current);
@@ -260,8 +254,8 @@ if_match(struct api_ctx *ctx, json_t *current)
 }
 
 /* Answers status with r, its ETag and (for 201) Location. */
-static void
-respond_resource(struct api_ctx *ctx, unsigned status, json_t *r)
+void
+scim_respond_resource(struct api_ctx *ctx, unsigned status, json_t *r)
 {
 	json_t *meta = json_object_get(r, "meta");
 	const char *v = version_of(r);
@@ -359,7 +353,7 @@ user_resource(struct api_ctx *ctx, const struct gh_user *u, json_t **out)
 	    json_object_size(ent) > 0)
 		json_array_append_new(json_object_get(r, "schemas"),
 		    json_string(GH_SCIM_SCHEMA_ENTERPRISE));
-	err = add_meta(ctx, r, "User", "Users", u->id, u->created_at,
+	err = scim_add_meta(ctx, r, "User", "Users", u->id, u->created_at,
 	    u->updated_at);
 	if (err != GH_OK) {
 		json_decref(r);
@@ -608,8 +602,8 @@ may_change(struct api_ctx *ctx, const struct gh_user *u, bool removing)
 	return true;
 }
 
-static void
-diff_str(json_t *changes, const char *field, const char *from, const char *to)
+void
+scim_diff_str(json_t *changes, const char *field, const char *from, const char *to)
 {
 	if (strcmp(from, to) != 0)
 		json_object_set_new(changes, field, json_pack("{s:s, s:s}",
@@ -643,10 +637,10 @@ user_replace(struct api_ctx *ctx, struct gh_user *u, struct scim_user *su)
 	disable = strcmp(before.state, "active") == 0 && !su->active;
 	if (!may_change(ctx, &before, disable))
 		goto out;
-	diff_str(changes, "email", before.email, u->email);
-	diff_str(changes, "display_name", before.display_name,
+	scim_diff_str(changes, "email", before.email, u->email);
+	scim_diff_str(changes, "display_name", before.display_name,
 	    u->display_name);
-	diff_str(changes, "state", before.state, u->state);
+	scim_diff_str(changes, "state", before.state, u->state);
 	err = attrs_put(ctx, u->id, su->attrs, false, changes);
 	if (err == GH_ERR_INVALID)
 		goto out;
@@ -675,7 +669,7 @@ user_replace(struct api_ctx *ctx, struct gh_user *u, struct scim_user *su)
 	if (err == GH_OK)
 		err = user_resource(ctx, u, &r);
 	if (scim_finish(ctx, err)) {
-		respond_resource(ctx, 200, r);
+		scim_respond_resource(ctx, 200, r);
 		r = NULL;
 	}
 out:
@@ -702,7 +696,7 @@ h_user_get(void *app, struct gh_http_req *req)
 	if (err != GH_OK)
 		scim_err(req, err);
 	else
-		respond_resource(&ctx, 200, r);
+		scim_respond_resource(&ctx, 200, r);
 	gh_wipe(&u, sizeof u);
 	ctx_close(&ctx);
 }
@@ -759,7 +753,7 @@ h_users_create(void *app, struct gh_http_req *req)
 	if (err == GH_OK)
 		err = user_resource(&ctx, &u, &r);
 	if (scim_finish(&ctx, err)) {
-		respond_resource(&ctx, 201, r);
+		scim_respond_resource(&ctx, 201, r);
 		r = NULL;
 	}
 out:
@@ -797,7 +791,7 @@ user_write(void *app, struct gh_http_req *req, bool patch)
 		scim_finish(&ctx, err);
 		goto out;
 	}
-	if (!if_match(&ctx, cur)) {
+	if (!scim_if_match(&ctx, cur)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -863,7 +857,7 @@ h_user_delete(void *app, struct gh_http_req *req)
 		scim_finish(&ctx, err);
 		goto out;
 	}
-	if (!if_match(&ctx, cur)) {
+	if (!scim_if_match(&ctx, cur)) {
 		gh_db_rollback(ctx.db);
 		goto out;
 	}
@@ -885,13 +879,6 @@ out:
 }
 
 /* ---- lists ------------------------------------------------------------- */
-
-struct page {
-	int64_t start;		/* 1-based */
-	int64_t count;
-	struct gh_scim_filter *filter;
-	bool no_members;	/* excludedAttributes=members */
-};
 
 static bool
 query_num(struct gh_http_req *req, const char *name, int64_t def,
@@ -917,8 +904,8 @@ query_num(struct gh_http_req *req, const char *name, int64_t def,
 
 /* Reads filter, startIndex and count (RFC 7644 section 3.4.2.4: below 1
  * means 1, a negative count means 0; count is capped). */
-static bool
-page_read(struct gh_http_req *req, struct page *pg)
+bool
+scim_page_read(struct gh_http_req *req, struct scim_page *pg)
 {
 	const char *f = gh_http_req_query(req, "filter");
 	const char *ex = gh_http_req_query(req, "excludedAttributes");
@@ -980,11 +967,8 @@ ids_page(struct gh_db *db, const char *table, int64_t offset, int64_t limit,
 	return err;
 }
 
-typedef gh_err (*resource_fn)(struct api_ctx *ctx, const char *id,
-    bool members, json_t **out);
-
 static void
-respond_list(struct api_ctx *ctx, const struct page *pg, json_t *items,
+respond_list(struct api_ctx *ctx, const struct scim_page *pg, json_t *items,
     int64_t total)
 {
 	scim_respond(ctx->req, 200, json_pack("{s:[s], s:I, s:I, s:I, s:O}",
@@ -999,9 +983,9 @@ respond_list(struct api_ctx *ctx, const struct page *pg, json_t *items,
  * matches nothing) or a scan of at most SCIM_SCAN_MAX resources filtered
  * in memory.
  */
-static void
-list(struct api_ctx *ctx, const struct page *pg, const char *table,
-    resource_fn fn, const char *fast)
+void
+scim_list(struct api_ctx *ctx, const struct scim_page *pg, const char *table,
+    scim_resource_fn fn, const char *fast)
 {
 	json_t *ids = json_array(), *items = json_array(), *r;
 	int64_t total = 0, matched = 0;
@@ -1078,14 +1062,14 @@ static void
 h_users_list(void *app, struct gh_http_req *req)
 {
 	struct api_ctx ctx;
-	struct page pg;
+	struct scim_page pg;
 	struct gh_user u;
 	const char *name, *fast = NULL;
 	gh_err err;
 
 	if (!scim_open(app, req, &ctx))
 		return;
-	if (!page_read(req, &pg))
+	if (!scim_page_read(req, &pg))
 		goto out;
 	/* userName eq "x", what the clients ask before each create, is a
 	 * lookup by the unique username index. */
@@ -1098,507 +1082,8 @@ h_users_list(void *app, struct gh_http_req *req)
 		}
 		fast = err == GH_OK ? u.id : "";
 	}
-	list(&ctx, &pg, "users", user_resource_by_id, fast);
+	scim_list(&ctx, &pg, "users", user_resource_by_id, fast);
 	gh_wipe(&u, sizeof u);
-out:
-	gh_scim_filter_free(pg.filter);
-	ctx_close(&ctx);
-}
-
-/* ---- groups ------------------------------------------------------------ */
-
-static gh_err
-group_members(struct api_ctx *ctx, const char *group_id, json_t *out)
-{
-	char *cursor = NULL, *next = NULL, loc[512];
-	json_t *page = NULL, *m;
-	size_t i;
-	gh_err err;
-
-	do {
-		err = gh_identity_group_member_list(ctx->db, group_id, cursor,
-		    GH_USER_LIST_MAX, &page, &next);
-		free(cursor);
-		cursor = next;
-		next = NULL;
-		json_array_foreach(page, i, m) {
-			const char *id = json_string_value(json_object_get(m,
-			    "id"));
-
-			if (err != GH_OK || id == NULL)
-				break;
-			location(ctx, "Users", id, loc);
-			if (json_array_append_new(out, json_pack("{s:s, s:O?, "
-			    "s:s, s:s}", "value", id, "display",
-			    json_object_get(m, "username"), "type", "User",
-			    "$ref", loc)) != 0)
-				err = GH_ERR_NOMEM;
-		}
-		json_decref(page);
-		page = NULL;
-		if (err == GH_OK && json_array_size(out) > SCIM_MEMBERS_MAX)
-			err = GH_ERR_LIMIT;
-	} while (err == GH_OK && cursor != NULL);
-	free(cursor);
-	return err;
-}
-
-static gh_err
-group_resource(struct api_ctx *ctx, const struct gh_group *g, json_t **out)
-{
-	char ext[GH_SCIM_EXTERNAL_ID_MAX + 1];
-	json_t *r, *members;
-	gh_err err;
-
-	*out = NULL;
-	r = json_pack("{s:[s], s:s, s:s, s:[]}", "schemas",
-	    GH_SCIM_SCHEMA_GROUP, "id", g->id, "displayName", g->name,
-	    "members");
-	if (r == NULL)
-		return GH_ERR_NOMEM;
-	members = json_object_get(r, "members");
-	err = gh_scim_group_external_id_get(ctx->db, g->id, ext);
-	if (err == GH_OK && ext[0] != '\0' &&
-	    json_object_set_new(r, "externalId", json_string(ext)) != 0)
-		err = GH_ERR_NOMEM;
-	if (err == GH_OK)
-		err = group_members(ctx, g->id, members);
-	if (err == GH_OK)
-		err = add_meta(ctx, r, "Group", "Groups", g->id, g->created_at,
-		    g->updated_at);
-	if (err != GH_OK) {
-		json_decref(r);
-		return err;
-	}
-	*out = r;
-	return GH_OK;
-}
-
-static gh_err
-group_resource_by_id(struct api_ctx *ctx, const char *id, bool members,
-    json_t **out)
-{
-	struct gh_group g;
-	gh_err err;
-
-	(void)members;
-	err = gh_identity_group_get(ctx->db, id, &g);
-	if (err == GH_OK)
-		err = group_resource(ctx, &g, out);
-	return err;
-}
-
-/* The member ids of a client's group resource; answers 400 and returns
- * NULL when malformed. */
-static json_t *
-member_ids(struct api_ctx *ctx, json_t *r)
-{
-	json_t *m = gh_scim_get_ci(r, "members"), *ids = json_object(), *e;
-	const char *id;
-	size_t i;
-
-	if (ids == NULL)
-		return NULL;
-	if (m != NULL && !json_is_null(m) && !json_is_array(m))
-		goto bad;
-	json_array_foreach(m, i, e) {
-		id = json_string_value(gh_scim_get_ci(e, "value"));
-		if (id == NULL)
-			goto bad;
-		json_object_set_new(ids, id, json_true());
-	}
-	if (json_object_size(ids) > SCIM_MEMBERS_MAX)
-		goto bad;
-	return ids;
-bad:
-	json_decref(ids);
-	scim_error(ctx->req, 400, "invalidValue", "members: an array of at "
-	    "most %d {\"value\": user id}", SCIM_MEMBERS_MAX);
-	return NULL;
-}
-
-/* The admin API's member event, plus "via": "scim". */
-static gh_err
-audit_member(struct api_ctx *ctx, const char *action,
-    const struct gh_group *g, const char *user_id)
-{
-	struct gh_user u;
-	json_t *changes;
-	gh_err err;
-
-	err = gh_identity_user_get(ctx->db, user_id, &u);
-	if (err != GH_OK)
-		return err;
-	changes = json_pack("{s:s, s:s, s:s, s:s}", "group_name", g->name,
-	    "user_id", user_id, "username", u.username, "via", "scim");
-	err = gh_audit_append(ctx->db, &ctx->actor, action, "group", g->id,
-	    changes);
-	json_decref(changes);
-	gh_wipe(&u, sizeof u);
-	return err;
-}
-
-/* Makes the members of g exactly want (an object of user ids), audited
- * one by one. GH_ERR_NOTFOUND (after answering 400) for an unknown user. */
-static gh_err
-members_sync(struct api_ctx *ctx, const struct gh_group *g, json_t *have,
-    json_t *want, bool *changed)
-{
-	const char *id;
-	json_t *v, *e;
-	size_t i;
-	bool added;
-	gh_err err = GH_OK;
-
-	json_array_foreach(have, i, e) {
-		id = json_string_value(json_object_get(e, "value"));
-		if (json_object_get(want, id) != NULL) {
-			json_object_del(want, id);
-			continue;
-		}
-		err = gh_identity_group_member_remove(ctx->db, g->id, id);
-		if (err == GH_OK)
-			err = audit_member(ctx, "group.member.remove", g, id);
-		if (err != GH_OK)
-			return err;
-		*changed = true;
-	}
-	json_object_foreach(want, id, v) {
-		err = gh_identity_group_member_add(ctx->db, g->id, id,
-		    gh_now_ms(), &added);
-		if (err == GH_ERR_NOTFOUND) {
-			gh_db_rollback(ctx->db);
-			scim_error(ctx->req, 400, "invalidValue", "members: "
-			    "no user %.40s", id);
-			return err;
-		}
-		if (err == GH_OK && added)
-			err = audit_member(ctx, "group.member.add", g, id);
-		if (err != GH_OK)
-			return err;
-		*changed = true;
-	}
-	return GH_OK;
-}
-
-/* Validates a displayName; answers 400 and returns NULL when bad. */
-static const char *
-group_name(struct api_ctx *ctx, json_t *r)
-{
-	const char *name = json_string_value(gh_scim_get_ci(r, "displayName"));
-
-	if (name == NULL || !gh_identity_group_name_valid(name)) {
-		scim_error(ctx->req, 400, "invalidValue", "displayName: "
-		    "required, 1-%d characters of [A-Za-z0-9 ._-]",
-		    GH_GROUP_NAME_MAX);
-		return NULL;
-	}
-	return name;
-}
-
-/* Reads a group's externalId (NULL when absent or null); answers 400 and
- * returns false when it is not a valid string. */
-static bool
-group_ext(struct api_ctx *ctx, json_t *r, const char **out)
-{
-	json_t *v = gh_scim_get_ci(r, "externalId");
-
-	*out = json_string_value(v);
-	if (v == NULL || json_is_null(v) ||
-	    (*out != NULL && (*out)[0] == '\0')) {
-		*out = NULL;
-		return true;
-	}
-	if (*out != NULL && gh_scim_external_id_valid(*out))
-		return true;
-	scim_error(ctx->req, 400, "invalidValue", "externalId: a string of "
-	    "1 to %d bytes", GH_SCIM_EXTERNAL_ID_MAX);
-	return false;
-}
-
-/* Answers a refused group write (the transaction is open). */
-static void
-group_refused(struct api_ctx *ctx, gh_err err, const char *why)
-{
-	gh_db_rollback(ctx->db);
-	if (err == GH_ERR_CONFLICT && why != NULL &&
-	    strcmp(why, "group_exists") == 0)
-		scim_error(ctx->req, 409, "uniqueness", "displayName: taken");
-	else if (err == GH_ERR_CONFLICT)
-		scim_error(ctx->req, 409, NULL, "The group has child groups.");
-	else if (err == GH_ERR_INVALID)
-		scim_error(ctx->req, 400, "invalidValue", "%s",
-		    why ? why : "The group is not valid.");
-	else
-		scim_err(ctx->req, err);
-}
-
-static void
-h_groups_create(void *app, struct gh_http_req *req)
-{
-	struct api_ctx ctx;
-	struct gh_group g;
-	json_t *body = NULL, *want = NULL, *have = NULL, *r = NULL, *changes;
-	const char *name, *why = NULL, *ext;
-	bool changed = false;
-	gh_err err;
-
-	if (!scim_open(app, req, &ctx))
-		return;
-	if ((body = scim_body(req)) == NULL ||
-	    (name = group_name(&ctx, body)) == NULL ||
-	    !group_ext(&ctx, body, &ext) ||
-	    (want = member_ids(&ctx, body)) == NULL)
-		goto out;
-	if ((err = gh_identity_group_init(&g, name)) != GH_OK) {
-		scim_err(req, err);
-		goto out;
-	}
-	have = json_array();
-	err = gh_db_begin(ctx.db);
-	if (err == GH_OK)
-		err = gh_identity_group_insert(ctx.db, &g, &why);
-	if (err == GH_ERR_CONFLICT || err == GH_ERR_INVALID) {
-		group_refused(&ctx, err, why);
-		goto out;
-	}
-	changes = json_pack("{s:s, s:s}", "name", g.name, "via", "scim");
-	if (err == GH_OK && ext != NULL) {
-		err = gh_scim_group_external_id_set(ctx.db, g.id, ext);
-		json_object_set_new(changes, "external_id", json_string(ext));
-	}
-	if (err == GH_OK)
-		err = gh_audit_append(ctx.db, &ctx.actor, "group.create",
-		    "group", g.id, changes);
-	json_decref(changes);
-	if (err == GH_OK) {
-		err = members_sync(&ctx, &g, have, want, &changed);
-		if (err == GH_ERR_NOTFOUND)
-			goto out;
-	}
-	if (err == GH_OK)
-		err = group_resource(&ctx, &g, &r);
-	if (scim_finish(&ctx, err)) {
-		respond_resource(&ctx, 201, r);
-		r = NULL;
-	}
-out:
-	json_decref(r);
-	json_decref(have);
-	json_decref(want);
-	json_decref(body);
-	ctx_close(&ctx);
-}
-
-static void
-h_group_get(void *app, struct gh_http_req *req)
-{
-	const char *ex = gh_http_req_query(req, "excludedAttributes");
-	struct api_ctx ctx;
-	json_t *r = NULL;
-	gh_err err;
-
-	if (!scim_open(app, req, &ctx))
-		return;
-	err = group_resource_by_id(&ctx, gh_http_req_param(req, "id"), true,
-	    &r);
-	if (err != GH_OK) {
-		scim_err(req, err);
-	} else {
-		if (ex != NULL && strcasestr(ex, "members") != NULL)
-			json_object_del(r, "members");
-		respond_resource(&ctx, 200, r);
-	}
-	ctx_close(&ctx);
-}
-
-/* PUT (patch false) or PATCH of /Groups/{id}. */
-static void
-group_write(void *app, struct gh_http_req *req, bool patch)
-{
-	struct api_ctx ctx;
-	struct gh_group g, before;
-	json_t *body = NULL, *cur = NULL, *want = NULL, *r = NULL, *next;
-	json_t *changes = NULL, *have = NULL, *cur_ext = NULL;
-	const char *type = NULL, *name, *why = NULL, *ext, *old_ext;
-	bool changed = false;
-	char msg[256];
-	gh_err err;
-
-	if (!scim_open(app, req, &ctx))
-		return;
-	if ((body = scim_body(req)) == NULL)
-		goto out;
-	if ((err = gh_db_begin(ctx.db)) == GH_OK)
-		err = gh_identity_group_get(ctx.db, gh_http_req_param(req,
-		    "id"), &g);
-	if (err == GH_OK)
-		err = group_resource(&ctx, &g, &cur);
-	if (err != GH_OK) {
-		scim_finish(&ctx, err);
-		goto out;
-	}
-	if (!if_match(&ctx, cur)) {
-		gh_db_rollback(ctx.db);
-		goto out;
-	}
-	/* The members and externalId as stored, before PATCH changes cur. */
-	have = json_deep_copy(json_object_get(cur, "members"));
-	cur_ext = json_pack("{s:O?}", "externalId", json_object_get(cur,
-	    "externalId"));
-	if (have == NULL || cur_ext == NULL) {
-		scim_finish(&ctx, GH_ERR_NOMEM);
-		goto out;
-	}
-	next = body;
-	if (patch) {
-		err = gh_scim_patch_apply(cur, gh_scim_get_ci(body,
-		    "Operations"), msg, sizeof msg, &type);
-		if (err == GH_ERR_INVALID || err == GH_ERR_LIMIT) {
-			gh_db_rollback(ctx.db);
-			scim_error(req, 400, type, "%s", msg);
-			goto out;
-		}
-		if (err != GH_OK) {
-			scim_finish(&ctx, err);
-			goto out;
-		}
-		next = cur;
-	}
-	if ((name = group_name(&ctx, next)) == NULL ||
-	    !group_ext(&ctx, next, &ext) ||
-	    (want = member_ids(&ctx, next)) == NULL) {
-		gh_db_rollback(ctx.db);
-		goto out;
-	}
-	before = g;
-	changes = json_object();
-	if (strcmp(name, g.name) != 0) {
-		gh_strlcpy(g.name, name, sizeof g.name);
-		diff_str(changes, "name", before.name, g.name);
-		changed = true;
-	}
-	old_ext = json_string_value(json_object_get(cur_ext, "externalId"));
-	if (strcmp(old_ext ? old_ext : "", ext ? ext : "") != 0) {
-		err = gh_scim_group_external_id_set(ctx.db, g.id, ext);
-		diff_str(changes, "external_id", old_ext ? old_ext : "",
-		    ext ? ext : "");
-		changed = true;
-		if (err != GH_OK) {
-			scim_finish(&ctx, err);
-			goto out;
-		}
-	}
-	err = members_sync(&ctx, &g, have, want, &changed);
-	if (err == GH_ERR_NOTFOUND)
-		goto out;
-	/* The rename, or a bump of updated_at for lastModified. */
-	if (err == GH_OK && changed) {
-		err = gh_identity_group_update(ctx.db, &g, &why);
-		if (err == GH_ERR_CONFLICT || err == GH_ERR_INVALID) {
-			group_refused(&ctx, err, why);
-			goto out;
-		}
-	}
-	if (err == GH_OK && json_object_size(changes) > 0) {
-		json_object_set_new(changes, "via", json_string("scim"));
-		err = gh_audit_append(ctx.db, &ctx.actor, "group.update",
-		    "group", g.id, changes);
-	}
-	if (err == GH_OK)
-		err = group_resource(&ctx, &g, &r);
-	if (scim_finish(&ctx, err)) {
-		respond_resource(&ctx, 200, r);
-		r = NULL;
-	}
-out:
-	json_decref(cur_ext);
-	json_decref(have);
-	json_decref(changes);
-	json_decref(r);
-	json_decref(want);
-	json_decref(cur);
-	json_decref(body);
-	ctx_close(&ctx);
-}
-
-static void
-h_group_put(void *app, struct gh_http_req *req)
-{
-	group_write(app, req, false);
-}
-
-static void
-h_group_patch(void *app, struct gh_http_req *req)
-{
-	group_write(app, req, true);
-}
-
-static void
-h_group_delete(void *app, struct gh_http_req *req)
-{
-	struct api_ctx ctx;
-	struct gh_group g;
-	json_t *cur = NULL, *changes;
-	int64_t n = 0;
-	gh_err err;
-
-	if (!scim_open(app, req, &ctx))
-		return;
-	if ((err = gh_db_begin(ctx.db)) == GH_OK)
-		err = gh_identity_group_get(ctx.db, gh_http_req_param(req,
-		    "id"), &g);
-	if (err == GH_OK)
-		err = group_resource(&ctx, &g, &cur);
-	if (err != GH_OK) {
-		scim_finish(&ctx, err);
-		goto out;
-	}
-	if (!if_match(&ctx, cur)) {
-		gh_db_rollback(ctx.db);
-		goto out;
-	}
-	err = gh_identity_group_delete(ctx.db, g.id, &n);
-	if (err == GH_ERR_CONFLICT) {
-		group_refused(&ctx, err, NULL);
-		goto out;
-	}
-	changes = json_pack("{s:s, s:I, s:s}", "name", g.name, "members",
-	    (json_int_t)n, "via", "scim");
-	if (err == GH_OK)
-		err = gh_audit_append(ctx.db, &ctx.actor, "group.delete",
-		    "group", g.id, changes);
-	json_decref(changes);
-	if (scim_finish(&ctx, err))
-		gh_http_respond(req, 204, NULL, NULL, 0);
-out:
-	json_decref(cur);
-	ctx_close(&ctx);
-}
-
-static void
-h_groups_list(void *app, struct gh_http_req *req)
-{
-	struct api_ctx ctx;
-	struct page pg;
-	struct gh_group g;
-	const char *name, *fast = NULL;
-	gh_err err;
-
-	if (!scim_open(app, req, &ctx))
-		return;
-	if (!page_read(req, &pg))
-		goto out;
-	if (pg.filter != NULL && gh_scim_filter_is_eq(pg.filter,
-	    "displayName", &name)) {
-		err = gh_identity_group_find(ctx.db, name, &g);
-		if (err != GH_OK && err != GH_ERR_NOTFOUND) {
-			scim_err(req, err);
-			goto out;
-		}
-		fast = err == GH_OK ? g.id : "";
-	}
-	list(&ctx, &pg, "groups", group_resource_by_id, fast);
 out:
 	gh_scim_filter_free(pg.filter);
 	ctx_close(&ctx);
@@ -1771,13 +1256,9 @@ routes_scim(struct gh_http_router *r)
 		{ "PUT", "/o/{org}/scim/v2/Users/{id}", h_user_put },
 		{ "PATCH", "/o/{org}/scim/v2/Users/{id}", h_user_patch },
 		{ "DELETE", "/o/{org}/scim/v2/Users/{id}", h_user_delete },
-		{ "GET", "/o/{org}/scim/v2/Groups", h_groups_list },
-		{ "POST", "/o/{org}/scim/v2/Groups", h_groups_create },
-		{ "GET", "/o/{org}/scim/v2/Groups/{id}", h_group_get },
-		{ "PUT", "/o/{org}/scim/v2/Groups/{id}", h_group_put },
-		{ "PATCH", "/o/{org}/scim/v2/Groups/{id}", h_group_patch },
-		{ "DELETE", "/o/{org}/scim/v2/Groups/{id}", h_group_delete },
 	};
+	gh_err err;
 
-	return gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
+	err = gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
+	return err == GH_OK ? scim_routes_groups(r) : err;
 }
