@@ -212,6 +212,8 @@ gh_err routes_health(struct gh_http_router *r);
 gh_err routes_keys(struct gh_http_router *r);
 gh_err routes_mfa(struct gh_http_router *r);
 gh_err routes_webauthn(struct gh_http_router *r);
+/* The passkeys page and its script (webauthn_page.c), from routes_webauthn. */
+gh_err routes_webauthn_page(struct gh_http_router *r);
 gh_err routes_groups(struct gh_http_router *r);
 gh_err routes_apps(struct gh_http_router *r);
 gh_err routes_rules(struct gh_http_router *r);
