@@ -127,9 +127,12 @@ gh_err cli_random_password(char **out) GH_MUST_CHECK;
 
 /* Adds a user to org with a password from env (or generated: then
  * *generated is set), checked against the org's policy, audited as the
- * operator. On success *pw_out holds the password (caller wipes/frees). */
-gh_err cli_user_create(struct gh_store *st, const struct gh_config *cfg,
-    const struct gh_org *org, const struct cli_opts *o, const char *username,
+ * operator, and applies the org's assignment rules to the new user (kms
+ * evaluates rules on encrypted attributes). On success *pw_out holds the
+ * password (caller wipes/frees). */
+gh_err cli_user_create(struct gh_store *st, struct gh_kms *kms,
+    const struct gh_config *cfg, const struct gh_org *org,
+    const struct cli_opts *o, const char *username,
     const char *role, const char *env, char **pw_out, bool *generated,
     struct gh_user *out) GH_MUST_CHECK;
 

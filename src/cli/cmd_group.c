@@ -4,6 +4,7 @@
  * the API's do. Untrusted input: the arguments (validated by
  * src/identity). Secrets: none.
  */
+#include "access/access.h"
 #include "cli/cli_int.h"
 
 #include <stdlib.h>
@@ -71,7 +72,8 @@ find_group(struct gh_db *db, const char *arg, struct gh_group *g)
 }
 
 static gh_err
-do_member(struct gh_db *db, const struct cli_opts *o, bool add)
+do_member(struct gh_db *db, struct gh_kms *kms, const struct cli_opts *o,
+    bool add)
 {
 	struct gh_group g;
 	struct gh_user u;
@@ -102,6 +104,9 @@ do_member(struct gh_db *db, const struct cli_opts *o, bool add)
 		    "group.member.remove", g.id, changes);
 		json_decref(changes);
 	}
+	/* Rules over group() may now match or stop matching. */
+	if (err == GH_OK && (added || !add))
+		err = gh_access_rules_apply_user(db, kms, u.id, NULL);
 	if (err == GH_OK)
 		printf(add ? (added ? "added %s to %s\n" :
 		    "%s is already a member of %s\n") : "removed %s from %s\n",
@@ -200,7 +205,8 @@ cmd_group(int argc, char **argv)
 		err = gh_db_begin(db);
 		if (err == GH_OK)
 			err = want == 1 ? do_create(db, &o) :
-			    do_member(db, &o, strcmp(sub, "add-member") == 0);
+			    do_member(db, kms, &o,
+			    strcmp(sub, "add-member") == 0);
 		if (err == GH_OK)
 			err = gh_db_commit(db);
 		if (err != GH_OK)

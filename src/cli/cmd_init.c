@@ -149,7 +149,7 @@ cmd_init(int argc, char **argv)
 		err = cli_org_create(st, kms, o.org, name, region, &org);
 	}
 	if (err == GH_OK)
-		err = cli_user_create(st, &cfg, &org, &o, o.admin, "owner",
+		err = cli_user_create(st, kms, &cfg, &org, &o, o.admin, "owner",
 		    "GATEHOUSE_ADMIN_PASSWORD", &pw, &generated, &u);
 	cli_close(st, kms);
 	if (err != GH_OK) {

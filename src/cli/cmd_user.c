@@ -5,6 +5,7 @@
  * Secrets: passwords from the environment or generated (printed once to
  * the operator's terminal, then wiped).
  */
+#include "access/access.h"
 #include "cli/cli_int.h"
 
 #include <stdlib.h>
@@ -62,8 +63,9 @@ pick_password(struct gh_db *db, const struct gh_org *org, const char *env,
 }
 
 gh_err
-cli_user_create(struct gh_store *st, const struct gh_config *cfg,
-    const struct gh_org *org, const struct cli_opts *o, const char *username,
+cli_user_create(struct gh_store *st, struct gh_kms *kms,
+    const struct gh_config *cfg, const struct gh_org *org,
+    const struct cli_opts *o, const char *username,
     const char *role, const char *env, char **pw_out, bool *generated,
     struct gh_user *out)
 {
@@ -127,6 +129,8 @@ cli_user_create(struct gh_store *st, const struct gh_config *cfg,
 	if (err == GH_OK)
 		err = gh_audit_append(db, &actor, "user.create", "user", u.id,
 		    changes);
+	if (err == GH_OK)
+		err = gh_access_rules_apply_user(db, kms, u.id, NULL);
 	if (err == GH_OK)
 		err = gh_db_commit(db);
 	if (err != GH_OK) {
@@ -236,7 +240,7 @@ user_add(const struct cli_opts *o)
 	err = cli_open_org(o, &cfg, &st, &kms, &org);
 	if (err != GH_OK)
 		return status_of(err);
-	err = cli_user_create(st, &cfg, &org, o, o->args[0],
+	err = cli_user_create(st, kms, &cfg, &org, o, o->args[0],
 	    o->role ? o->role : "member", "GATEHOUSE_USER_PASSWORD", &pw,
 	    &generated, &u);
 	if (err == GH_OK) {
@@ -315,8 +319,8 @@ user_list(const struct cli_opts *o)
 /* Finds USERNAME in --org; with fn, runs fn in a transaction. */
 static int
 user_find_do(const struct cli_opts *o,
-    gh_err (*fn)(struct gh_db *db, const struct gh_config *cfg,
-    const struct gh_org *org, struct gh_user *u))
+    gh_err (*fn)(struct gh_db *db, struct gh_kms *kms,
+    const struct gh_config *cfg, const struct gh_org *org, struct gh_user *u))
 {
 	struct gh_config cfg;
 	struct gh_db *db = NULL;
@@ -342,7 +346,7 @@ user_find_do(const struct cli_opts *o,
 	} else if (err == GH_OK && fn == NULL) {
 		print_user(&u, o->json);
 	} else if (err == GH_OK) {
-		err = fn(db, &cfg, &org, &u);
+		err = fn(db, kms, &cfg, &org, &u);
 	} else {
 		fprintf(stderr, "gatehouse: %s\n", gh_err_str(err));
 	}
@@ -352,10 +356,11 @@ user_find_do(const struct cli_opts *o,
 	return err == GH_OK ? 0 : EXIT_FAIL;
 }
 
-/* Writes u, revokes its sessions and audits action with changes. */
+/* Writes u, revokes its sessions, audits action with changes and applies
+ * the assignment rules to u (a disabled user may leave a rule's users). */
 static gh_err
-user_commit(struct gh_db *db, struct gh_user *u, const char *action,
-    json_t *changes)
+user_commit(struct gh_db *db, struct gh_kms *kms, struct gh_user *u,
+    const char *action, json_t *changes)
 {
 	struct gh_audit_actor actor;
 	int64_t n = 0;
@@ -379,6 +384,8 @@ user_commit(struct gh_db *db, struct gh_user *u, const char *action,
 		err = gh_audit_append(db, &actor, action, "user", u->id,
 		    changes);
 	if (err == GH_OK)
+		err = gh_access_rules_apply_user(db, kms, u->id, NULL);
+	if (err == GH_OK)
 		err = gh_db_commit(db);
 	if (err != GH_OK) {
 		gh_db_rollback(db);
@@ -388,7 +395,7 @@ user_commit(struct gh_db *db, struct gh_user *u, const char *action,
 }
 
 static gh_err
-do_disable(struct gh_db *db, const struct gh_config *cfg,
+do_disable(struct gh_db *db, struct gh_kms *kms, const struct gh_config *cfg,
     const struct gh_org *org, struct gh_user *u)
 {
 	int64_t owners = 0;
@@ -410,7 +417,7 @@ do_disable(struct gh_db *db, const struct gh_config *cfg,
 	gh_strlcpy(u->state, "disabled", sizeof u->state);
 	changes = json_pack("{s:{s:s, s:s}}", "state", "from", "active", "to",
 	    "disabled");
-	err = user_commit(db, u, "user.disable", changes);
+	err = user_commit(db, kms, u, "user.disable", changes);
 	json_decref(changes);
 	if (err == GH_OK)
 		printf("disabled %s in %s; their sessions are revoked\n",
@@ -419,7 +426,7 @@ do_disable(struct gh_db *db, const struct gh_config *cfg,
 }
 
 static gh_err
-do_reset(struct gh_db *db, const struct gh_config *cfg,
+do_reset(struct gh_db *db, struct gh_kms *kms, const struct gh_config *cfg,
     const struct gh_org *org, struct gh_user *u)
 {
 	struct gh_pw_params pp;
@@ -440,7 +447,7 @@ do_reset(struct gh_db *db, const struct gh_config *cfg,
 	gh_strlcpy(u->password_hash, hash, sizeof u->password_hash);
 	u->password_changed_at = gh_now_ms();
 	changes = json_pack("{s:s}", "password", "changed");
-	err = user_commit(db, u, "user.update", changes);
+	err = user_commit(db, kms, u, "user.update", changes);
 	json_decref(changes);
 	if (err == GH_OK) {
 		printf("reset the password of %s in %s; their sessions are "

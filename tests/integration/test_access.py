@@ -466,3 +466,48 @@ def test_rule_over_a_deleted_attribute_matches_nobody(server, admin):
     err = expect_error(admin.post(server.api(f"/rules/{rule['id']}/dry-run")),
                        400, "unknown_attribute")
     assert "team" in err["message"]
+
+
+def test_rules_apply_to_users_the_cli_adds_and_disables(server, admin):
+    # The CLI writes users outside the API: the rules must still see them.
+    app = mk_app(server, admin, "Wiki")
+    mk_role(server, admin, app["id"], "reader")
+    rule = ok(admin.post(server.api("/rules"), json={
+        "name": "Erin reads", "expression":
+        'username == "erin" and state == "active"',
+        "action": {"app_id": app["id"], "role": "reader"}}), 201)
+
+    server.cli("user", "add", "--org", "acme", "erin",
+               env={"GATEHOUSE_USER_PASSWORD": USER_PASSWORD})
+    erin = server.query("SELECT id FROM users WHERE username = 'erin'")[0]
+    apps = user_apps(server, admin, erin["id"])
+    assert apps["Wiki"]["roles"] == ["reader"]
+    assert apps["Wiki"]["via"][0]["rule_id"]
+    made = rule_events(server, rule["id"])
+    assert [e["action"] for e in made] == ["app.assignment.create"]
+    assert made[0]["actor_type"] == "system"
+
+    # Disabled through the CLI: the rule no longer matches and takes it back.
+    server.cli("user", "disable", "--org", "acme", "erin")
+    assert user_apps(server, admin, erin["id"]) == {}
+    assert [e["action"] for e in rule_events(server, rule["id"])] == [
+        "app.assignment.create", "app.assignment.delete"]
+
+
+def test_rules_follow_group_changes_made_with_the_cli(server, admin):
+    app = mk_app(server, admin, "Build")
+    mk_role(server, admin, app["id"], "dev")
+    ok(admin.post(server.api("/groups"), json={"name": "Engineering"}), 201)
+    rule = ok(admin.post(server.api("/rules"), json={
+        "name": "Engineers build", "expression": 'group("engineering")',
+        "action": {"app_id": app["id"], "role": "dev"}}), 201)
+    fay = server.create_user(admin, "fay", USER_PASSWORD)
+    assert user_apps(server, admin, fay["id"]) == {}
+
+    server.cli("group", "add-member", "--org", "acme", "Engineering", "fay")
+    assert user_apps(server, admin, fay["id"])["Build"]["roles"] == ["dev"]
+    server.cli("group", "remove-member", "--org", "acme", "Engineering",
+               "fay")
+    assert user_apps(server, admin, fay["id"]) == {}
+    assert [e["action"] for e in rule_events(server, rule["id"])] == [
+        "app.assignment.create", "app.assignment.delete"]
