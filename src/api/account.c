@@ -168,7 +168,8 @@ rehash_store(struct api_ctx *ctx, const struct gh_user *u, const char *hash)
 /* Answers whether u needs a second factor, by the one decision in
  * src/auth (gh_auth_mfa_need) under the org's policy. A second factor
  * (not enrolment) is waived when the browser's gh_device cookie names a
- * live remembered device of u within the policy's days:
+ * live remembered device of u within the policy's days, and within the
+ * security policy's reauth_interval_s when that is shorter:
  * *remembered_out. */
 static gh_err
 mfa_need_of(struct api_ctx *ctx, const struct gh_user *u,
@@ -176,6 +177,7 @@ mfa_need_of(struct api_ctx *ctx, const struct gh_user *u,
 {
 	char device[GH_ID_LEN + 1];
 	struct gh_mfa_policy pol;
+	int64_t max_age_s;
 	gh_err err;
 
 	*remembered_out = false;
@@ -187,9 +189,12 @@ mfa_need_of(struct api_ctx *ctx, const struct gh_user *u,
 	    pol.remember_device_days <= 0 ||
 	    gh_http_req_cookie(ctx->req, DEVICE_COOKIE) == NULL)
 		return err;
+	max_age_s = (int64_t)pol.remember_device_days * 86400;
+	if (pol.reauth_interval_s > 0 && pol.reauth_interval_s < max_age_s)
+		max_age_s = pol.reauth_interval_s;
 	err = gh_auth_mfa_device_check(ctx->db, u->id,
-	    gh_http_req_cookie(ctx->req, DEVICE_COOKIE),
-	    pol.remember_device_days, gh_now_ms(), device);
+	    gh_http_req_cookie(ctx->req, DEVICE_COOKIE), max_age_s,
+	    gh_now_ms(), device);
 	if (err == GH_ERR_DENIED)
 		return GH_OK;
 	if (err == GH_OK) {

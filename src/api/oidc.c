@@ -477,6 +477,25 @@ out:
 	gh_buf_free(&loc);
 }
 
+/* Whether the signed-in session's second factor still counts for a
+ * step-up (acr_values=mfa): the session was made with one, less than the
+ * user's security-policy reauth_interval_s ago when that is set. */
+static gh_err
+mfa_fresh(struct api_ctx *ctx, bool *fresh_out)
+{
+	struct gh_mfa_policy pol;
+	gh_err err;
+
+	*fresh_out = false;
+	if (ctx->session.mfa_at == 0)
+		return GH_OK;
+	err = mfa_policy_for(ctx, ctx->user.id, &pol);
+	if (err == GH_OK)
+		*fresh_out = pol.reauth_interval_s <= 0 || gh_now_ms() -
+		    ctx->session.mfa_at < pol.reauth_interval_s * 1000;
+	return err;
+}
+
 static void
 authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 {
@@ -484,7 +503,7 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 	struct oidc_client c;
 	struct api_ctx ctx;
 	struct authz r;
-	bool covered = false, assigned = false;
+	bool covered = false, assigned = false, fresh = false;
 	gh_err err;
 
 	memset(&c, 0, sizeof c);
@@ -527,7 +546,7 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		goto out;
 	}
 	if (r.acr_values != NULL && oidc_scope_has(r.acr_values, "mfa") &&
-	    ctx.session.mfa_at == 0) {
+	    (err = mfa_fresh(&ctx, &fresh)) == GH_OK && !fresh) {
 		/* Step-up: one fresh sign-in (which asks for the second
 		 * factor of users who have one); still without it, refuse. */
 		if (r.auth_after != NULL || (r.prompt != NULL &&
@@ -540,6 +559,10 @@ authorize(void *app, struct gh_http_req *req, param_fn get, bool post)
 		} else {
 			to_login(&ctx, &r, true);
 		}
+		goto out;
+	}
+	if (err != GH_OK) {
+		respond_err(req, err);
 		goto out;
 	}
 	err = gh_access_user_assigned(ctx.db, ctx.user.id, c.app.id,

@@ -368,6 +368,9 @@ struct gh_mfa_policy {
 	bool allow_webauthn;		/* security keys and passkeys */
 	int remember_device_days;	/* 0 (off) .. GH_MFA_REMEMBER_DAYS_MAX */
 	bool allow_approval;		/* from a signed-in device */
+	/* From the user's security policies, never from the org setting:
+	 * how long a completed second factor counts (seconds; 0 unset). */
+	int64_t reauth_interval_s;
 	size_t n_groups;
 	struct gh_mfa_group_rule groups[GH_MFA_GROUPS_MAX];
 };
@@ -419,10 +422,12 @@ gh_err gh_auth_mfa_device_create(struct gh_db *db, const char *user_id,
     int64_t now_ms, char token_out[static GH_TOKEN_LEN + 1],
     struct gh_mfa_device *out) GH_MUST_CHECK;
 /* GH_OK when token names a row of user_id that is not revoked, not expired
- * and created less than days (the current policy's) before now_ms; records
- * the use. GH_ERR_DENIED otherwise (days <= 0 included). */
+ * and created (its second factor completed) less than max_age_s before
+ * now_ms: the current policy's days, or less when the security policy's
+ * reauth_interval_s is shorter. Records the use. GH_ERR_DENIED otherwise
+ * (max_age_s <= 0 included). */
 gh_err gh_auth_mfa_device_check(struct gh_db *db, const char *user_id,
-    const char *token, int days, int64_t now_ms, char id_out[static
+    const char *token, int64_t max_age_s, int64_t now_ms, char id_out[static
     GH_ID_LEN + 1]) GH_MUST_CHECK;
 /* Calls fn for each live (unrevoked, unexpired) device of user_id, newest
  * first. The row is borrowed for the call. */

@@ -85,7 +85,7 @@ out:
 
 gh_err
 gh_auth_mfa_device_check(struct gh_db *db, const char *user_id,
-    const char *token, int days, int64_t now_ms,
+    const char *token, int64_t max_age_s, int64_t now_ms,
     char id_out[static GH_ID_LEN + 1])
 {
 	char digest[GH_TOKEN_HASH_LEN + 1];
@@ -94,18 +94,20 @@ gh_auth_mfa_device_check(struct gh_db *db, const char *user_id,
 	bool row;
 
 	id_out[0] = '\0';
-	if (db == NULL || !gh_id_valid(user_id) || days < 1 ||
+	if (max_age_s > (int64_t)GH_MFA_REMEMBER_DAYS_MAX * 86400)
+		max_age_s = (int64_t)GH_MFA_REMEMBER_DAYS_MAX * 86400;
+	if (db == NULL || !gh_id_valid(user_id) || max_age_s < 1 ||
 	    !auth_token_shape_ok(token, GH_TOKEN_LEN))
 		return GH_ERR_DENIED;
 	auth_token_digest(token, GH_TOKEN_LEN, digest);
-	/* The current policy's days bound the age, whatever expires_at
-	 * says: shortening the option shortens existing devices. */
+	/* The current policy bounds the age, whatever expires_at says:
+	 * shortening the option shortens existing devices. */
 	err = gh_db_prepare(db, "SELECT id, token_hash FROM mfa_devices WHERE "
 	    "token_hash = ? AND user_id = ? AND revoked_at IS NULL AND "
 	    "expires_at > ? AND created_at > ?", &st);
 	if (err == GH_OK)
 		err = gh_stmt_bind(st, "ttii", digest, user_id, now_ms,
-		    now_ms - (int64_t)days * DAY_MS);
+		    now_ms - max_age_s * 1000);
 	if (err == GH_OK)
 		err = gh_stmt_step(st, &row);
 	if (err == GH_OK && (!row || !auth_digest_eq(gh_stmt_text(st, 1),

@@ -21,6 +21,7 @@
 #define TEST_USER GH_TEST_USER
 #define OTHER_USER GH_TEST_OTHER_USER
 #define DAY (86400000LL)
+#define DAYS_S(n) ((int64_t)(n) * 86400)
 
 static void
 count_device(const struct gh_mfa_device *d, void *arg)
@@ -65,8 +66,8 @@ test_device_token_is_stored_only_as_its_digest(void **state)
 	assert_string_equal(gh_stmt_text(st, 0), digest);
 	assert_true(strstr(gh_stmt_text(st, 0), tok) == NULL);
 	gh_stmt_free(st);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 30,
-	    now + 1000, id), GH_OK);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok,
+	    DAYS_S(30), now + 1000, id), GH_OK);
 	assert_string_equal(id, d.id);
 }
 
@@ -79,24 +80,29 @@ test_device_check_refuses_other_user_wrong_token_and_old_rows(void **state)
 
 	assert_int_equal(gh_auth_mfa_device_create(f->db, TEST_USER, 30, NULL,
 	    "", "", now, tok, NULL), GH_OK);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, OTHER_USER, tok, 30,
-	    now, id), GH_ERR_DENIED);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, NULL, 30,
-	    now, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, OTHER_USER, tok,
+	    DAYS_S(30), now, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, NULL,
+	    DAYS_S(30), now, id), GH_ERR_DENIED);
 	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, "short",
-	    30, now, id), GH_ERR_DENIED);
+	    DAYS_S(30), now, id), GH_ERR_DENIED);
 	/* Off, expired, or older than the current (shortened) policy. */
 	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 0,
 	    now, id), GH_ERR_DENIED);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 30,
-	    now + 31 * DAY, id), GH_ERR_DENIED);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 2,
-	    now + 3 * DAY, id), GH_ERR_DENIED);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 30,
-	    now + 3 * DAY, id), GH_OK);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok,
+	    DAYS_S(30), now + 31 * DAY, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok,
+	    DAYS_S(2), now + 3 * DAY, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok,
+	    DAYS_S(30), now + 3 * DAY, id), GH_OK);
+	/* A security policy's reauth_interval_s shorter than the days. */
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 3600,
+	    now + 2 * 3600 * 1000LL, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 3600,
+	    now + 1000, id), GH_OK);
 	tok[0] = tok[0] == 'A' ? 'B' : 'A';
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok, 30,
-	    now, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, tok,
+	    DAYS_S(30), now, id), GH_ERR_DENIED);
 	/* Days out of range are refused at creation. */
 	assert_int_equal(gh_auth_mfa_device_create(f->db, TEST_USER, 0, NULL,
 	    "", "", now, tok, NULL), GH_ERR_INVALID);
@@ -128,22 +134,22 @@ test_devices_revoke_one_all_and_on_mfa_reset(void **state)
 	    now), GH_OK);
 	assert_int_equal(gh_auth_mfa_device_revoke(f->db, TEST_USER, da.id,
 	    now), GH_ERR_NOTFOUND);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30,
-	    now, id), GH_ERR_DENIED);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30,
-	    now, id), GH_OK);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30, now,
+	    id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30, now,
+	    id), GH_OK);
 	assert_int_equal(gh_auth_mfa_device_revoke_user(f->db, TEST_USER, now,
 	    &n), GH_OK);
 	assert_int_equal(n, 1);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30,
-	    now, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30, now,
+	    id), GH_ERR_DENIED);
 	assert_int_equal(live_devices(f->db, TEST_USER, now), 0);
 	assert_int_equal(gh_auth_mfa_device_create(f->db, TEST_USER, 30, NULL,
 	    "", "", now, a, NULL), GH_OK);
 	assert_int_equal(gh_auth_mfa_device_revoke_all(f->db, now, &n), GH_OK);
 	assert_int_equal(n, 2);	/* a's new row and c */
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30,
-	    now, id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30, now,
+	    id), GH_ERR_DENIED);
 	assert_int_equal(gh_auth_mfa_device_create(f->db, OTHER_USER, 30,
 	    NULL, "", "", now, c, NULL), GH_OK);
 	assert_int_equal(gh_auth_mfa_reset(f->db, OTHER_USER), GH_OK);
@@ -163,10 +169,10 @@ test_remembering_again_replaces_the_browsers_row(void **state)
 	assert_int_equal(gh_auth_mfa_device_create(f->db, TEST_USER, 30, a,
 	    "", "", now, b, NULL), GH_OK);
 	assert_int_equal(live_devices(f->db, TEST_USER, now), 1);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30,
-	    now, id), GH_ERR_DENIED);
-	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30,
-	    now, id), GH_OK);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, a, 30, now,
+	    id), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_mfa_device_check(f->db, TEST_USER, b, 30, now,
+	    id), GH_OK);
 }
 
 static gh_err

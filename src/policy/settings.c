@@ -458,6 +458,7 @@ gh_policy_mfa_apply(const struct gh_policy_eff *e, struct gh_mfa_policy *pol)
 		pol->allow_recovery = e->allow_recovery;
 		pol->allow_approval = e->allow_approval;
 	}
+	pol->reauth_interval_s = e->reauth_interval_s;
 }
 
 void

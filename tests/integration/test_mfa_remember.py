@@ -322,3 +322,32 @@ def test_html_form_remembers_the_device_with_the_checkbox(server, admin):
                 data={"username": "kim", "password": USER_PASSWORD,
                       "csrf_token": csrf_tok})
     assert r.status_code == 303, r.text[:500]
+
+
+def test_reauth_interval_bounds_the_remembered_device(server, admin):
+    """A security policy's mfa.reauth_interval_s shorter than the
+    remembered days: the device stands in for the code only while its
+    second factor is younger than that."""
+    set_policy(admin, server, remember_device_days=30)
+    uid = new_user(server, admin, "erin")
+    _, codes = enrol(server, server.login("erin", USER_PASSWORD))
+    token, _ = remember(server, "erin", codes[0])
+    default = "0" * 31 + "1"
+
+    def reauth(seconds):
+        r = admin.patch(server.api(f"/security-policies/{default}"), json={
+            "settings": {"mfa": {"reauth_interval_s": seconds}}})
+        assert r.status_code == 200, r.text
+
+    reauth(3600)
+    _, body = signin_with(server, "erin", token)
+    assert "mfa_required" not in body, body
+    # Two hours later the code is asked again, though 30 days are not up.
+    server.query("UPDATE mfa_devices SET created_at = created_at - 7200000 "
+                 "WHERE user_id = ?", (uid,))
+    _, body = signin_with(server, "erin", token)
+    assert body.get("mfa_required") is True, body
+    # Without the interval the remembered days alone decide.
+    reauth(None)
+    _, body = signin_with(server, "erin", token)
+    assert "mfa_required" not in body, body

@@ -533,6 +533,26 @@ def test_sign_in_with_a_second_factor_comes_back_with_amr_mfa(server, admin,
     idt = verify(server, t.json()["id_token"])
     assert idt["amr"] == ["pwd", "mfa"] and idt["acr"] == "mfa"
 
+    # The session's second factor counts for the next step-up...
+    q["code_challenge"] = pkce_pair()[1]
+    r = s.get(issuer(server) + "/oidc/authorize", params=q,
+              allow_redirects=False, timeout=30)
+    assert r.headers["Location"].startswith(RP + "?code="), r.headers
+    # ...until it is older than the security policy's reauth_interval_s.
+    default = "0" * 31 + "1"
+    r = admin.patch(server.api(f"/security-policies/{default}"), json={
+        "settings": {"mfa": {"reauth_interval_s": 600}}})
+    assert r.status_code == 200, r.text
+    r = s.get(issuer(server) + "/oidc/authorize", params=q,
+              allow_redirects=False, timeout=30)
+    assert r.headers["Location"].startswith(RP + "?code="), r.headers
+    server.query("UPDATE sessions SET mfa_at = mfa_at - 700000 "
+                 "WHERE user_id = ?", (oidc["user"]["id"],))
+    r = s.get(issuer(server) + "/oidc/authorize", params=q,
+              allow_redirects=False, timeout=30)
+    assert r.status_code in (302, 303)
+    assert "/login?return_to=" in r.headers["Location"], r.headers
+
 
 # ---- token endpoint ----------------------------------------------------------
 
