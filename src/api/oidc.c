@@ -1303,6 +1303,7 @@ h_userinfo(void *app, struct gh_http_req *req)
 	bool may = false;
 	gh_err err;
 
+	memset(&c, 0, sizeof c);
 	if (!ctx_open(app, req, &ctx))
 		return;
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
@@ -1329,6 +1330,11 @@ h_userinfo(void *app, struct gh_http_req *req)
 	claims = json_pack("{s:s}", "sub", t.user_id);
 	if (err == GH_OK)
 		err = oidc_client_load(ctx.db, t.client_id, &c);
+	if (err == GH_ERR_NOTFOUND) {
+		json_decref(claims);
+		bearer_fail(req, "The client of this token is gone.");
+		goto out;
+	}
 	if (err == GH_OK)
 		err = user_claims(&ctx, t.user_id, t.scope, t.client_id,
 		    json_object_get(c.s, "claims"), claims);
