@@ -10,6 +10,8 @@
 #ifndef GH_API_H
 #define GH_API_H
 
+#include <jansson.h>
+
 #include "auth/auth.h"
 #include "core/core.h"
 #include "http/http.h"
@@ -56,5 +58,30 @@ gh_err gh_api_routes(struct gh_http_router *r) GH_MUST_CHECK;
 /* The organisation's password policy (the defaults when never set). */
 gh_err gh_api_pw_policy_load(struct gh_db *db, struct gh_pw_policy *out)
     GH_MUST_CHECK;
+
+
+/* ---- OpenID Connect clients (src/api/oidc_clients.c), shared with the
+ * CLI. None opens a transaction; those that write audit as actor. ---- */
+#define GH_API_OIDC_SECRET_LEN 43	/* base64url of 256 bits */
+struct gh_audit_actor;
+/* Validates body (the members of PUT /apps/{id}/oidc) into complete
+ * client settings (*settings_out, new reference). GH_ERR_INVALID with msg
+ * saying why. db is read for the attributes that claims name. */
+gh_err gh_api_oidc_client_check(struct gh_db *db, json_t *body,
+    json_t **settings_out, char *msg, size_t msg_cap) GH_MUST_CHECK;
+/* Stores checked settings for the oidc app app_id (audited as
+ * oidc.client.update). */
+gh_err gh_api_oidc_client_save(struct gh_db *db,
+    const struct gh_audit_actor *actor, const char *app_id, json_t *settings)
+    GH_MUST_CHECK;
+/* The settings view of GET /apps/{id}/oidc; GH_ERR_NOTFOUND. */
+gh_err gh_api_oidc_client_json(struct gh_db *db, const char *app_id,
+    json_t **out) GH_MUST_CHECK;
+/* A new client secret for app_id (audited as oidc.secret.rotate), to be
+ * shown once; the caller wipes it. GH_ERR_NOTFOUND without settings,
+ * GH_ERR_CONFLICT for a public client. */
+gh_err gh_api_oidc_secret_rotate(struct gh_db *db,
+    const struct gh_audit_actor *actor, const char *app_id,
+    char secret[static GH_API_OIDC_SECRET_LEN + 1]) GH_MUST_CHECK;
 
 #endif

@@ -631,9 +631,45 @@ h_authorize_post(void *app, struct gh_http_req *req)
 /* ---- tokens -------------------------------------------------------------- */
 
 
+/* Whether the client's claim settings cfg (NULL: none) let member key
+ * (groups, roles) in: absent means yes. */
+static bool
+claim_on(json_t *cfg, const char *key)
+{
+	return !json_is_false(json_object_get(cfg, key));
+}
+
+/* Adds the attribute claims of cfg ({claim: attribute}) that user_id has
+ * a value for. Attributes classified sensitive are never read, even when
+ * reclassified after the client was configured. */
+static gh_err
+attr_claims(struct api_ctx *ctx, const char *user_id, json_t *cfg,
+    json_t *claims)
+{
+	json_t *map = json_object_get(cfg, "attributes"), *vals = NULL, *v;
+	const char *claim;
+	gh_err err;
+
+	if (json_object_size(map) == 0)
+		return GH_OK;
+	err = gh_identity_attr_values_json(ctx->db, ctx->app->kms, user_id,
+	    GH_ATTR_PERSONAL, &vals);
+	if (err != GH_OK)
+		return err;
+	json_object_foreach(map, claim, v) {
+		json_t *val = json_object_get(vals,
+		    json_string_value(v) ? json_string_value(v) : "");
+
+		if (val != NULL && !json_is_null(val))
+			json_object_set(claims, claim, val);
+	}
+	json_decref(vals);
+	return GH_OK;
+}
+
 static gh_err
 user_claims(struct api_ctx *ctx, const char *user_id, const char *scope,
-    const char *client_id, json_t *claims)
+    const char *client_id, json_t *cfg, json_t *claims)
 {
 	struct gh_stmt *st = NULL;
 	struct gh_user u;
@@ -652,8 +688,11 @@ user_claims(struct api_ctx *ctx, const char *user_id, const char *scope,
 	}
 	if (oidc_scope_has(scope, "email") && u.email[0] != '\0')
 		json_object_set_new(claims, "email", json_string(u.email));
-	if (!oidc_scope_has(scope, "groups"))
+	err = attr_claims(ctx, user_id, cfg, claims);
+	if (err != GH_OK || !oidc_scope_has(scope, "groups"))
 		goto out;
+	if (!claim_on(cfg, "groups"))
+		goto roles;
 	groups = json_array();
 	json_object_set_new(claims, "groups", groups);
 	err = gh_db_prepare(ctx->db, "SELECT g.name FROM groups g JOIN "
@@ -665,10 +704,11 @@ user_claims(struct api_ctx *ctx, const char *user_id, const char *scope,
 		json_array_append_new(groups, json_string(gh_stmt_text(st,
 		    0)));
 	gh_stmt_free(st);
-	if (err == GH_OK)
+roles:
+	if (err == GH_OK && claim_on(cfg, "roles"))
 		err = gh_access_user_app_roles(ctx->db, user_id, client_id,
 		    &roles);
-	if (err == GH_OK)
+	if (err == GH_OK && roles != NULL)
 		json_object_set_new(claims, "roles", roles);
 out:
 	gh_wipe(&u, sizeof u);
@@ -786,7 +826,8 @@ id_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 	json_object_set_new(claims, "acr", json_string(strstr(is->amr,
 	    "\"mfa\"") ? "mfa" : "pwd"));
 	json_object_set_new(claims, "amr", json_loads(is->amr, 0, NULL));
-	err = user_claims(ctx, is->user_id, is->scope, is->c->app.id, claims);
+	err = user_claims(ctx, is->user_id, is->scope, is->c->app.id,
+	    json_object_get(is->c->s, "claims"), claims);
 	if (err == GH_OK)
 		err = sign_into(ctx, is, "JWT", claims, resp, "id_token");
 	json_decref(claims);
@@ -1278,12 +1319,14 @@ static void
 h_userinfo(void *app, struct gh_http_req *req)
 {
 	const char *h = gh_http_req_header(req, "Authorization");
+	struct oidc_client c;
 	struct api_ctx ctx;
 	struct tok t;
 	json_t *claims;
 	bool may = false;
 	gh_err err;
 
+	memset(&c, 0, sizeof c);
 	if (!ctx_open(app, req, &ctx))
 		return;
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
@@ -1309,8 +1352,16 @@ h_userinfo(void *app, struct gh_http_req *req)
 	}
 	claims = json_pack("{s:s}", "sub", t.user_id);
 	if (err == GH_OK)
+		err = oidc_client_load(ctx.db, t.client_id, &c);
+	if (err == GH_ERR_NOTFOUND) {
+		json_decref(claims);
+		bearer_fail(req, "The client of this token is gone.");
+		goto out;
+	}
+	if (err == GH_OK)
 		err = user_claims(&ctx, t.user_id, t.scope, t.client_id,
-		    claims);
+		    json_object_get(c.s, "claims"), claims);
+	oidc_client_free(&c);
 	if (err != GH_OK) {
 		json_decref(claims);
 		respond_err(req, err);

@@ -16,7 +16,9 @@
  */
 #include "api/oidc_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -126,8 +128,26 @@ oidc_redirect_uri_valid(const char *u)
 	    strncmp(u, "http://[::1]", 12) == 0;
 }
 
+/* Where validation says why it refused (the API answers it as 400
+ * invalid_request, the CLI prints it). */
+struct chk {
+	char *msg;
+	size_t cap;
+};
+
+static bool GH_PRINTF(2, 3)
+refuse(struct chk *k, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(k->msg, k->cap, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
 static bool
-uris_read(struct gh_http_req *req, json_t *body, const char *key,
+uris_read(struct chk *k, json_t *body, const char *key,
     bool required, json_t *out)
 {
 	json_t *a = json_object_get(body, key), *v, *copy = json_array();
@@ -140,7 +160,7 @@ uris_read(struct gh_http_req *req, json_t *body, const char *key,
 	if (!json_is_array(a) || (required && json_array_size(a) == 0) ||
 	    json_array_size(a) > OIDC_URIS_MAX) {
 		json_decref(copy);
-		respond_invalid(req, "%s must be an array of 1 to %d URIs", key,
+		refuse(k, "%s must be an array of 1 to %d URIs", key,
 		    OIDC_URIS_MAX);
 		return false;
 	}
@@ -148,7 +168,7 @@ uris_read(struct gh_http_req *req, json_t *body, const char *key,
 		if (!json_is_string(v) ||
 		    !oidc_redirect_uri_valid(json_string_value(v))) {
 			json_decref(copy);
-			respond_invalid(req, "%s[%zu] must be an https URI "
+			refuse(k, "%s[%zu] must be an https URI "
 			    "(http only for loopback) without a fragment", key,
 			    i);
 			return false;
@@ -160,26 +180,27 @@ uris_read(struct gh_http_req *req, json_t *body, const char *key,
 }
 
 static bool
-str_member(struct gh_http_req *req, json_t *body, const char *key,
+str_member(struct chk *k, json_t *body, const char *key,
     const char *const *allowed, const char *def, json_t *out)
 {
 	const char *v = def;
+	json_t *j = json_object_get(body, key);
 
-	if (!member_str(req, body, key, &v))
-		return false;
-	if (v == NULL)
-		v = def;
+	if (j != NULL && !json_is_string(j))
+		return refuse(k, "%s: must be a string", key);
+	if (j != NULL)
+		v = json_string_value(j);
 	for (; *allowed != NULL; allowed++)
 		if (strcmp(*allowed, v) == 0) {
 			json_object_set_new(out, key, json_string(v));
 			return true;
 		}
-	respond_invalid(req, "%s: unsupported value", key);
+	refuse(k, "%s: unsupported value", key);
 	return false;
 }
 
 static bool
-int_member(struct gh_http_req *req, json_t *body, const char *key,
+int_member(struct chk *k, json_t *body, const char *key,
     int64_t lo, int64_t hi, int64_t def, json_t *out)
 {
 	json_t *v = json_object_get(body, key);
@@ -188,7 +209,7 @@ int_member(struct gh_http_req *req, json_t *body, const char *key,
 	if (v != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < lo ||
 		    json_integer_value(v) > hi) {
-			respond_invalid(req, "%s must be an integer from %lld "
+			refuse(k, "%s must be an integer from %lld "
 			    "to %lld", key, (long long)lo, (long long)hi);
 			return false;
 		}
@@ -199,7 +220,7 @@ int_member(struct gh_http_req *req, json_t *body, const char *key,
 }
 
 static bool
-grants_read(struct gh_http_req *req, json_t *body, json_t *out)
+grants_read(struct chk *ck, json_t *body, json_t *out)
 {
 	static const char *const known[] = { "authorization_code",
 	    "refresh_token", "client_credentials", DEVICE_GRANT };
@@ -230,7 +251,7 @@ grants_read(struct gh_http_req *req, json_t *body, json_t *out)
 	json_object_set_new(out, "grant_types", copy);
 	return true;
 bad:
-	respond_invalid(req, "grant_types must be a non-empty array of "
+	refuse(ck, "grant_types must be a non-empty array of "
 	    "authorization_code, refresh_token, client_credentials, "
 	    DEVICE_GRANT);
 	return false;
@@ -239,7 +260,7 @@ bad:
 /* The public keys of a private_key_jwt client: {"keys": [JWK with "kid"
  * and "alg"]}, 1 to OIDC_JWKS_MAX, each importable for its alg. */
 static bool
-jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
+jwks_read(struct chk *ck, json_t *body, bool required, json_t *out)
 {
 	json_t *set = json_object_get(body, "jwks"), *keys, *k;
 	struct gh_jose_key *key = NULL;
@@ -250,7 +271,7 @@ jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
 	if (set == NULL && !required)
 		return true;
 	if (!required) {
-		respond_invalid(req, "jwks is only for private_key_jwt "
+		refuse(ck, "jwks is only for private_key_jwt "
 		    "clients");
 		return false;
 	}
@@ -258,7 +279,7 @@ jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
 	if (!json_is_object(set) || !json_is_array(keys) ||
 	    json_array_size(keys) == 0 ||
 	    json_array_size(keys) > OIDC_JWKS_MAX) {
-		respond_invalid(req, "jwks must be {\"keys\": [1 to %d public "
+		refuse(ck, "jwks must be {\"keys\": [1 to %d public "
 		    "JWKs]} for private_key_jwt", OIDC_JWKS_MAX);
 		return false;
 	}
@@ -270,7 +291,7 @@ jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
 		    gh_jose_alg_parse(json_string_value(json_object_get(k,
 		    "alg")), &alg) != GH_OK ||
 		    gh_jose_key_from_jwk(alg, k, &key) != GH_OK) {
-			respond_invalid(req, "jwks.keys[%zu] must be a public "
+			refuse(ck, "jwks.keys[%zu] must be a public "
 			    "ES256, RS256 or EdDSA JWK with kid and alg", i);
 			return false;
 		}
@@ -281,9 +302,121 @@ jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
 	return true;
 }
 
-/* Validates a PUT body into complete settings; NULL after responding. */
+/* Claims that a configured attribute claim may not take: the registered
+ * and standard ones (RFC 7519 4.1, OpenID Connect Core 2 and 5.1) and
+ * the ones Gatehouse sets itself. */
+static const char *const reserved_claims[] = { "iss", "sub", "aud", "exp",
+	"nbf", "iat", "jti", "auth_time", "nonce", "acr", "amr", "azp",
+	"at_hash", "c_hash", "s_hash", "sid", "name", "given_name",
+	"family_name", "middle_name", "nickname", "preferred_username",
+	"profile", "picture", "website", "email", "email_verified", "gender",
+	"birthdate", "zoneinfo", "locale", "phone_number",
+	"phone_number_verified", "address", "updated_at", "groups", "roles",
+	"scope", "client_id", "cnf", "events", "typ", NULL };
+
+bool
+oidc_claim_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > OIDC_CLAIM_NAME_MAX ||
+	    !((name[0] >= 'a' && name[0] <= 'z') ||
+	    (name[0] >= 'A' && name[0] <= 'Z')))
+		return false;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("_.:/-", *p) != NULL))
+			return false;
+	for (const char *const *r = reserved_claims; *r != NULL; r++)
+		if (strcmp(*r, name) == 0)
+			return false;
+	return true;
+}
+
+/* The attribute claims: {claim name: attribute name}, each attribute
+ * defined and not classified sensitive. */
+static bool
+attr_claims_read(struct chk *k, struct gh_db *db, json_t *m, json_t *out)
+{
+	struct gh_attr_def d;
+	const char *claim;
+	json_t *v;
+	gh_err err;
+
+	if (!json_is_object(m) || json_object_size(m) > OIDC_ATTR_CLAIMS_MAX)
+		return refuse(k, "claims.attributes must be an object of at "
+		    "most %d claim names to attribute names",
+		    OIDC_ATTR_CLAIMS_MAX);
+	json_object_foreach(m, claim, v) {
+		if (!oidc_claim_name_valid(claim))
+			return refuse(k, "claims.attributes: '%.64s' is not a "
+			    "claim name an attribute may take (1 to %d of "
+			    "A-Z a-z 0-9 _ . : / -, starting with a letter, "
+			    "not a registered or standard claim)", claim,
+			    OIDC_CLAIM_NAME_MAX);
+		if (!json_is_string(v) ||
+		    !gh_identity_attr_name_valid(json_string_value(v)))
+			return refuse(k, "claims.attributes.%s must name an "
+			    "attribute", claim);
+		memset(&d, 0, sizeof d);
+		err = gh_identity_attr_def_get(db, json_string_value(v), &d);
+		if (err == GH_OK && d.classification >= GH_ATTR_SENSITIVE) {
+			gh_identity_attr_def_clear(&d);
+			return refuse(k, "claims.attributes.%s: attribute %s "
+			    "is classified sensitive and never goes into "
+			    "tokens", claim, json_string_value(v));
+		}
+		gh_identity_attr_def_clear(&d);
+		if (err != GH_OK)
+			return refuse(k, "claims.attributes.%s: no attribute "
+			    "named %s", claim, json_string_value(v));
+		json_object_set(out, claim, v);
+	}
+	return true;
+}
+
+/* The client's claim settings: {"groups": bool, "roles": bool,
+ * "attributes": {claim: attribute}}; absent members keep the defaults
+ * (groups and roles with the groups scope, no attribute claims). */
+static bool
+claims_read(struct chk *k, struct gh_db *db, json_t *body, json_t *out)
+{
+	json_t *c = json_object_get(body, "claims"), *v, *attrs;
+	const char *key;
+	bool ok = true;
+
+	if (c == NULL)
+		return true;
+	if (!json_is_object(c))
+		return refuse(k, "claims must be an object with groups, roles "
+		    "and attributes");
+	json_object_foreach(c, key, v)
+		if (strcmp(key, "groups") != 0 && strcmp(key, "roles") != 0 &&
+		    strcmp(key, "attributes") != 0)
+			return refuse(k, "claims: unknown member '%.64s'", key);
+	attrs = json_object();
+	for (size_t i = 0; i < 2; i++) {
+		key = i == 0 ? "groups" : "roles";
+		v = json_object_get(c, key);
+		if (v != NULL && !json_is_boolean(v))
+			ok = refuse(k, "claims.%s must be a boolean", key);
+	}
+	v = json_object_get(c, "attributes");
+	if (ok && v != NULL)
+		ok = attr_claims_read(k, db, v, attrs);
+	if (ok)
+		json_object_set_new(out, "claims", json_pack("{s:b, s:b, s:O}",
+		    "groups", !json_is_false(json_object_get(c, "groups")),
+		    "roles", !json_is_false(json_object_get(c, "roles")),
+		    "attributes", attrs));
+	json_decref(attrs);
+	return ok;
+}
+
+/* Validates a PUT body into complete settings; NULL after saying why in
+ * k. */
 static json_t *
-settings_read(struct gh_http_req *req, json_t *body)
+settings_read(struct chk *k, struct gh_db *db, json_t *body)
 {
 	static const char *const types[] = { "public", "confidential", NULL };
 	static const char *const methods[] = { "client_secret_basic",
@@ -294,43 +427,44 @@ settings_read(struct gh_http_req *req, json_t *body)
 	const char *type, *method;
 	bool public;
 
-	if (!uris_read(req, body, "redirect_uris", true, s) ||
-	    !uris_read(req, body, "post_logout_redirect_uris", false, s) ||
-	    !grants_read(req, body, s) ||
-	    !str_member(req, body, "client_type", types, "confidential", s))
+	if (!uris_read(k, body, "redirect_uris", true, s) ||
+	    !uris_read(k, body, "post_logout_redirect_uris", false, s) ||
+	    !grants_read(k, body, s) ||
+	    !str_member(k, body, "client_type", types, "confidential", s))
 		goto bad;
 	type = json_string_value(json_object_get(s, "client_type"));
 	public = strcmp(type, "public") == 0;
-	if (!str_member(req, body, "token_endpoint_auth_method", methods,
+	if (!str_member(k, body, "token_endpoint_auth_method", methods,
 	    public ? "none" : "client_secret_basic", s) ||
-	    !str_member(req, body, "access_token_format", formats, "jwt", s) ||
-	    !str_member(req, body, "id_token_signed_response_alg", algs,
+	    !str_member(k, body, "access_token_format", formats, "jwt", s) ||
+	    !str_member(k, body, "id_token_signed_response_alg", algs,
 	    "ES256", s) ||
-	    !int_member(req, body, "id_token_lifetime_s", 60,
+	    !int_member(k, body, "id_token_lifetime_s", 60,
 	    OIDC_TOKEN_TTL_MAX_S, 3600, s) ||
-	    !int_member(req, body, "access_token_lifetime_s", 60,
+	    !int_member(k, body, "access_token_lifetime_s", 60,
 	    OIDC_TOKEN_TTL_MAX_S, 900, s) ||
-	    !int_member(req, body, "refresh_token_lifetime_s", 300,
+	    !int_member(k, body, "refresh_token_lifetime_s", 300,
 	    90 * 86400, 30 * 86400, s))
 		goto bad;
 	method = json_string_value(json_object_get(s,
 	    "token_endpoint_auth_method"));
 	if (public != (strcmp(method, "none") == 0)) {
-		respond_invalid(req, "token_endpoint_auth_method must be none "
+		refuse(k, "token_endpoint_auth_method must be none "
 		    "for public clients and a client_secret method otherwise");
 		goto bad;
 	}
 	if (public && oidc_client_has(&(struct oidc_client){ .s = s },
 	    "grant_types", "client_credentials")) {
-		respond_invalid(req, "client_credentials needs a confidential "
+		refuse(k, "client_credentials needs a confidential "
 		    "client");
 		goto bad;
 	}
-	if (!jwks_read(req, body, strcmp(method, "private_key_jwt") == 0, s))
+	if (!jwks_read(k, body, strcmp(method, "private_key_jwt") == 0, s) ||
+	    !claims_read(k, db, body, s))
 		goto bad;
 	pk = json_object_get(body, "pkce_required");
 	if (pk != NULL && !json_is_boolean(pk)) {
-		respond_invalid(req, "pkce_required must be a boolean");
+		refuse(k, "pkce_required must be a boolean");
 		goto bad;
 	}
 	/* Public clients cannot keep a secret: PKCE is their proof. */
@@ -408,6 +542,50 @@ h_client_get(void *app, struct gh_http_req *req)
 	ctx_close(&ctx);
 }
 
+gh_err
+gh_api_oidc_client_check(struct gh_db *db, json_t *body,
+    json_t **settings_out, char *msg, size_t msg_cap)
+{
+	struct chk k = { msg, msg_cap };
+
+	*settings_out = settings_read(&k, db, body);
+	return *settings_out != NULL ? GH_OK : GH_ERR_INVALID;
+}
+
+gh_err
+gh_api_oidc_client_save(struct gh_db *db, const struct gh_audit_actor *actor,
+    const char *app_id, json_t *settings)
+{
+	char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+	gh_err err = text ? GH_OK : GH_ERR_NOMEM;
+
+	if (err == GH_OK)
+		err = gh_db_run(db, "INSERT INTO oidc_clients (app_id, "
+		    "settings, updated_at) VALUES (?, ?, ?) ON CONFLICT "
+		    "(app_id) DO UPDATE SET settings = excluded.settings, "
+		    "updated_at = excluded.updated_at", "tti", app_id, text,
+		    gh_now_ms());
+	if (err == GH_OK)
+		err = gh_audit_append(db, actor, "oidc.client.update", "app",
+		    app_id, settings);
+	free(text);
+	return err;
+}
+
+gh_err
+gh_api_oidc_client_json(struct gh_db *db, const char *app_id, json_t **out)
+{
+	struct oidc_client c;
+	gh_err err;
+
+	*out = NULL;
+	err = oidc_client_load(db, app_id, &c);
+	if (err == GH_OK)
+		*out = client_json(&c);
+	oidc_client_free(&c);
+	return err;
+}
+
 static void
 h_client_put(void *app, struct gh_http_req *req)
 {
@@ -416,31 +594,27 @@ h_client_put(void *app, struct gh_http_req *req)
 	    "token_endpoint_auth_method", "id_token_lifetime_s",
 	    "access_token_lifetime_s", "refresh_token_lifetime_s",
 	    "access_token_format", "pkce_required",
-	    "id_token_signed_response_alg", "jwks", NULL };
+	    "id_token_signed_response_alg", "jwks", "claims", NULL };
 	struct gh_access_app a;
 	struct oidc_client c;
 	struct api_ctx ctx;
 	json_t *body = NULL, *s = NULL;
-	char *text = NULL;
+	char msg[256];
 	gh_err err;
 
 	memset(&c, 0, sizeof c);
 	if (!client_route_open(app, req, &ctx, "apps.write", &a))
 		return;
-	if ((body = body_object(req, keys)) == NULL ||
-	    (s = settings_read(req, body)) == NULL)
+	if ((body = body_object(req, keys)) == NULL)
 		goto out;
-	text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
-	err = text ? gh_db_begin(ctx.db) : GH_ERR_NOMEM;
+	if (gh_api_oidc_client_check(ctx.db, body, &s, msg, sizeof msg) !=
+	    GH_OK) {
+		respond_invalid(req, "%s", msg);
+		goto out;
+	}
+	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "INSERT INTO oidc_clients (app_id, "
-		    "settings, updated_at) VALUES (?, ?, ?) ON CONFLICT "
-		    "(app_id) DO UPDATE SET settings = excluded.settings, "
-		    "updated_at = excluded.updated_at", "tti", a.id, text,
-		    gh_now_ms());
-	if (err == GH_OK)
-		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.client.update",
-		    "app", a.id, s);
+		err = gh_api_oidc_client_save(ctx.db, &ctx.actor, a.id, s);
 	if (!finish(&ctx, err))
 		goto out;
 	err = oidc_client_load(ctx.db, a.id, &c);
@@ -450,60 +624,73 @@ h_client_put(void *app, struct gh_http_req *req)
 		gh_http_respond_json(req, 200, client_json(&c));
 out:
 	oidc_client_free(&c);
-	free(text);
 	json_decref(s);
 	json_decref(body);
 	ctx_close(&ctx);
 }
 
+gh_err
+gh_api_oidc_secret_rotate(struct gh_db *db, const struct gh_audit_actor *actor,
+    const char *app_id, char secret[static GH_API_OIDC_SECRET_LEN + 1])
+{
+	uint8_t raw[OIDC_SECRET_BYTES], dg[GH_SHA256_LEN];
+	struct oidc_client c;
+	gh_err err;
+
+	_Static_assert(GH_API_OIDC_SECRET_LEN == TOKEN_STR_LEN,
+	    "secret length");
+	secret[0] = '\0';
+	err = oidc_client_load(db, app_id, &c);
+	if (err == GH_OK && strcmp(oidc_client_str(&c, "client_type"),
+	    "confidential") != 0)
+		err = GH_ERR_CONFLICT;
+	if (err == GH_OK)
+		err = gh_rand_bytes(raw, sizeof raw);
+	if (err == GH_OK) {
+		gh_b64url_encode(raw, sizeof raw, secret);
+		gh_sha256(secret, strlen(secret), dg);
+		err = gh_db_run(db, "UPDATE oidc_clients SET "
+		    "secret_digest = ?, secret_created_at = ? WHERE app_id = "
+		    "?", "bit", dg, sizeof dg, gh_now_ms(), app_id);
+	}
+	if (err == GH_OK)
+		err = gh_audit_append(db, actor, "oidc.secret.rotate", "app",
+		    app_id, NULL);
+	if (err != GH_OK)
+		gh_wipe(secret, GH_API_OIDC_SECRET_LEN + 1);
+	gh_wipe(raw, sizeof raw);
+	oidc_client_free(&c);
+	return err;
+}
+
 static void
 h_secret_post(void *app, struct gh_http_req *req)
 {
-	uint8_t raw[OIDC_SECRET_BYTES], dg[GH_SHA256_LEN];
-	char secret[2 * OIDC_SECRET_BYTES];
+	char secret[GH_API_OIDC_SECRET_LEN + 1];
 	struct gh_access_app a;
-	struct oidc_client c;
 	struct api_ctx ctx;
 	gh_err err;
 
 	if (!client_route_open(app, req, &ctx, "apps.write", &a))
 		return;
-	err = oidc_client_load(ctx.db, a.id, &c);
-	if (err == GH_ERR_NOTFOUND) {
-		gh_http_respond_error(req, 404, "oidc_client_not_found",
-		    "Set the client settings first.");
-		goto out;
-	}
-	if (err != GH_OK) {
-		respond_err(req, err);
-		goto out;
-	}
-	if (strcmp(oidc_client_str(&c, "client_type"), "confidential") != 0) {
-		gh_http_respond_error(req, 409, "public_client",
-		    "Public clients have no secret.");
-		goto out;
-	}
-	err = gh_rand_bytes(raw, sizeof raw);
-	if (err == GH_OK) {
-		gh_b64url_encode(raw, sizeof raw, secret);
-		gh_sha256(secret, strlen(secret), dg);
-		err = gh_db_begin(ctx.db);
-	}
+	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "UPDATE oidc_clients SET "
-		    "secret_digest = ?, secret_created_at = ? WHERE app_id = "
-		    "?", "bit", dg, sizeof dg, gh_now_ms(), a.id);
-	if (err == GH_OK)
-		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.secret.rotate",
-		    "app", a.id, NULL);
-	if (finish(&ctx, err)) {
+		err = gh_api_oidc_secret_rotate(ctx.db, &ctx.actor, a.id,
+		    secret);
+	if (err == GH_ERR_NOTFOUND || err == GH_ERR_CONFLICT) {
+		gh_db_rollback(ctx.db);
+		if (err == GH_ERR_NOTFOUND)
+			gh_http_respond_error(req, 404,
+			    "oidc_client_not_found",
+			    "Set the client settings first.");
+		else
+			gh_http_respond_error(req, 409, "public_client",
+			    "Public clients have no secret.");
+	} else if (finish(&ctx, err)) {
 		gh_http_respond_json(req, 201, json_pack("{s:s, s:s}",
 		    "client_id", a.id, "client_secret", secret));
 	}
-out:
-	gh_wipe(raw, sizeof raw);
 	gh_wipe(secret, sizeof secret);
-	oidc_client_free(&c);
 	ctx_close(&ctx);
 }
 

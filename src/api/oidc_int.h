@@ -24,6 +24,8 @@
 #define OIDC_USER_CODE_LEN 8
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define OIDC_JWKS_MAX 5		/* keys of a private_key_jwt client */
+#define OIDC_CLAIM_NAME_MAX 64
+#define OIDC_ATTR_CLAIMS_MAX 20	/* attribute claims of a client */
 
 /* An app of kind "oidc" with its client settings. */
 struct oidc_client {
@@ -74,6 +76,10 @@ bool oidc_basic_parse(const char *h, char id[static GH_ID_LEN + 1],
 /* An absolute http(s) URI without a fragment, of printable ASCII, at most
  * OIDC_URI_MAX bytes; plain http only for loopback hosts. */
 bool oidc_redirect_uri_valid(const char *u);
+/* A claim name a client may map an attribute to: 1 to
+ * OIDC_CLAIM_NAME_MAX of [A-Za-z0-9_.:/-] starting with a letter, not a
+ * registered or standard claim (sub, iss, email, groups...). */
+bool oidc_claim_name_valid(const char *name);
 /* Uppercases a typed device user code and drops dashes and spaces; false
  * unless exactly OIDC_USER_CODE_LEN letters of its alphabet remain. */
 bool oidc_user_code_norm(const char *in,

@@ -54,6 +54,19 @@ static const char usage[] =
 "  group list --org SLUG [--json]\n"
 "  group add-member|remove-member --org SLUG GROUP USERNAME\n"
 "                      GROUP is a group's name or id\n"
+"  app create --org SLUG --name NAME [--kind oidc|saml|other]\n"
+"           [--description D] [--first-party] [--redirect-uri URI ...]\n"
+"           [--post-logout-redirect-uri URI ...] [--grant-type G ...]\n"
+"           [--public] [--auth-method M] [--pkce] [--claims JSON]\n"
+"           [--settings JSON]\n"
+"                      an app; of kind oidc also an OpenID Connect client\n"
+"                      (a confidential client's secret is printed once)\n"
+"  app list --org SLUG [--json]\n"
+"  app show --org SLUG --app ID [--json]\n"
+"  app delete --org SLUG --app ID\n"
+"  app secret --org SLUG --app ID   a new client secret, printed once\n"
+"  app assign --org SLUG --app ID (--user USERNAME|EMAIL | --group NAME)\n"
+"           [--role ROLE]\n"
 "  keys status [--json]\n"
 "  keys rotate --master | --org SLUG\n"
 "                      re-wrap under a new master key, or new org and data\n"
@@ -133,6 +146,8 @@ gh_cli_main(int argc, char **argv)
 		return cmd_keys(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "db") == 0)
 		return cmd_db(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "app") == 0)
+		return cmd_app(argc - i - 1, argv + i + 1);
 	fprintf(stderr, "gatehouse: unknown command '%s'\n"
 	    "Run 'gatehouse --help' for usage.\n", argv[i]);
 	return EXIT_USAGE;
@@ -172,6 +187,36 @@ cli_parse(int argc, char **argv, const char *allowed, struct cli_opts *o)
 		{ "role", offsetof(struct cli_opts, role) },
 		{ "listen", offsetof(struct cli_opts, listen) },
 		{ "params", offsetof(struct cli_opts, params) },
+		{ "kind", offsetof(struct cli_opts, kind) },
+		{ "app", offsetof(struct cli_opts, app) },
+		{ "user", offsetof(struct cli_opts, user) },
+		{ "group", offsetof(struct cli_opts, group) },
+		{ "description", offsetof(struct cli_opts, description) },
+		{ "auth-method", offsetof(struct cli_opts, auth_method) },
+		{ "claims", offsetof(struct cli_opts, claims) },
+		{ "settings", offsetof(struct cli_opts, settings) },
+	};
+	static const struct {
+		const char *name;
+		size_t off;	/* offset of a struct cli_multi in cli_opts */
+	} repeated[] = {
+		{ "redirect-uri", offsetof(struct cli_opts, redirect_uris) },
+		{ "post-logout-redirect-uri",
+		    offsetof(struct cli_opts, post_logout_uris) },
+		{ "grant-type", offsetof(struct cli_opts, grant_types) },
+	};
+	static const struct {
+		const char *name;
+		size_t off;	/* offset of a bool in cli_opts */
+	} flags[] = {
+		{ "dev", offsetof(struct cli_opts, dev) },
+		{ "json", offsetof(struct cli_opts, json) },
+		{ "force", offsetof(struct cli_opts, force) },
+		{ "master", offsetof(struct cli_opts, master) },
+		{ "write", offsetof(struct cli_opts, write) },
+		{ "public", offsetof(struct cli_opts, public_client) },
+		{ "first-party", offsetof(struct cli_opts, first_party) },
+		{ "pkce", offsetof(struct cli_opts, pkce) },
 	};
 
 	memset(o, 0, sizeof *o);
@@ -194,26 +239,30 @@ cli_parse(int argc, char **argv, const char *allowed, struct cli_opts *o)
 			    "(allowed here: %s)\n", a, allowed);
 			return GH_ERR_INVALID;
 		}
-		if (strcmp(a, "dev") == 0) {
-			o->dev = true;
-			continue;
+		for (size_t k = 0; k < sizeof flags / sizeof *flags; k++) {
+			if (strcmp(a, flags[k].name) == 0) {
+				*(bool *)((char *)o + flags[k].off) = true;
+				found = true;
+			}
 		}
-		if (strcmp(a, "json") == 0) {
-			o->json = true;
-			continue;
+		for (size_t k = 0; k < sizeof repeated / sizeof *repeated;
+		    k++) {
+			struct cli_multi *m;
+
+			if (strcmp(a, repeated[k].name) != 0)
+				continue;
+			m = (struct cli_multi *)((char *)o + repeated[k].off);
+			if (i + 1 >= argc || m->n >= CLI_MULTI_MAX) {
+				fprintf(stderr, "gatehouse: option '--%s' needs "
+				    "a value (at most %d times)\n", a,
+				    CLI_MULTI_MAX);
+				return GH_ERR_INVALID;
+			}
+			m->v[m->n++] = argv[++i];
+			found = true;
 		}
-		if (strcmp(a, "force") == 0) {
-			o->force = true;
+		if (found)
 			continue;
-		}
-		if (strcmp(a, "master") == 0) {
-			o->master = true;
-			continue;
-		}
-		if (strcmp(a, "write") == 0) {
-			o->write = true;
-			continue;
-		}
 		for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) {
 			if (strcmp(a, valued[k].name) != 0)
 				continue;

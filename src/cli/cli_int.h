@@ -77,6 +77,14 @@ gh_err config_listen(const char *listen, char *host, size_t host_cap,
 void config_base_url(const struct gh_config *cfg, char *out, size_t cap);
 void config_pw_params(const struct gh_config *cfg, struct gh_pw_params *p);
 
+#define CLI_MULTI_MAX 20	/* values of a repeatable option */
+
+/* The values of a repeatable option, in order. */
+struct cli_multi {
+	const char *v[CLI_MULTI_MAX];
+	int n;
+};
+
 /* Command-line options of one command. */
 struct cli_opts {
 	const char *config;
@@ -90,6 +98,20 @@ struct cli_opts {
 	const char *role;
 	const char *listen;
 	const char *params;
+	const char *kind;		/* app options (cmd_app.c) */
+	const char *app;
+	const char *user;
+	const char *group;
+	const char *description;
+	const char *auth_method;
+	const char *claims;
+	const char *settings;
+	struct cli_multi redirect_uris;
+	struct cli_multi post_logout_uris;
+	struct cli_multi grant_types;
+	bool public_client;
+	bool first_party;
+	bool pkce;
 	bool write;
 	bool dev;
 	bool json;
@@ -156,5 +178,6 @@ int cmd_user(int argc, char **argv);
 int cmd_group(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_db(int argc, char **argv);
+int cmd_app(int argc, char **argv);
 
 #endif

@@ -118,10 +118,39 @@ test_listen_parses_ipv4_and_ipv6(void **state)
 	    GH_ERR_INVALID);
 }
 
+static void
+test_repeated_and_flag_options(void **state)
+{
+	char *argv[] = { "--org", "acme", "--redirect-uri", "https://a/cb",
+	    "--public", "--redirect-uri", "https://b/cb", "--grant-type",
+	    "authorization_code", "--first-party", NULL };
+	char *bad[] = { "--redirect-uri", NULL };
+	char *unknown[] = { "--public", NULL };
+	struct cli_opts o;
+
+	(void)state;
+	assert_int_equal(cli_parse(10, argv, "org redirect-uri grant-type "
+	    "public first-party", &o), GH_OK);
+	assert_string_equal(o.org, "acme");
+	assert_int_equal(o.redirect_uris.n, 2);
+	assert_string_equal(o.redirect_uris.v[0], "https://a/cb");
+	assert_string_equal(o.redirect_uris.v[1], "https://b/cb");
+	assert_int_equal(o.grant_types.n, 1);
+	assert_true(o.public_client);
+	assert_true(o.first_party);
+	assert_false(o.pkce);
+	assert_int_equal(o.nargs, 0);
+	/* A repeated option needs its value; options not allowed here fail. */
+	assert_int_equal(cli_parse(1, bad, "redirect-uri", &o),
+	    GH_ERR_INVALID);
+	assert_int_equal(cli_parse(1, unknown, "org", &o), GH_ERR_INVALID);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_repeated_and_flag_options),
 		cmocka_unit_test(test_defaults_are_documented_values),
 		cmocka_unit_test(test_file_then_env_then_flag_take_precedence),
 		cmocka_unit_test(test_unknown_key_and_bad_values_are_refused),

@@ -2,13 +2,18 @@
 // openid-client (npm) discovers the issuer, builds a code + PKCE (S256)
 // authorization request with state and nonce, exchanges the code and
 // validates the ID token, calls userinfo, refreshes (the refresh token
-// rotates) and runs the client credentials grant. The user agent between
+// rotates), runs the client credentials grant and, with
+// GH_POST_LOGOUT_URI, signs out through the end_session_endpoint
+// (RP-initiated logout with id_token_hint, post_logout_redirect_uri and
+// state), then checks that the session and the session's tokens are gone.
+// The user agent between
 // the RP and the provider is plain fetch with a cookie jar kept here: it
 // follows the redirects to the HTML sign-in form, posts it, and stops at
 // the redirect_uri.
 //
 // Environment: GH_ISSUER, GH_CLIENT_ID, GH_CLIENT_SECRET, GH_REDIRECT_URI,
-// GH_USER, GH_PASSWORD; optional GH_EXPECT_SUB, GH_EXPECT_EMAIL.
+// GH_USER, GH_PASSWORD; optional GH_EXPECT_SUB, GH_EXPECT_EMAIL,
+// GH_POST_LOGOUT_URI.
 // Prints one JSON summary line; exits non-zero on any failure.
 
 import * as client from 'openid-client';
@@ -60,9 +65,9 @@ function unescapeHtml(s) {
 }
 
 // Follows the authorization URL through the sign-in form until the
-// provider redirects to redirectUri; returns that URL.
-async function userAgent(authUrl, redirectUri, user, password, trace) {
-  const jar = new Jar();
+// provider redirects to redirectUri; returns that URL. The jar keeps the
+// provider's session cookie for later requests.
+async function userAgent(jar, authUrl, redirectUri, user, password, trace) {
   let url = authUrl;
   let res = await send(jar, url);
   let signedIn = false;
@@ -123,8 +128,9 @@ async function main() {
     code_challenge: challenge, code_challenge_method: 'S256', state, nonce,
   });
   check(authUrl.searchParams.get('code_challenge_method') === 'S256', 'S256 sent');
-  const back = await userAgent(authUrl.href, redirectUri, env('GH_USER'),
-    env('GH_PASSWORD'), summary.trace);
+  const jar = new Jar();
+  const back = await userAgent(jar, authUrl.href, redirectUri,
+    env('GH_USER'), env('GH_PASSWORD'), summary.trace);
   check(back.searchParams.get('state') === state, 'state echoed');
   check(back.searchParams.has('code'), `code in ${back.search}`);
 
@@ -173,6 +179,65 @@ async function main() {
   const ccPayload = JSON.parse(Buffer.from(cc.access_token.split('.')[1], 'base64url'));
   check(ccPayload.sub === clientId, `client credentials sub ${ccPayload.sub}`);
   summary.client_credentials = { sub: ccPayload.sub, scope: cc.scope, expires_in: cc.expires_in };
+
+  // RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). A second
+  // authorization with the same user agent is answered from the session
+  // (no form), so its tokens are bound to the session that logout ends.
+  const postLogout = process.env.GH_POST_LOGOUT_URI;
+  if (postLogout) {
+    const v2 = client.randomPKCECodeVerifier();
+    const state2 = client.randomState();
+    const url2 = client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri, scope: 'openid email',
+      code_challenge: await client.calculatePKCECodeChallenge(v2),
+      code_challenge_method: 'S256', state: state2,
+    });
+    const trace2 = [];
+    const back2 = await userAgent(jar, url2.href, redirectUri,
+      env('GH_USER'), env('GH_PASSWORD'), trace2);
+    check(!trace2.some((hop) => hop.includes('form')), `no second sign-in: ${trace2}`);
+    const t2 = await client.authorizationCodeGrant(config, back2, {
+      pkceCodeVerifier: v2, expectedState: state2, idTokenExpected: true,
+    });
+    check(t2.refresh_token, 'second refresh token');
+    const me = `${issuer.href.replace(/\/$/, '')}/api/v1/me`;
+    const meBefore = (await send(jar, me)).status;
+    check(meBefore === 200, `/me before logout: ${meBefore}`);
+
+    const logoutState = client.randomState();
+    const endUrl = client.buildEndSessionUrl(config, {
+      id_token_hint: t2.id_token, post_logout_redirect_uri: postLogout,
+      state: logoutState,
+    });
+    check(endUrl.href.startsWith(meta.end_session_endpoint), `end session URL ${endUrl.href}`);
+    const res = await send(jar, endUrl.href);
+    check(res.status === 302 || res.status === 303, `logout status ${res.status}`);
+    const landed = new URL(res.headers.get('location'), endUrl);
+    check(landed.href.startsWith(postLogout), `logout went to ${landed.href}`);
+    check(landed.searchParams.get('state') === logoutState, 'logout state echoed');
+
+    const meAfter = (await send(jar, me)).status;
+    check(meAfter === 401, `/me after logout: ${meAfter}`);
+    let refreshAfter = null;
+    try {
+      await client.refreshTokenGrant(config, t2.refresh_token);
+    } catch (e) {
+      refreshAfter = e.error || e.code || String(e);
+    }
+    check(refreshAfter === 'invalid_grant', `refresh after logout refused (${refreshAfter})`);
+    let userinfoAfter = null;
+    try {
+      await client.fetchUserInfo(config, t2.access_token, claims.sub);
+    } catch (e) {
+      userinfoAfter = e.status || (e.response && e.response.status) || e.code || String(e);
+    }
+    check(userinfoAfter !== null, 'userinfo after logout refused');
+    summary.logout = {
+      landed: landed.origin + landed.pathname, state_echoed: true,
+      me_before: meBefore, me_after: meAfter,
+      refresh_after: refreshAfter, userinfo_after: String(userinfoAfter),
+    };
+  }
 
   summary.ok = true;
   console.log(JSON.stringify(summary));

@@ -265,7 +265,7 @@ class Server:
         """Runs `gatehouse [--config F] ARGS` with --data-dir inserted after
         the command words. Returns the CompletedProcess (text)."""
         args = [str(a) for a in args]
-        words = 2 if args and args[0] in ("org", "user", "group", "backup", "keys",
+        words = 2 if args and args[0] in ("org", "user", "group", "backup", "keys", "app",
                                            "audit") else 1
         cmd = [self.binary]
         if config is not None:

@@ -15,12 +15,13 @@ from conftest import (ADMIN_PASSWORD, OTHER_PASSWORD, USER_PASSWORD, Server,
 def test_help_lists_the_commands_and_exits_0(gatehouse_bin):
     r = run_cli([str(gatehouse_bin), "--help"])
     out = r.stdout + r.stderr
-    for word in ("init", "serve", "org", "user"):
+    for word in ("init", "serve", "org", "user", "app create",
+                 "app assign", "--redirect-uri"):
         assert word in out, f"--help does not mention {word}: {out!r}"
 
 
 @pytest.mark.parametrize("words", [["user", "add"], ["org"], ["serve"],
-                                   ["init", "--org"]])
+                                   ["init", "--org"], ["app", "create"]])
 def test_help_works_after_any_command(gatehouse_bin, words):
     r = run_cli([str(gatehouse_bin), *words, "--help"])
     assert r.returncode == 0

@@ -2,7 +2,11 @@
 (docs/api.md, OpenID Connect): tests/browser/oidc_client.mjs uses
 openid-client (npm) for discovery, the code flow with PKCE S256, state and
 nonce through the HTML sign-in form, ID token validation, userinfo, the
-refresh grant (with rotation) and the client credentials grant."""
+refresh grant (with rotation), the client credentials grant and
+RP-initiated logout (buildEndSessionUrl with id_token_hint,
+post_logout_redirect_uri and state): the redirect lands on the registered
+URI with the state, the Gatehouse session ends, and the tokens issued in
+that session are revoked (refresh answers invalid_grant)."""
 
 import json
 import os
@@ -22,7 +26,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def oidc_app(server, admin, redirect_uri):
+def oidc_app(server, admin, redirect_uri, post_logout_uri=None):
     r = admin.post(server.api("/apps"), json={
         "name": "openid-client-rp", "kind": "oidc", "first_party": True},
         timeout=30)
@@ -32,6 +36,8 @@ def oidc_app(server, admin, redirect_uri):
         "client_type": "confidential",
         "token_endpoint_auth_method": "client_secret_basic",
         "redirect_uris": [redirect_uri],
+        "post_logout_redirect_uris": [post_logout_uri] if post_logout_uri
+        else [],
         "grant_types": ["authorization_code", "refresh_token",
                         "client_credentials"]}, timeout=30)
     assert r.status_code == 200, r.text
@@ -55,12 +61,14 @@ def test_openid_client_code_pkce_refresh_client_credentials(server, admin):
     user = server.create_user(admin, "alice", USER_PASSWORD,
                               email="alice@example.com",
                               display_name="Alice Example")
-    redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
-    app_id, secret = oidc_app(server, admin, redirect_uri)
+    port = free_port()
+    redirect_uri = f"http://127.0.0.1:{port}/cb"
+    post_logout = f"http://127.0.0.1:{port}/signed-out"
+    app_id, secret = oidc_app(server, admin, redirect_uri, post_logout)
     r = admin.post(server.api(f"/apps/{app_id}/assignments"),
                    json={"user_id": user["id"]}, timeout=30)
     assert r.status_code == 201, r.text
-    env = {"GH_ISSUER": f"{server.base}/o/{server.org}",
+    env = {"GH_POST_LOGOUT_URI": post_logout,"GH_ISSUER": f"{server.base}/o/{server.org}",
            "GH_CLIENT_ID": app_id, "GH_CLIENT_SECRET": secret,
            "GH_REDIRECT_URI": redirect_uri, "GH_USER": "alice",
            "GH_PASSWORD": USER_PASSWORD, "GH_EXPECT_SUB": user["id"],
@@ -80,9 +88,16 @@ def test_openid_client_code_pkce_refresh_client_credentials(server, admin):
     assert summary["client_credentials"]["sub"] == app_id
     # The user agent went through the sign-in form.
     assert any("form" in hop for hop in summary["trace"]), summary["trace"]
-    # The server agrees: alice signed in on the form with openid-client's
-    # user agent, the first refresh token was rotated, and its replay
-    # revoked the whole family.
+    assert summary["logout"] == {
+        "landed": post_logout, "state_echoed": True, "me_before": 200,
+        "me_after": 401, "refresh_after": "invalid_grant",
+        "userinfo_after": summary["logout"]["userinfo_after"]}
+    assert summary["logout"]["userinfo_after"] in ("401", "invalid_token")
+    # The server agrees: alice signed in on the form once with
+    # openid-client's user agent (the second authorization used the
+    # session), the first refresh token was rotated, and its replay revoked
+    # the whole family; logout revoked the second flow's tokens and ended
+    # the session.
     rows = server.query("SELECT result, user_agent FROM signin_events "
                         "WHERE username = 'alice'")
     assert [r["result"] for r in rows] == ["success"], rows
@@ -90,9 +105,12 @@ def test_openid_client_code_pkce_refresh_client_credentials(server, admin):
     rows = server.query("SELECT used_at, revoked_at FROM oidc_tokens WHERE "
                         "client_id = ? AND kind = 'refresh' "
                         "ORDER BY created_at", (app_id,))
-    assert len(rows) == 2, rows
+    assert len(rows) == 3, rows
     assert rows[0]["used_at"] is not None
     assert all(r["revoked_at"] is not None for r in rows), rows
+    ev = server.query("SELECT changes FROM audit_events WHERE action = "
+                      "'oidc.token.revoke' AND target_type = 'session'")
+    assert len(ev) == 1 and "logout" in ev[0]["changes"], ev
 
 def test_openid_client_rejects_wrong_secret(server, admin):
     """The script fails (non-zero) when the provider refuses the client:
