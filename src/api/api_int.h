@@ -28,6 +28,8 @@ struct gh_app {
 	struct gh_rl *rl;		/* sign-in rate limits (guard.c) */
 	const struct gh_geo *geo;	/* borrowed; NULL: countries unknown */
 	struct gh_app_config cfg;
+	struct oidc_keycache *oidc_keys;	/* oidc_keys.c */
+	struct api_batch *batch;		/* batch.c */
 };
 
 /* Everything a request against /o/{org}/... needs. */
@@ -120,6 +122,24 @@ void respond_invalid(struct gh_http_req *req, const char *fmt, ...)
 /* Brute-force protection (src/api/guard.c). */
 gh_err guard_new(struct gh_app *app) GH_MUST_CHECK;
 void guard_free(struct gh_app *app);
+/* oidc_keys.c: the OpenID provider's loaded keys, shared by the request
+ * threads. */
+gh_err oidc_keycache_new(struct oidc_keycache **out) GH_MUST_CHECK;
+void oidc_keycache_free(struct oidc_keycache *c);
+
+/* Group commit (src/api/batch.c). A write of a request, run in a
+ * savepoint of a transaction that may hold other requests' writes of the
+ * same org, on another thread's connection: fn must use only ctx->db for
+ * the store, do nothing but database writes (sign, format and decide
+ * before), and return an error to undo its own writes. */
+typedef gh_err (*batch_fn)(struct api_ctx *ctx, void *arg);
+gh_err batch_new(struct api_batch **out) GH_MUST_CHECK;
+void batch_free(struct api_batch *b);
+/* Call outside a transaction. Returns once the transaction holding fn's
+ * writes has committed (GH_OK), or with fn's error or the commit's (its
+ * writes are then undone). */
+gh_err batch_run(struct api_ctx *ctx, batch_fn fn, void *arg)
+    GH_MUST_CHECK;
 /* Takes one sign-in request from the client address's and the org's
  * budgets; over either, responds 429 rate_limited (Retry-After) and
  * returns false. Call first in every unauthenticated sign-in handler. */

@@ -34,6 +34,15 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
 		free(app);
 		return err;
 	}
+	err = oidc_keycache_new(&app->oidc_keys);
+	if (err == GH_OK)
+		err = batch_new(&app->batch);
+	if (err != GH_OK) {
+		oidc_keycache_free(app->oidc_keys);
+		guard_free(app);
+		free(app);
+		return err;
+	}
 	*out = app;
 	return GH_OK;
 }
@@ -47,8 +56,11 @@ gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer)
 void
 gh_api_app_free(struct gh_app *app)
 {
-	if (app != NULL)
+	if (app != NULL) {
 		guard_free(app);
+		oidc_keycache_free(app->oidc_keys);
+		batch_free(app->batch);
+	}
 	free(app);
 }
 

@@ -13,16 +13,153 @@
  * Untrusted input: tokens presented back to us (oidc_verify: the kid
  * selects one of our own keys, whose algorithm decides). Secrets: the
  * private keys, stored only encrypted through src/kms (AAD org,
- * "oidc_key", "private_pem", kid) and decrypted per use into secret
- * buffers.
+ * "oidc_key", "private_pem", kid) and decrypted into secret buffers.
+ *
+ * The key cache: decrypting and parsing a PEM key costs about 5M
+ * instructions, ten times the rest of a token request, so loaded keys
+ * (private and public) are kept in memory per (org, kid). The database
+ * still decides on every request which kid is in force or published
+ * (rotation, retirement, a revoked customer key all take effect on the
+ * next request); the cache only maps a kid it names to its key. A kid's
+ * key never changes (keys are only inserted), so an entry cannot go
+ * stale; it is dropped after KEYCACHE_TTL_MS anyway, which bounds how
+ * long an unused private key stays decrypted in memory.
  */
 #include "api/oidc_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define PEM_MAX 8192
 #define CT_MAX (PEM_MAX + GH_KMS_OVERHEAD + 64)
+#define KEYCACHE_N 64
+#define KEYCACHE_TTL_MS (5 * 60 * 1000)
+#define ISS_MAX 400
+
+struct keycache_slot {
+	char org_id[GH_ID_LEN + 1];
+	char kid[OIDC_KID_LEN + 1];
+	bool priv;			/* a private (signing) key */
+	int64_t loaded_at;		/* ms; 0: free slot */
+	struct gh_jose_key *k;
+};
+
+/* A discovery document, a pure function of the issuer (the routes and
+ * capabilities are compiled in; keys are in the JWKS, not here). */
+struct disc_slot {
+	char iss[ISS_MAX];
+	char *body;			/* NULL: free slot */
+	size_t len;
+	uint64_t used;
+};
+
+struct oidc_keycache {
+	pthread_mutex_t mu;
+	struct keycache_slot s[KEYCACHE_N];
+	struct disc_slot d[KEYCACHE_N];
+	uint64_t tick;
+};
+
+gh_err
+oidc_keycache_new(struct oidc_keycache **out)
+{
+	struct oidc_keycache *c;
+
+	*out = NULL;
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return GH_ERR_NOMEM;
+	if (pthread_mutex_init(&c->mu, NULL) != 0) {
+		free(c);
+		return GH_ERR_INTERNAL;
+	}
+	*out = c;
+	return GH_OK;
+}
+
+void
+oidc_keycache_free(struct oidc_keycache *c)
+{
+	if (c == NULL)
+		return;
+	for (int i = 0; i < KEYCACHE_N; i++) {
+		gh_jose_key_free(c->s[i].k);
+		free(c->d[i].body);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static bool
+slot_is(const struct keycache_slot *sl, const char *org_id, const char *kid,
+    bool priv)
+{
+	return sl->loaded_at != 0 && sl->priv == priv &&
+	    strcmp(sl->kid, kid) == 0 && strcmp(sl->org_id, org_id) == 0;
+}
+
+/* A handle on the cached key of (org, kid) and of alg, or NULL. */
+static struct gh_jose_key *
+keycache_get(struct gh_app *app, const char *org_id, const char *kid,
+    bool priv, enum gh_jose_alg alg)
+{
+	struct oidc_keycache *c = app->oidc_keys;
+	struct gh_jose_key *k = NULL;
+	int64_t now = gh_now_ms();
+
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < KEYCACHE_N; i++) {
+		struct keycache_slot *sl = &c->s[i];
+
+		if (!slot_is(sl, org_id, kid, priv))
+			continue;
+		if (now - sl->loaded_at >= KEYCACHE_TTL_MS ||
+		    now < sl->loaded_at || gh_jose_key_alg(sl->k) != alg) {
+			gh_jose_key_free(sl->k);
+			memset(sl, 0, sizeof *sl);
+		} else if (gh_jose_key_dup(sl->k, &k) != GH_OK) {
+			k = NULL;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return k;
+}
+
+/* Keeps a handle on k for (org, kid), in place of the oldest entry when
+ * full. Best effort: a failure only means the next request loads it. */
+static void
+keycache_put(struct gh_app *app, const char *org_id, const char *kid,
+    bool priv, const struct gh_jose_key *k)
+{
+	struct oidc_keycache *c = app->oidc_keys;
+	struct keycache_slot *sl = NULL;
+	struct gh_jose_key *d = NULL;
+
+	if (c == NULL || gh_jose_key_dup(k, &d) != GH_OK)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < KEYCACHE_N; i++) {
+		struct keycache_slot *x = &c->s[i];
+
+		if (slot_is(x, org_id, kid, priv)) {
+			sl = x;		/* another thread loaded it too */
+			break;
+		}
+		if (sl == NULL || x->loaded_at < sl->loaded_at)
+			sl = x;
+	}
+	gh_jose_key_free(sl->k);
+	gh_strlcpy(sl->org_id, org_id, sizeof sl->org_id);
+	gh_strlcpy(sl->kid, kid, sizeof sl->kid);
+	sl->priv = priv;
+	sl->loaded_at = gh_now_ms();
+	sl->k = d;
+	pthread_mutex_unlock(&c->mu);
+}
 
 void
 oidc_issuer(const struct api_ctx *ctx, char *out, size_t cap)
@@ -130,6 +267,9 @@ signer_load(struct api_ctx *ctx, enum gh_jose_alg want,
 		goto out;
 	gh_strlcpy(kid_out, gh_stmt_text(st, 0), OIDC_KID_LEN + 1);
 	err = gh_jose_alg_parse(gh_stmt_text(st, 1), &alg);
+	if (err == GH_OK && (*key_out = keycache_get(ctx->app, ctx->org.id,
+	    kid_out, true, alg)) != NULL)
+		goto out;
 	ct = gh_stmt_blob(st, 2, &ct_len);
 	if (err == GH_OK && ctx->app->kms == NULL)
 		err = GH_ERR_CRYPTO;
@@ -140,6 +280,8 @@ signer_load(struct api_ctx *ctx, enum gh_jose_alg want,
 	}
 	if (err == GH_OK)
 		err = gh_jose_key_from_pem(alg, pem.data, pem.len, key_out);
+	if (err == GH_OK)
+		keycache_put(ctx->app, ctx->org.id, kid_out, true, *key_out);
 	if (err != GH_OK)
 		GH_LOG_ERR(err, "org %s: signing key %s unusable", ctx->org.id,
 		    kid_out);
@@ -207,11 +349,18 @@ oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
 		err = gh_stmt_step(st, &row);
 	if (err != GH_OK)
 		goto out;
-	if (!row || gh_jose_alg_parse(gh_stmt_text(st, 0), &alg) != GH_OK ||
-	    (jwk = json_loads(gh_stmt_text(st, 1), 0, NULL)) == NULL ||
-	    gh_jose_key_from_jwk(alg, jwk, &k) != GH_OK) {
+	if (!row || gh_jose_alg_parse(gh_stmt_text(st, 0), &alg) != GH_OK) {
 		err = GH_ERR_DENIED;
 		goto out;
+	}
+	k = keycache_get(ctx->app, ctx->org.id, kid, false, alg);
+	if (k == NULL) {
+		if ((jwk = json_loads(gh_stmt_text(st, 1), 0, NULL)) == NULL ||
+		    gh_jose_key_from_jwk(alg, jwk, &k) != GH_OK) {
+			err = GH_ERR_DENIED;
+			goto out;
+		}
+		keycache_put(ctx->app, ctx->org.id, kid, false, k);
 	}
 	err = gh_jose_verify(k, jws, strlen(jws), header_out, claims_out);
 	if (err != GH_OK)
@@ -236,8 +385,65 @@ strs(const char *const *v)
 	return a;
 }
 
+/* A malloc'd copy of the cached discovery document of iss, or NULL. */
+static char *
+disc_get(struct oidc_keycache *c, const char *iss, size_t *len_out)
+{
+	char *copy = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < KEYCACHE_N; i++) {
+		struct disc_slot *sl = &c->d[i];
+
+		if (sl->body == NULL || strcmp(sl->iss, iss) != 0)
+			continue;
+		copy = malloc(sl->len + 1);
+		if (copy != NULL) {
+			memcpy(copy, sl->body, sl->len + 1);
+			*len_out = sl->len;
+			sl->used = ++c->tick;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return copy;
+}
+
+/* Keeps a copy of body for iss, in place of the least recently used
+ * document when full. Best effort. */
 static void
-h_discovery(void *app, struct gh_http_req *req)
+disc_put(struct oidc_keycache *c, const char *iss, const char *body,
+    size_t len)
+{
+	struct disc_slot *sl = NULL;
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL || strlen(iss) >= ISS_MAX) {
+		free(copy);
+		return;
+	}
+	memcpy(copy, body, len + 1);
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < KEYCACHE_N; i++) {
+		struct disc_slot *x = &c->d[i];
+
+		if (x->body != NULL && strcmp(x->iss, iss) == 0) {
+			sl = x;
+			break;
+		}
+		if (sl == NULL || x->used < sl->used)
+			sl = x;
+	}
+	free(sl->body);
+	gh_strlcpy(sl->iss, iss, sizeof sl->iss);
+	sl->body = copy;
+	sl->len = len;
+	sl->used = ++c->tick;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static json_t *
+discovery_build(const char *iss)
 {
 	static const char *const responses[] = { "code", NULL };
 	static const char *const grants[] = { "authorization_code",
@@ -261,14 +467,12 @@ h_discovery(void *app, struct gh_http_req *req)
 	static const char *const prompts[] = { "none", "login", "consent",
 	    NULL };
 	static const char *const acrs[] = { "pwd", "mfa", NULL };
-	struct api_ctx ctx;
-	char iss[400], u[480];
+	char u[ISS_MAX + 80];
 	json_t *d;
 
-	if (!ctx_open(app, req, &ctx))
-		return;
-	oidc_issuer(&ctx, iss, sizeof iss);
 	d = json_pack("{s:s}", "issuer", iss);
+	if (d == NULL)
+		return NULL;
 #define EP(name, path) \
 	snprintf(u, sizeof u, "%s%s", iss, path); \
 	json_object_set_new(d, name, json_string(u))
@@ -306,7 +510,38 @@ h_discovery(void *app, struct gh_http_req *req)
 	json_object_set_new(d, "request_uri_parameter_supported",
 	    json_false());
 	json_object_set_new(d, "claims_parameter_supported", json_false());
-	gh_http_respond_json(req, 200, d);
+	return d;
+}
+
+/* The document is the same for every request to an org (a function of
+ * the issuer only), so it is serialised once and served from memory. */
+static void
+h_discovery(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+	char iss[ISS_MAX];
+	char *body;
+	size_t len = 0;
+	json_t *d;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	oidc_issuer(&ctx, iss, sizeof iss);
+	body = disc_get(ctx.app->oidc_keys, iss, &len);
+	if (body == NULL) {
+		d = discovery_build(iss);
+		body = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+		json_decref(d);
+		if (body == NULL) {
+			respond_err(req, GH_ERR_NOMEM);
+			goto out;
+		}
+		len = strlen(body);
+		disc_put(ctx.app->oidc_keys, iss, body, len);
+	}
+	gh_http_respond(req, 200, "application/json", body, len);
+out:
+	free(body);
 	ctx_close(&ctx);
 }
 

@@ -380,6 +380,25 @@ gh_jose_key_public_jwk(const struct gh_jose_key *k, const char *kid)
 	return o;
 }
 
+gh_err
+gh_jose_key_dup(const struct gh_jose_key *k, struct gh_jose_key **out)
+{
+	struct gh_jose_key *d;
+
+	*out = NULL;
+	d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return GH_ERR_NOMEM;
+	if (EVP_PKEY_up_ref(k->pk) != 1) {
+		free(d);
+		return GH_ERR_CRYPTO;
+	}
+	d->alg = k->alg;
+	d->pk = k->pk;
+	*out = d;
+	return GH_OK;
+}
+
 void
 gh_jose_key_free(struct gh_jose_key *k)
 {

@@ -49,6 +49,11 @@ gh_err gh_jose_key_from_pem(enum gh_jose_alg alg, const void *pem,
 gh_err gh_jose_key_from_jwk(enum gh_jose_alg alg, json_t *jwk,
     struct gh_jose_key **out) GH_MUST_CHECK;
 enum gh_jose_alg gh_jose_key_alg(const struct gh_jose_key *k);
+/* A second handle on the same key (the EVP_PKEY is shared, refcounted):
+ * each handle is freed on its own, and may sign or verify from another
+ * thread at the same time. */
+gh_err gh_jose_key_dup(const struct gh_jose_key *k, struct gh_jose_key **out)
+    GH_MUST_CHECK;
 /* The public JWK with "kid", "alg" and "use": "sig" (new reference). */
 json_t *gh_jose_key_public_jwk(const struct gh_jose_key *k, const char *kid);
 /* Wipes and frees. NULL is a no-op. */

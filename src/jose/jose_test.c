@@ -148,6 +148,30 @@ test_each_alg_signs_and_verifies(void **state)
 	roundtrip(GH_JOSE_EDDSA);
 }
 
+static void
+test_dup_outlives_the_original_and_signs(void **state)
+{
+	struct gh_jose_key *k = NULL, *d = NULL;
+	json_t *claims = json_pack("{s:s}", "sub", "x"), *got = NULL;
+	char *jws = NULL;
+
+	(void)state;
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_ES256, &k), GH_OK);
+	assert_int_equal(gh_jose_key_dup(k, &d), GH_OK);
+	assert_ptr_not_equal(k, d);
+	assert_int_equal(gh_jose_key_alg(d), GH_JOSE_ES256);
+	gh_jose_key_free(k);
+	assert_int_equal(gh_jose_sign(d, "kid1", NULL, claims, &jws), GH_OK);
+	assert_int_equal(gh_jose_verify(d, jws, strlen(jws), NULL, &got),
+	    GH_OK);
+	assert_string_equal(json_string_value(json_object_get(got, "sub")),
+	    "x");
+	json_decref(got);
+	json_decref(claims);
+	free(jws);
+	gh_jose_key_free(d);
+}
+
 static char *
 b64(const char *s)
 {
@@ -300,6 +324,7 @@ main(void)
 		cmocka_unit_test(
 		    test_rfc8037_ed25519_example_signature_is_good),
 		cmocka_unit_test(test_each_alg_signs_and_verifies),
+		cmocka_unit_test(test_dup_outlives_the_original_and_signs),
 		cmocka_unit_test(test_alg_none_and_unknown_algs_are_refused),
 		cmocka_unit_test(test_crit_is_refused),
 		cmocka_unit_test(test_key_confusion_is_refused),
