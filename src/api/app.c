@@ -47,8 +47,10 @@ gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer)
 void
 gh_api_app_free(struct gh_app *app)
 {
-	if (app != NULL)
+	if (app != NULL) {
+		gh_api_bcl_stop(app);
 		guard_free(app);
+	}
 	free(app);
 }
 
@@ -289,6 +291,10 @@ ctx_close(struct api_ctx *ctx)
 	if (ctx->notified)
 		gh_mailer_kick(ctx->app->mailer, ctx->org.id);
 	ctx->notified = false;
+	/* Likewise for logouts queued by a session revocation. */
+	if (ctx->sessions_ended)
+		oidc_bcl_kick(ctx->app, ctx->org.id);
+	ctx->sessions_ended = false;
 	gh_rbac_grants_free(&ctx->grants);
 	gh_db_release(ctx->db);
 	ctx->db = NULL;

@@ -281,6 +281,35 @@ jwks_read(struct gh_http_req *req, json_t *body, bool required, json_t *out)
 	return true;
 }
 
+/* backchannel_logout_uri (null or absent: none) and
+ * backchannel_logout_session_required (default false) into out. */
+static bool
+bcl_read(struct gh_http_req *req, json_t *body, json_t *out)
+{
+	json_t *u = json_object_get(body, "backchannel_logout_uri");
+	json_t *r = json_object_get(body, "backchannel_logout_session_required");
+
+	if (u != NULL && !json_is_null(u) && (!json_is_string(u) ||
+	    !oidc_redirect_uri_valid(json_string_value(u)))) {
+		respond_invalid(req, "backchannel_logout_uri must be an absolute "
+		    "https URL without a fragment (plain http only to "
+		    "127.0.0.1, localhost or [::1]), at most %d bytes, or null",
+		    OIDC_URI_MAX);
+		return false;
+	}
+	if (r != NULL && !json_is_boolean(r)) {
+		respond_invalid(req, "backchannel_logout_session_required must "
+		    "be a boolean");
+		return false;
+	}
+	json_object_set_new(out, "backchannel_logout_uri", u != NULL &&
+	    json_is_string(u) ? json_string(json_string_value(u)) :
+	    json_null());
+	json_object_set_new(out, "backchannel_logout_session_required",
+	    json_boolean(json_is_true(r)));
+	return true;
+}
+
 /* Validates a PUT body into complete settings; NULL after responding. */
 static json_t *
 settings_read(struct gh_http_req *req, json_t *body)
@@ -327,6 +356,8 @@ settings_read(struct gh_http_req *req, json_t *body)
 		goto bad;
 	}
 	if (!jwks_read(req, body, strcmp(method, "private_key_jwt") == 0, s))
+		goto bad;
+	if (!bcl_read(req, body, s))
 		goto bad;
 	pk = json_object_get(body, "pkce_required");
 	if (pk != NULL && !json_is_boolean(pk)) {
@@ -416,7 +447,8 @@ h_client_put(void *app, struct gh_http_req *req)
 	    "token_endpoint_auth_method", "id_token_lifetime_s",
 	    "access_token_lifetime_s", "refresh_token_lifetime_s",
 	    "access_token_format", "pkce_required",
-	    "id_token_signed_response_alg", "jwks", NULL };
+	    "id_token_signed_response_alg", "jwks", "backchannel_logout_uri",
+	    "backchannel_logout_session_required", NULL };
 	struct gh_access_app a;
 	struct oidc_client c;
 	struct api_ctx ctx;
