@@ -193,11 +193,14 @@ send_one(struct api_ctx *ctx, const struct pending_logout *p,
 		    "WHERE session_id = ? AND client_id = ?", "tt",
 		    p->session_id, p->client_id);
 	}
-	if (err == GH_OK)
-		err = logout_token(ctx, &c, p, &jws);
 	if (err != GH_OK)
 		goto out;
-	post_token(uri, jws, &status, why, sizeof why);
+	/* A token that cannot be signed (keys unavailable) counts as an
+	 * attempt without an answer: retried, then given up. */
+	if (logout_token(ctx, &c, p, &jws) != GH_OK)
+		snprintf(why, sizeof why, "cannot sign the logout token");
+	else
+		post_token(uri, jws, &status, why, sizeof why);
 	if (status >= 200 && status < 300) {
 		result = "delivered";
 	} else if (status == 0 || status >= 500) {
@@ -224,10 +227,14 @@ out:
 	return err;
 }
 
-/* Sends the due logouts of one org (db acquired by the caller). */
+struct oidc_bcl;
+static bool stopping(struct oidc_bcl *b);
+
+/* Sends the due logouts of one org (db acquired by the caller), until b
+ * is asked to stop. */
 static gh_err
-drain(struct gh_app *app, const struct gh_org *org, struct gh_db *db,
-    int64_t retry_ms)
+drain(struct oidc_bcl *b, struct gh_app *app, const struct gh_org *org,
+    struct gh_db *db, int64_t retry_ms)
 {
 	struct pending_logout batch[BCL_BATCH];
 	struct api_ctx ctx;
@@ -241,7 +248,7 @@ drain(struct gh_app *app, const struct gh_org *org, struct gh_db *db,
 	ctx.actor.type = "system";
 	ctx.actor.id = "oidc-backchannel-logout";
 	err = load_batch(db, gh_now_ms(), batch, &n);
-	for (int i = 0; err == GH_OK && i < n; i++)
+	for (int i = 0; err == GH_OK && i < n && !stopping(b); i++)
 		err = send_one(&ctx, &batch[i], retry_ms);
 	return err;
 }
@@ -264,6 +271,17 @@ struct oidc_bcl {
 	struct queued q[BCL_QUEUE_MAX];
 	size_t qlen;
 };
+
+static bool
+stopping(struct oidc_bcl *b)
+{
+	bool stop;
+
+	pthread_mutex_lock(&b->mu);
+	stop = b->stop;
+	pthread_mutex_unlock(&b->mu);
+	return stop;
+}
 
 /* Adds org_id due at due_ms or brings its entry forward; with mu held. */
 static void
@@ -325,7 +343,7 @@ drain_org(struct oidc_bcl *b, const struct gh_org *org)
 		return;
 	err = gh_store_tenant(b->app->store, org->id, org->region, false, &db);
 	if (err == GH_OK)
-		err = drain(b->app, org, db, b->retry_ms);
+		err = drain(b, b->app, org, db, b->retry_ms);
 	next = err == GH_OK ? next_due(db) : gh_now_ms() + b->retry_ms;
 	gh_db_release(db);
 	if (err != GH_OK)
@@ -384,7 +402,7 @@ drain_orgs(struct oidc_bcl *b, const char *org_id)
 		err = GH_ERR_NOMEM;
 	if (err != GH_OK)
 		GH_LOG_WARN(err, "back-channel logout: listing organisations");
-	for (size_t i = 0; err == GH_OK && i < l.n; i++)
+	for (size_t i = 0; err == GH_OK && i < l.n && !stopping(b); i++)
 		drain_org(b, &l.v[i]);
 	free(l.v);
 }
