@@ -5,8 +5,11 @@ session ends (RP-initiated logout, the user ending their own session, an
 admin disabling the user), with retries on 5xx and none on 4xx. Logout
 tokens are verified with python3-jwcrypto against the published JWKS."""
 
+import datetime
+import ipaddress
 import json
 import queue
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +30,7 @@ class Receiver:
     answers with the next scripted status (200 once the script is used
     up)."""
 
-    def __init__(self, statuses=()):
+    def __init__(self, statuses=(), tls=None):
         self.posts = queue.Queue()
         self.statuses = list(statuses)
         rx = self
@@ -48,7 +51,14 @@ class Receiver:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.httpd.server_port}/bcl?x=1"
+        scheme = "http"
+        if tls is not None:     # (certificate file, key file)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket,
+                                                server_side=True)
+            scheme = "https"
+        self.uri = f"{scheme}://127.0.0.1:{self.httpd.server_port}/bcl?x=1"
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        daemon=True)
         self.thread.start()
@@ -305,3 +315,70 @@ def test_unreachable_receiver_is_given_up_after_5_attempts(server_factory):
     assert srv.query("SELECT * FROM oidc_logout_outbox") == []
     logs = srv.all_logs()
     assert "logout_token" not in logs and "eyJ" not in logs
+
+
+def make_cert(path, name, issuer=None):
+    """Writes name.pem and name.key under path: a certificate for
+    127.0.0.1 signed by issuer (cert, key), or a CA when issuer is None."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateBuilder().subject_name(subject)
+         .issuer_name(issuer[0].subject if issuer else subject)
+         .public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(minutes=5))
+         .not_valid_after(now + datetime.timedelta(days=1)))
+    if issuer is None:
+        b = b.add_extension(x509.BasicConstraints(ca=True, path_length=0),
+                            critical=True)
+    else:
+        b = b.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    cert = b.sign(issuer[1] if issuer else key, hashes.SHA256())
+    (path / f"{name}.pem").write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM))
+    (path / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert, key
+
+
+def test_https_receivers_must_present_a_trusted_certificate(server_factory,
+                                                            tmp_path):
+    ca = make_cert(tmp_path, "ca")
+    make_cert(tmp_path, "good", issuer=ca)
+    make_cert(tmp_path, "rogue")        # self-signed, not trusted
+    # OpenSSL's default trust store is replaced by the test CA.
+    srv = server_factory(serve_env={
+        "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
+        "SSL_CERT_DIR": str(tmp_path / "nothing"),
+        "GATEHOUSE_OIDC_BACKCHANNEL_RETRY_S": "1"})
+    adm = srv.login()
+    user = srv.create_user(adm, "alice", USER_PASSWORD)
+    good = Receiver(tls=(tmp_path / "good.pem", tmp_path / "good.key"))
+    rogue = Receiver(tls=(tmp_path / "rogue.pem", tmp_path / "rogue.key"))
+    try:
+        c1 = bcl_client(srv, adm, user["id"], good.uri)
+        c2 = bcl_client(srv, adm, user["id"], rogue.uri)
+        assert c1.settings["backchannel_logout_uri"].startswith("https://")
+        s = srv.login("alice", USER_PASSWORD)
+        code_flow(srv, c1, s=s)
+        code_flow(srv, c2, s=s)
+        r = s.delete(srv.api(f"/me/sessions/{current_sid(srv, s)}"),
+                     timeout=30)
+        assert r.status_code == 204, r.text
+        logout_claims(srv, good.next(), c1)
+        a = wait_audits(srv, c2.id, 1)
+        assert (a[0]["result"], a[0]["status"]) == ("retrying", 0)
+        assert "TLS" in a[0]["error"], a[0]
+        rogue.none_within(1)
+    finally:
+        good.close()
+        rogue.close()
