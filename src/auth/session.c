@@ -310,8 +310,8 @@ gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
  * src/api/oidc_bcl.c) for each client that got tokens in the sessions
  * chosen by where (one "?" bound to key, a second to now), in the
  * caller's transaction: the session ending and the notice to its relying
- * parties commit together. Must run before the sessions are marked
- * revoked, as where selects live ones.
+ * parties commit together. where names exactly the sessions that end:
+ * the live ones before they are marked, or the one just marked at now.
  */
 static gh_err
 bcl_queue(struct gh_db *db, const char *where, const char *key, int64_t now)
