@@ -469,6 +469,7 @@ session_end(struct api_ctx *ctx)
 {
 	gh_err err;
 
+	ctx->sessions_ended = true;
 	err = gh_db_begin(ctx->db);
 	if (err == GH_OK)
 		err = gh_auth_session_revoke(ctx->db, ctx->session.id, NULL);
@@ -606,6 +607,7 @@ h_me_session_delete(void *app, struct gh_http_req *req)
 		respond_err(req, GH_ERR_NOTFOUND);
 		goto out;
 	}
+	ctx.sessions_ended = true;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_auth_session_revoke(ctx.db, sid, ctx.user.id);
@@ -645,6 +647,8 @@ revoke_sessions_except(struct api_ctx *ctx, const char *user_id,
 {
 	struct keep_one k = { ctx->db, keep, GH_OK, 0 };
 	gh_err err;
+
+	ctx->sessions_ended = true;
 
 	/* Collect first, then revoke: no writes while a read is open. */
 	json_t *ids = json_array();

@@ -722,9 +722,11 @@ user_apply(struct api_ctx *ctx, struct gh_user *u, const struct user_fields *f,
 		/* A disabled user or a new password ends every session, and
 		 * disabling also revokes API tokens: re-enabling the user
 		 * must not bring either back. */
-		if (err == GH_OK && (disable || hash != NULL))
+		if (err == GH_OK && (disable || hash != NULL)) {
+			ctx->sessions_ended = true;
 			err = gh_auth_session_revoke_user(ctx->db, u->id,
 			    &revoked);
+		}
 		if (err == GH_OK && revoked > 0)
 			json_object_set_new(changes, "sessions_revoked",
 			    json_integer(revoked));
@@ -858,7 +860,12 @@ h_user_delete(void *app, struct gh_http_req *req)
 		goto out;
 	}
 	changes = json_pack("{s:s}", "username", u.username);
-	err = gh_identity_user_delete(ctx.db, u.id);
+	/* Revoked first so that the relying parties hear of it (back-channel
+	 * logout); the rows then go with the user. */
+	ctx.sessions_ended = true;
+	err = gh_auth_session_revoke_user(ctx.db, u.id, NULL);
+	if (err == GH_OK)
+		err = gh_identity_user_delete(ctx.db, u.id);
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "user.delete", "user",
 		    u.id, changes);
@@ -898,6 +905,7 @@ h_user_sessions_delete(void *app, struct gh_http_req *req)
 	    !ctx_may_user(&ctx, "users.write", u.id) ||
 	    !may_manage(&ctx, u.role, NULL))
 		goto out;
+	ctx.sessions_ended = true;
 	err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_auth_session_revoke_user(ctx.db, u.id, &n);

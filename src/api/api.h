@@ -26,6 +26,8 @@ struct gh_app_config {
 	int64_t approval_ttl_ms;	/* sign-in approvals; 0: default */
 	int64_t oidc_key_delay_ms;	/* new OIDC signing key: published
 					 * this long before it signs */
+	unsigned bcl_retry_s;		/* first back-channel logout retry
+					 * wait, doubling; 0: 30 s */
 	struct gh_guard_config {	/* brute-force protection; 0: off */
 		unsigned signin_ip_per_min;	/* sign-in requests */
 		unsigned signin_org_per_min;
@@ -51,6 +53,15 @@ void gh_api_app_set_mailer(struct gh_app *app, struct gh_mailer *mailer);
  * the app; src/policy). Without one every country is unknown. */
 struct gh_geo;
 void gh_api_app_set_geo(struct gh_app *app, const struct gh_geo *geo);
+
+/* Starts the OpenID Connect back-channel logout sender (src/api/
+ * oidc_bcl.c), a thread that posts the logout tokens queued when sessions
+ * end; without it they wait in the outbox. Call before serving, from the
+ * main thread. */
+gh_err gh_api_bcl_start(struct gh_app *app) GH_MUST_CHECK;
+/* Stops the sender after the post in flight (at most a few seconds).
+ * Call after the HTTP server stopped; gh_api_app_free calls it too. */
+void gh_api_bcl_stop(struct gh_app *app);
 
 /* Registers every route on r; handlers receive the gh_app as their app. */
 gh_err gh_api_routes(struct gh_http_router *r) GH_MUST_CHECK;

@@ -20,6 +20,7 @@
 
 struct gh_mailer;
 struct gh_geo;
+struct oidc_bcl;
 
 struct gh_app {
 	struct gh_store *store;
@@ -27,6 +28,7 @@ struct gh_app {
 	struct gh_mailer *mailer;	/* borrowed; NULL: no mail */
 	struct gh_rl *rl;		/* sign-in rate limits (guard.c) */
 	const struct gh_geo *geo;	/* borrowed; NULL: countries unknown */
+	struct oidc_bcl *bcl;	/* back-channel logout sender; NULL: none */
 	struct gh_app_config cfg;
 	struct oidc_keycache *oidc_keys;	/* oidc_keys.c */
 	struct api_batch *batch;		/* batch.c */
@@ -47,8 +49,13 @@ struct api_ctx {
 	struct gh_audit_actor actor;
 	struct gh_rbac_grants grants;	/* the caller's, after ctx_open_perm */
 	bool notified;			/* a notice was written: kick the mailer */
+	bool sessions_ended;		/* kick the back-channel logout sender */
 	int64_t retry_after_s;		/* with GH_ERR_LIMIT from a sign-in */
 };
+
+/* Asks the back-channel logout sender (src/api/oidc_bcl.c) to look at
+ * org_id's outbox soon. No-op without a sender. */
+void oidc_bcl_kick(struct gh_app *app, const char *org_id);
 
 /* Resolves {org} and acquires its tenant database. On failure the error
  * response has been sent and false is returned. Close with ctx_close. */

@@ -57,6 +57,7 @@ void
 gh_api_app_free(struct gh_app *app)
 {
 	if (app != NULL) {
+		gh_api_bcl_stop(app);
 		guard_free(app);
 		oidc_keycache_free(app->oidc_keys);
 		batch_free(app->batch);
@@ -301,6 +302,10 @@ ctx_close(struct api_ctx *ctx)
 	if (ctx->notified)
 		gh_mailer_kick(ctx->app->mailer, ctx->org.id);
 	ctx->notified = false;
+	/* Likewise for logouts queued by a session revocation. */
+	if (ctx->sessions_ended)
+		oidc_bcl_kick(ctx->app, ctx->org.id);
+	ctx->sessions_ended = false;
 	gh_rbac_grants_free(&ctx->grants);
 	gh_db_release(ctx->db);
 	ctx->db = NULL;

@@ -854,6 +854,11 @@ id_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 		return GH_ERR_NOMEM;
 	if (is->nonce != NULL)
 		json_object_set_new(claims, "nonce", json_string(is->nonce));
+	/* The session's public id (never its token): what back-channel
+	 * logout tokens name (src/api/oidc_bcl.c). */
+	if (is->session_id != NULL)
+		json_object_set_new(claims, "sid",
+		    json_string(is->session_id));
 	json_object_set_new(claims, "acr", json_string(strstr(is->amr,
 	    "\"mfa\"") ? "mfa" : "pwd"));
 	json_object_set_new(claims, "amr", json_loads(is->amr, 0, NULL));

@@ -413,6 +413,31 @@ claims_read(struct chk *k, struct gh_db *db, json_t *body, json_t *out)
 	return ok;
 }
 
+/* backchannel_logout_uri (null or absent: none) and
+ * backchannel_logout_session_required (default false) into out. */
+static bool
+bcl_read(struct chk *k, json_t *body, json_t *out)
+{
+	json_t *u = json_object_get(body, "backchannel_logout_uri");
+	json_t *r = json_object_get(body, "backchannel_logout_session_required");
+
+	if (u != NULL && !json_is_null(u) && (!json_is_string(u) ||
+	    !oidc_redirect_uri_valid(json_string_value(u))))
+		return refuse(k, "backchannel_logout_uri must be an absolute "
+		    "https URL without a fragment (plain http only to "
+		    "127.0.0.1, localhost or [::1]), at most %d bytes, or null",
+		    OIDC_URI_MAX);
+	if (r != NULL && !json_is_boolean(r))
+		return refuse(k, "backchannel_logout_session_required must "
+		    "be a boolean");
+	json_object_set_new(out, "backchannel_logout_uri", u != NULL &&
+	    json_is_string(u) ? json_string(json_string_value(u)) :
+	    json_null());
+	json_object_set_new(out, "backchannel_logout_session_required",
+	    json_boolean(json_is_true(r)));
+	return true;
+}
+
 /* Validates a PUT body into complete settings; NULL after saying why in
  * k. */
 static json_t *
@@ -460,7 +485,7 @@ settings_read(struct chk *k, struct gh_db *db, json_t *body)
 		goto bad;
 	}
 	if (!jwks_read(k, body, strcmp(method, "private_key_jwt") == 0, s) ||
-	    !claims_read(k, db, body, s))
+	    !claims_read(k, db, body, s) || !bcl_read(k, body, s))
 		goto bad;
 	pk = json_object_get(body, "pkce_required");
 	if (pk != NULL && !json_is_boolean(pk)) {
@@ -594,7 +619,9 @@ h_client_put(void *app, struct gh_http_req *req)
 	    "token_endpoint_auth_method", "id_token_lifetime_s",
 	    "access_token_lifetime_s", "refresh_token_lifetime_s",
 	    "access_token_format", "pkce_required",
-	    "id_token_signed_response_alg", "jwks", "claims", NULL };
+	    "id_token_signed_response_alg", "jwks", "claims",
+	    "backchannel_logout_uri", "backchannel_logout_session_required",
+	    NULL };
 	struct gh_access_app a;
 	struct oidc_client c;
 	struct api_ctx ctx;

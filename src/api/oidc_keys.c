@@ -458,7 +458,7 @@ discovery_build(const char *iss)
 	    "groups", "offline_access", NULL };
 	static const char *const claims[] = { "iss", "sub", "aud", "exp",
 	    "iat", "auth_time", "nonce", "acr", "amr", "azp", "name",
-	    "preferred_username", "email", "groups", "roles", NULL };
+	    "preferred_username", "email", "groups", "roles", "sid", NULL };
 	static const char *const algs[] = { "ES256", "RS256", "EdDSA",
 	    NULL };
 	static const char *const pkce[] = { "S256", NULL };
@@ -510,6 +510,9 @@ discovery_build(const char *iss)
 	json_object_set_new(d, "request_uri_parameter_supported",
 	    json_false());
 	json_object_set_new(d, "claims_parameter_supported", json_false());
+	json_object_set_new(d, "backchannel_logout_supported", json_true());
+	json_object_set_new(d, "backchannel_logout_session_supported",
+	    json_true());
 	return d;
 }
 

@@ -206,6 +206,7 @@ sessions_trim(struct api_ctx *ctx, const char *user_id, int64_t max)
 	    trim_collect, &t);
 	if (err == GH_OK && t.nomem)
 		err = GH_ERR_NOMEM;
+	ctx->sessions_ended = true;
 	for (size_t i = 0; err == GH_OK && i < t.n; i++) {
 		err = gh_auth_session_revoke(ctx->db, t.ids[i], user_id);
 		if (err == GH_ERR_NOTFOUND) {

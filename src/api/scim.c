@@ -646,8 +646,10 @@ user_replace(struct api_ctx *ctx, struct gh_user *u, struct scim_user *su)
 		goto out;
 	if (err == GH_OK && json_object_size(changes) > 0) {
 		err = gh_identity_user_update(ctx->db, u);
-		if (err == GH_OK && disable)
+		if (err == GH_OK && disable) {
+			ctx->sessions_ended = true;
 			err = gh_auth_session_revoke_user(ctx->db, u->id, &n);
+		}
 		if (err == GH_OK && n > 0)
 			json_object_set_new(changes, "sessions_revoked",
 			    json_integer(n));
@@ -865,7 +867,12 @@ h_user_delete(void *app, struct gh_http_req *req)
 		goto out;
 	changes = json_pack("{s:s, s:s}", "username", u.username, "via",
 	    "scim");
-	err = gh_identity_user_delete(ctx.db, u.id);
+	/* Revoked first so that relying parties hear of it (back-channel
+	 * logout). */
+	ctx.sessions_ended = true;
+	err = gh_auth_session_revoke_user(ctx.db, u.id, NULL);
+	if (err == GH_OK)
+		err = gh_identity_user_delete(ctx.db, u.id);
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "user.delete", "user",
 		    u.id, changes);

@@ -162,7 +162,10 @@ gh_err gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
     const struct gh_session_limits *lim, bool *out) GH_MUST_CHECK;
 
 /* Revokes one session. When user_id is not NULL the session must belong to
- * that user (else GH_ERR_NOTFOUND). GH_ERR_NOTFOUND when already revoked. */
+ * that user (else GH_ERR_NOTFOUND). GH_ERR_NOTFOUND when already revoked.
+ * Both revoke calls also queue, in the caller's transaction, an OpenID
+ * Connect back-channel logout for every client that got tokens in each
+ * session ended (oidc_logout_outbox; src/api/oidc_bcl.c sends them). */
 gh_err gh_auth_session_revoke(struct gh_db *db, const char *session_id,
     const char *user_id) GH_MUST_CHECK;
 /* Revokes every live session of user_id; *count_out gets how many. */

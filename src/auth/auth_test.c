@@ -692,6 +692,79 @@ test_session_revoke_user_ends_every_session_of_that_user(void **state)
 	assert_int_equal(count, 0);
 }
 
+/* An oidc_tokens row as the token endpoint writes it. */
+static void
+token_in_session(struct gh_db *db, const char *session_id,
+    const char *client_id, const char *user_id)
+{
+	char id[GH_ID_LEN + 1];
+
+	assert_int_equal(gh_id_new(id), GH_OK);
+	assert_int_equal(gh_db_run(db, "INSERT INTO oidc_tokens (id, kind, "
+	    "client_id, user_id, session_id, scope, family, created_at, "
+	    "expires_at) VALUES (?, 'access', ?, ?, ?, 'openid', 'f', 0, 1)",
+	    "tttt", id, client_id, user_id, session_id), GH_OK);
+}
+
+static int64_t
+outbox_count(struct gh_db *db, const char *session_id)
+{
+	struct gh_stmt *st = NULL;
+	int64_t n = -1;
+	bool row = false;
+
+	assert_int_equal(gh_db_prepare(db, "SELECT COUNT(*) FROM "
+	    "oidc_logout_outbox WHERE (? IS NULL OR session_id = ?)", &st),
+	    GH_OK);
+	assert_int_equal(gh_stmt_bind(st, "tt", session_id, session_id),
+	    GH_OK);
+	assert_int_equal(gh_stmt_step(st, &row), GH_OK);
+	assert_true(row);
+	n = gh_stmt_int(st, 0);
+	gh_stmt_free(st);
+	return n;
+}
+
+static void
+test_session_revoke_queues_one_logout_per_client_of_the_session(void **state)
+{
+	struct gh_test_tenant *f = *state;
+	char t1[GH_TOKEN_LEN + 1], t2[GH_TOKEN_LEN + 1], tb[GH_TOKEN_LEN + 1];
+	const char *c1 = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
+	const char *c2 = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
+	struct gh_session s1, s2, sb;
+	int64_t count;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t1, &s1), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t2, &s2), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, OTHER_USER, &limits,
+	    NULL, NULL, tb, &sb), GH_OK);
+	/* Two tokens of c1 and one of c2 in s1; c1 in s2 and in Bob's. */
+	token_in_session(f->db, s1.id, c1, TEST_USER);
+	token_in_session(f->db, s1.id, c1, TEST_USER);
+	token_in_session(f->db, s1.id, c2, TEST_USER);
+	token_in_session(f->db, s2.id, c1, TEST_USER);
+	token_in_session(f->db, sb.id, c1, OTHER_USER);
+	/* Refused revocations queue nothing. */
+	assert_int_equal(gh_auth_session_revoke(f->db, s1.id, OTHER_USER),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(outbox_count(f->db, NULL), 0);
+	assert_int_equal(gh_auth_session_revoke(f->db, s1.id, NULL), GH_OK);
+	assert_int_equal(outbox_count(f->db, s1.id), 2);
+	assert_int_equal(gh_auth_session_revoke(f->db, s1.id, NULL),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(outbox_count(f->db, NULL), 2);
+	/* The user's other live session, not the revoked one nor Bob's. */
+	assert_int_equal(gh_auth_session_revoke_user(f->db, TEST_USER, &count),
+	    GH_OK);
+	assert_int_equal(count, 1);
+	assert_int_equal(outbox_count(f->db, s2.id), 1);
+	assert_int_equal(outbox_count(f->db, sb.id), 0);
+	assert_int_equal(outbox_count(f->db, NULL), 3);
+}
+
 static void
 test_session_of_a_disabled_user_is_refused(void **state)
 {
@@ -895,6 +968,8 @@ main(void)
 		DB_TEST(test_session_revoke_is_owner_checked_and_final),
 		DB_TEST(
 		    test_session_revoke_user_ends_every_session_of_that_user),
+		DB_TEST(
+		    test_session_revoke_queues_one_logout_per_client_of_the_session),
 		DB_TEST(test_session_of_a_disabled_user_is_refused),
 		cmocka_unit_test(test_csrf_token_is_bound_to_its_session),
 		DB_TEST(

@@ -14,6 +14,7 @@
  */
 #include "auth/auth_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define SESSION_COLUMNS \
@@ -304,10 +305,35 @@ gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
 	return err;
 }
 
+/*
+ * Queues an OIDC back-channel logout (table oidc_logout_outbox, sent by
+ * src/api/oidc_bcl.c) for each client that got tokens in the sessions
+ * chosen by where (one "?" bound to key, a second to now), in the
+ * caller's transaction: the session ending and the notice to its relying
+ * parties commit together. where names exactly the sessions that end:
+ * the live ones before they are marked, or the one just marked at now.
+ */
+static gh_err
+bcl_queue(struct gh_db *db, const char *where, const char *key, int64_t now)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof sql, "INSERT INTO oidc_logout_outbox "
+	    "(session_id, client_id, user_id, next_at, created_at) SELECT "
+	    "DISTINCT t.session_id, t.client_id, t.user_id, %lld, %lld FROM "
+	    "oidc_tokens t WHERE t.user_id IS NOT NULL AND t.session_id IN "
+	    "(SELECT id FROM sessions WHERE %s) AND NOT EXISTS (SELECT 1 FROM "
+	    "oidc_logout_outbox o WHERE o.session_id = t.session_id AND "
+	    "o.client_id = t.client_id)", (long long)now, (long long)now,
+	    where);
+	return gh_db_run(db, sql, "ti", key, now);
+}
+
 gh_err
 gh_auth_session_revoke(struct gh_db *db, const char *session_id,
     const char *user_id)
 {
+	int64_t now = gh_now_ms();
 	gh_err err;
 
 	if (db == NULL || session_id == NULL)
@@ -315,16 +341,19 @@ gh_auth_session_revoke(struct gh_db *db, const char *session_id,
 	if (user_id != NULL)
 		err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
 		    "id = ? AND user_id = ? AND revoked_at IS NULL", "itt",
-		    gh_now_ms(), session_id, user_id);
+		    now, session_id, user_id);
 	else
 		err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
-		    "id = ? AND revoked_at IS NULL", "it", gh_now_ms(),
-		    session_id);
-	if (err != GH_OK) {
+		    "id = ? AND revoked_at IS NULL", "it", now, session_id);
+	if (err == GH_OK && gh_db_changes(db) == 0)
+		return GH_ERR_NOTFOUND;
+	/* The session is revoked now; revoked_at = now singles it out. */
+	if (err == GH_OK)
+		err = bcl_queue(db, "id = ? AND revoked_at = ?", session_id,
+		    now);
+	if (err != GH_OK)
 		GH_LOG_ERR(err, "session %s: revoke failed", session_id);
-		return err;
-	}
-	return gh_db_changes(db) == 0 ? GH_ERR_NOTFOUND : GH_OK;
+	return err;
 }
 
 gh_err
@@ -341,9 +370,12 @@ gh_auth_session_revoke_user(struct gh_db *db, const char *user_id,
 	now = gh_now_ms();
 	/* Sessions past their absolute expiry are dead already; the idle
 	 * limit is the caller's policy, so every other one is revoked. */
-	err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
-	    "user_id = ? AND revoked_at IS NULL AND expires_at > ?", "iti",
-	    now, user_id, now);
+	err = bcl_queue(db, "user_id = ? AND revoked_at IS NULL AND "
+	    "expires_at > ?", user_id, now);
+	if (err == GH_OK)
+		err = gh_db_run(db, "UPDATE sessions SET revoked_at = ? WHERE "
+		    "user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+		    "iti", now, user_id, now);
 	if (err != GH_OK) {
 		GH_LOG_ERR(err, "user %s: revoking sessions failed", user_id);
 		return err;

@@ -51,6 +51,7 @@ struct gh_config {
 	unsigned smtp_timeout_s;
 	unsigned mfa_approval_ttl_s;
 	unsigned oidc_key_publish_delay_s;
+	unsigned oidc_backchannel_retry_s;
 	unsigned signin_rate_ip_per_min;
 	unsigned signin_rate_org_per_min;
 	unsigned lockout_failures;

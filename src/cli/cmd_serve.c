@@ -161,6 +161,7 @@ cmd_serve(int argc, char **argv)
 	config_base_url(&cfg, acfg.base_url, sizeof acfg.base_url);
 	acfg.approval_ttl_ms = (int64_t)cfg.mfa_approval_ttl_s * 1000;
 	acfg.oidc_key_delay_ms = (int64_t)cfg.oidc_key_publish_delay_s * 1000;
+	acfg.bcl_retry_s = cfg.oidc_backchannel_retry_s;
 	acfg.guard.signin_ip_per_min = cfg.signin_rate_ip_per_min;
 	acfg.guard.signin_org_per_min = cfg.signin_rate_org_per_min;
 	acfg.guard.lockout_failures = cfg.lockout_failures;
@@ -188,6 +189,8 @@ cmd_serve(int argc, char **argv)
 		err = mailer_start(&cfg, base, st, &mailer);
 	if (err == GH_OK)
 		gh_api_app_set_mailer(app, mailer);
+	if (err == GH_OK)
+		err = gh_api_bcl_start(app);
 	if (err == GH_OK)
 		err = gh_http_router_new(&router);
 	if (err == GH_OK)
@@ -241,6 +244,7 @@ cmd_serve(int argc, char **argv)
 	rc = 0;
 out:
 	gh_http_server_stop(srv);
+	gh_api_bcl_stop(app);
 	gh_mailer_stop(mailer);
 	gh_http_router_free(router);
 	gh_api_app_free(app);

@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	UINT(smtp_timeout_s, 1, 300, "10"),
 	UINT(mfa_approval_ttl_s, 1, 600, "120"),
 	UINT(oidc_key_publish_delay_s, 0, 7 * 86400, "3600"),
+	UINT(oidc_backchannel_retry_s, 1, 3600, "30"),
 	UINT(signin_rate_ip_per_min, 0, 100000, "300"),
 	UINT(signin_rate_org_per_min, 0, 1000000, "6000"),
 	UINT(lockout_failures, 0, 1000, "5"),

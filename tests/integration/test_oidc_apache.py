@@ -3,7 +3,9 @@
 cookie-following client asks for the page, signs in on Gatehouse's HTML
 form and must get the page with the user's claims (passed by the module
 as environment variables, echoed by mod_headers); then logs out through
-the module, which uses Gatehouse's RP-initiated logout."""
+the module, which uses Gatehouse's RP-initiated logout. A second test
+ends the Gatehouse session from the admin API and checks that the module
+heard of it by back-channel logout."""
 
 import json
 import os
@@ -191,5 +193,69 @@ def test_mod_auth_openidc_signs_in_and_out(server, admin, apache_root):
         # Signed out at Gatehouse too: the page asks for a sign-in again.
         r = s.get(f"{base}/protected/page.html", timeout=30)
         assert r.url.startswith(f"{issuer}/login"), r.url
+    finally:
+        stop_apache(proc)
+
+
+def test_mod_auth_openidc_hears_back_channel_logout(server, admin,
+                                                    apache_root):
+    """Ending the user's Gatehouse sessions ends the module's session too:
+    Gatehouse posts a logout token to the module's redirect URI
+    (?logout=backchannel), which validates it against the JWKS and drops
+    the session named by its sid, so the page asks for a sign-in again."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    issuer = f"{server.base}/o/{server.org}"
+    user = server.create_user(admin, "alice", USER_PASSWORD,
+                              email="alice@example.com")
+    r = admin.post(server.api("/apps"), json={
+        "name": "apache", "kind": "oidc", "first_party": True}, timeout=30)
+    app_id = r.json()["id"]
+    r = admin.put(server.api(f"/apps/{app_id}/oidc"), json={
+        "redirect_uris": [f"{base}/protected/redirect_uri"],
+        "backchannel_logout_uri":
+            f"{base}/protected/redirect_uri?logout=backchannel",
+        "backchannel_logout_session_required": True}, timeout=30)
+    assert r.status_code == 200, r.text
+    secret = admin.post(server.api(f"/apps/{app_id}/oidc/secret"),
+                        timeout=30).json()["client_secret"]
+    r = admin.post(server.api(f"/apps/{app_id}/assignments"),
+                   json={"user_id": user["id"]}, timeout=30)
+    assert r.status_code == 201
+    (apache_root / "httpd.conf").write_text(CONF.format(
+        root=apache_root, port=port, mods=MODULES, issuer=issuer,
+        client_id=app_id, client_secret=secret,
+        passphrase=os.urandom(16).hex()))
+    proc = start_apache(apache_root, port)
+    try:
+        s = requests.Session()
+        r = s.get(f"{base}/protected/page.html", timeout=30)
+        assert r.url.startswith(f"{issuer}/login"), r.url
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"',
+                         r.text).group(1)
+        r = s.post(f"{issuer}/login", data={
+            "username": "alice", "password": USER_PASSWORD,
+            "csrf_token": csrf}, timeout=30)
+        assert r.url == f"{base}/protected/page.html", r.url
+        assert r.text == "secret page\n"
+        # The admin ends alice's sessions.
+        r = admin.delete(server.api(f"/users/{user['id']}/sessions"),
+                         timeout=30)
+        assert r.status_code == 200 and r.json()["revoked"] == 1, r.text
+        deadline = time.monotonic() + 15
+        done = []
+        while time.monotonic() < deadline and not done:
+            done = [c for c in col(
+                server, "SELECT changes FROM audit_events WHERE action = "
+                "'oidc.backchannel_logout'")]
+            time.sleep(0.2)
+        assert done, "no back-channel logout attempt"
+        result = json.loads(done[0])
+        assert result["result"] == "delivered", (result, (
+            apache_root / "error.log").read_text()[-3000:])
+        # The module's session is gone: back to Gatehouse's sign-in.
+        r = s.get(f"{base}/protected/page.html", timeout=30)
+        assert r.url.startswith(f"{issuer}/login"), (r.url, (
+            apache_root / "error.log").read_text()[-3000:])
     finally:
         stop_apache(proc)
