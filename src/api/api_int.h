@@ -20,6 +20,7 @@
 
 struct gh_mailer;
 struct gh_geo;
+struct gh_policy_eff;
 
 struct gh_app {
 	struct gh_store *store;
@@ -46,6 +47,11 @@ struct api_ctx {
 	struct gh_rbac_grants grants;	/* the caller's, after ctx_open_perm */
 	bool notified;			/* a notice was written: kick the mailer */
 	int64_t retry_after_s;		/* with GH_ERR_LIMIT from a sign-in */
+	/* The effective security policy of policy_user, read once per
+	 * request (a password sign-in needs it for the address gate, the
+	 * MFA decision and the session limits); freed by ctx_close. */
+	struct gh_policy_eff *policy;
+	char policy_user[GH_ID_LEN + 1];
 };
 
 /* Resolves {org} and acquires its tenant database. On failure the error
