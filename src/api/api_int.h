@@ -21,6 +21,7 @@
 struct gh_mailer;
 struct gh_geo;
 struct oidc_bcl;
+struct gh_policy_eff;
 
 struct gh_app {
 	struct gh_store *store;
@@ -51,6 +52,11 @@ struct api_ctx {
 	bool notified;			/* a notice was written: kick the mailer */
 	bool sessions_ended;		/* kick the back-channel logout sender */
 	int64_t retry_after_s;		/* with GH_ERR_LIMIT from a sign-in */
+	/* The effective security policy of policy_user, read once per
+	 * request (a password sign-in needs it for the address gate, the
+	 * MFA decision and the session limits); freed by ctx_close. */
+	struct gh_policy_eff *policy;
+	char policy_user[GH_ID_LEN + 1];
 };
 
 /* Asks the back-channel logout sender (src/api/oidc_bcl.c) to look at

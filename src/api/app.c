@@ -307,6 +307,9 @@ ctx_close(struct api_ctx *ctx)
 		oidc_bcl_kick(ctx->app, ctx->org.id);
 	ctx->sessions_ended = false;
 	gh_rbac_grants_free(&ctx->grants);
+	free(ctx->policy);
+	ctx->policy = NULL;
+	ctx->policy_user[0] = '\0';
 	gh_db_release(ctx->db);
 	ctx->db = NULL;
 	gh_wipe(ctx->session_token, sizeof ctx->session_token);

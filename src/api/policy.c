@@ -67,9 +67,10 @@ org_fallback(struct api_ctx *ctx, json_t **out)
 }
 
 /* The typed effective policy of user_id without the org fallback (what
- * the enforcement needs); the JSON view it is read from is dropped. */
+ * the enforcement needs), read now; the JSON view it is read from is
+ * dropped. */
 static gh_err
-effective_of(struct api_ctx *ctx, const char *user_id,
+effective_fresh(struct api_ctx *ctx, const char *user_id,
     struct gh_policy_eff *e)
 {
 	json_t *view = NULL;
@@ -78,6 +79,32 @@ effective_of(struct api_ctx *ctx, const char *user_id,
 	err = gh_policy_effective(ctx->db, user_id, NULL, &view, e);
 	json_decref(view);
 	return err;
+}
+
+/* effective_fresh read once per request and user (ctx->policy): one
+ * password sign-in asks up to three times (the address gate, the MFA
+ * decision, the session limits). Only for the sign-in checks, which
+ * change no policy; a check after a change in the same request
+ * (lockout_ok) reads afresh. */
+static gh_err
+effective_of(struct api_ctx *ctx, const char *user_id,
+    struct gh_policy_eff *e)
+{
+	gh_err err;
+
+	if (ctx->policy != NULL && strcmp(ctx->policy_user, user_id) == 0) {
+		*e = *ctx->policy;
+		return GH_OK;
+	}
+	err = effective_fresh(ctx, user_id, e);
+	if (err != GH_OK || strlen(user_id) > GH_ID_LEN)
+		return err;
+	if (ctx->policy == NULL &&
+	    (ctx->policy = malloc(sizeof *ctx->policy)) == NULL)
+		return GH_OK;	/* only the memo is lost */
+	*ctx->policy = *e;
+	gh_strlcpy(ctx->policy_user, user_id, sizeof ctx->policy_user);
+	return GH_OK;
 }
 
 gh_err
@@ -285,7 +312,7 @@ lockout_ok(struct api_ctx *ctx, bool confirm, bool *confirmed_out)
 			goto fail;
 		json_array_foreach(owners, i, o) {
 			any = true;
-			err = effective_of(ctx, json_string_value(
+			err = effective_fresh(ctx, json_string_value(
 			    json_object_get(o, "id")), e);
 			if (err != GH_OK)
 				goto fail;
@@ -306,7 +333,7 @@ lockout_ok(struct api_ctx *ctx, bool confirm, bool *confirmed_out)
 		free(e);
 		return false;
 	}
-	err = effective_of(ctx, ctx->user.id, e);
+	err = effective_fresh(ctx, ctx->user.id, e);
 	if (err != GH_OK)
 		goto fail;
 	if (verdict_reason(gh_policy_network_check(e,

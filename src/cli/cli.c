@@ -362,6 +362,8 @@ cli_store(const struct gh_config *cfg, struct gh_store **st_out,
 		return err;
 	}
 	cli_store_keys(*st_out, *kms_out);
+	gh_store_set_limits(*st_out, (int)cfg->store_max_open,
+	    (int)cfg->store_cache_kib);
 	return GH_OK;
 }
 

@@ -58,6 +58,8 @@ struct gh_config {
 	unsigned lockout_max_s;
 	char redis_url[256];
 	char geoip_file[PATH_MAX];
+	unsigned store_max_open;
+	unsigned store_cache_kib;
 };
 
 /* Fills the defaults, then the file (path may be NULL), then GATEHOUSE_*

@@ -71,6 +71,8 @@ static const struct key keys[] = {
 	UINT(lockout_max_s, 1, 86400, "3600"),
 	STR(redis_url, ""),
 	STR(geoip_file, ""),
+	UINT(store_max_open, 4, 100000, "8"),
+	UINT(store_cache_kib, 64, 1024 * 1024, "2048"),
 };
 
 static const struct key *

@@ -88,9 +88,10 @@ buf_reserve(struct gh_buf *b, size_t n)
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	if (b->flags & GH_BUF_SECRET)
+	if (b->flags & GH_BUF_SECRET) {
+		cap = gh_secure_usable(cap);
 		p = gh_secure_alloc(cap);
-	else
+	} else
 		p = malloc(cap);
 	if (p == NULL) {
 		buf_fail(b, GH_ERR_NOMEM);

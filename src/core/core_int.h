@@ -8,5 +8,8 @@
 void *gh_secure_alloc(size_t n);
 /* Wipes n bytes then releases memory from gh_secure_alloc. NULL is a no-op. */
 void gh_secure_free(void *p, size_t n);
+/* The bytes usable in a gh_secure_alloc(n) region (n rounded up to whole
+ * pages), so that a growing secret buffer takes the whole page at once. */
+size_t gh_secure_usable(size_t n);
 
 #endif

@@ -485,6 +485,23 @@ sqlite_set_busy_timeout(struct gh_store_conn *c, int ms)
 	sqlite3_busy_timeout(c->db, ms);
 }
 
+static gh_err
+sqlite_set_cache_kib(struct gh_store_conn *c, int kib)
+{
+	char sql[64];
+	int rc;
+
+	/* A negative cache_size is in KiB. */
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d", kib);
+	rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		GH_LOG_ERR(sqlite_map_error(rc), "cache size: %s",
+		    sqlite3_errmsg(c->db));
+		return sqlite_map_error(rc);
+	}
+	return GH_OK;
+}
+
 static bool
 sqlite_in_txn(struct gh_store_conn *c)
 {
@@ -776,6 +793,7 @@ const struct gh_store_backend gh_store_backend_sqlite = {
 	.conn_open = sqlite_conn_open,
 	.conn_close = sqlite_conn_close,
 	.set_busy_timeout = sqlite_set_busy_timeout,
+	.set_cache_kib = sqlite_set_cache_kib,
 	.in_txn = sqlite_in_txn,
 	.changes = sqlite_changes,
 	.table_exists = sqlite_table_exists,

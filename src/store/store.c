@@ -11,6 +11,7 @@
  * page-key callback is kept (a function and its argument, no key); the
  * backend fetches and holds the keys per connection.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 
 /* One cached database: the directory or one tenant. */
 struct pool {
-	struct pool *next;
+	struct pool *next;	/* in its hash bucket */
 	char *key;		/* "" for the directory, else region/org_id */
 	char *region;		/* NULL for the directory */
 	char *org_id;		/* NULL for the directory */
@@ -55,7 +56,10 @@ struct gh_db {
 	bool in_use;
 	int n_stmts;		/* live statements; must be 0 on release */
 	unsigned gen;		/* the pool's gen when this was opened */
-	struct gh_db *next_victim;	/* gh_store_tenant_evict's list */
+	struct gh_db *next_victim;	/* lists of connections to close */
+	/* The idle list (st->idle_*), most recently released first: a
+	 * cached connection not in use is on it, and only such one. */
+	struct gh_db *idle_prev, *idle_next;
 	struct stmt_slot cache[STMT_CACHE_N];
 	uint64_t clock;
 };
@@ -66,14 +70,22 @@ struct gh_stmt {
 	int slot;		/* cache slot, or -1 when not cached */
 };
 
+/* Pools by hash of their key: with a thousand organisations open, a
+ * list walked under st->mu on every acquire showed in the latency. */
+#define POOL_BUCKETS 1024
+
 struct gh_store {
 	const struct gh_store_backend *be;
 	char *data_dir;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* a handle was released, a slot freed */
-	struct pool *pools;
+	struct pool *pools[POOL_BUCKETS];
+	/* Idle cached connections, most recently released at the head; the
+	 * tail is closed first when more than open_max are open. */
+	struct gh_db *idle_head, *idle_tail;
 	int n_open;		/* connections open across all pools */
 	int open_max;
+	int cache_kib;		/* page cache per connection; 0: default */
 	int busy_ms;
 	struct gh_store_keys keys;	/* page_key NULL: plain tenants */
 };
@@ -112,6 +124,34 @@ sql_hash(const char *sql)
 	for (; *sql != '\0'; sql++)
 		h = (h ^ (unsigned char)*sql) * 1099511628211ULL;
 	return h;
+}
+
+/* ---- the idle list (called with st->mu held) ------------------------------ */
+
+static void
+idle_push(struct gh_store *st, struct gh_db *db)
+{
+	db->idle_prev = NULL;
+	db->idle_next = st->idle_head;
+	if (st->idle_head != NULL)
+		st->idle_head->idle_prev = db;
+	else
+		st->idle_tail = db;
+	st->idle_head = db;
+}
+
+static void
+idle_unlink(struct gh_store *st, struct gh_db *db)
+{
+	if (db->idle_prev != NULL)
+		db->idle_prev->idle_next = db->idle_next;
+	else
+		st->idle_head = db->idle_next;
+	if (db->idle_next != NULL)
+		db->idle_next->idle_prev = db->idle_prev;
+	else
+		st->idle_tail = db->idle_prev;
+	db->idle_prev = db->idle_next = NULL;
 }
 
 /* The database's name in logs: "directory" or the org id. */
@@ -292,14 +332,21 @@ pool_free(struct pool *p)
 	free(p);
 }
 
+static struct pool **
+pool_bucket(struct gh_store *st, const char *key)
+{
+	return &st->pools[sql_hash(key) % POOL_BUCKETS];
+}
+
 /* Finds or adds the pool for key. Called with st->mu held. */
 static gh_err
 pool_get(struct gh_store *st, const char *region, const char *org_id,
     const char *key, struct pool **out)
 {
+	struct pool **bucket = pool_bucket(st, key);
 	struct pool *p;
 
-	for (p = st->pools; p != NULL; p = p->next)
+	for (p = *bucket; p != NULL; p = p->next)
 		if (strcmp(p->key, key) == 0) {
 			*out = p;
 			return GH_OK;
@@ -313,8 +360,8 @@ pool_get(struct gh_store *st, const char *region, const char *org_id,
 	if (p->key == NULL || (region != NULL && p->region == NULL) ||
 	    (org_id != NULL && p->org_id == NULL))
 		goto nomem;
-	p->next = st->pools;
-	st->pools = p;
+	p->next = *bucket;
+	*bucket = p;
 	*out = p;
 	return GH_OK;
 nomem:
@@ -334,7 +381,7 @@ pool_drop_if_empty(struct gh_store *st, struct pool *p)
 
 	if (p->n_conns != 0 || p->n_opening != 0)
 		return;
-	for (pp = &st->pools; *pp != NULL; pp = &(*pp)->next)
+	for (pp = pool_bucket(st, p->key); *pp != NULL; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
 			pool_free(p);
@@ -365,7 +412,8 @@ pool_remove(struct gh_store *st, struct gh_db *db)
  * keeps n_opening above zero. */
 static gh_err
 conn_new(struct gh_store *st, struct pool *p, const struct gh_store_keys *keys,
-    bool create, bool migrated, unsigned gen, struct gh_db **out)
+    bool create, bool migrated, unsigned gen, int cache_kib,
+    struct gh_db **out)
 {
 	struct gh_db *db;
 	gh_err err;
@@ -382,6 +430,8 @@ conn_new(struct gh_store *st, struct pool *p, const struct gh_store_keys *keys,
 	db->gen = gen;
 	err = st->be->conn_open(st->data_dir, p->region, p->org_id, keys,
 	    create, st->busy_ms, &db->conn);
+	if (err == GH_OK && cache_kib > 0)
+		err = st->be->set_cache_kib(db->conn, cache_kib);
 	if (err == GH_OK && !migrated)
 		err = migrate(db);
 	if (err != GH_OK) {
@@ -405,7 +455,7 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 	bool migrated, with_keys;
 	unsigned gen;
 	gh_err err;
-	int i;
+	int i, cache_kib;
 
 	*out = NULL;
 	gh_buf_init(&key, 128, 0);
@@ -428,6 +478,7 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 			    p->conns[i]->gen == p->gen) {
 				db = p->conns[i];
 				db->in_use = true;
+				idle_unlink(st, db);
 				break;
 			}
 		if (db != NULL)
@@ -438,10 +489,11 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 			gen = p->gen;
 			keys = st->keys;
 			with_keys = org_id != NULL && keys.page_key != NULL;
+			cache_kib = st->cache_kib;
 			pthread_mutex_unlock(&st->mu);
 			/* Opening and migrating do I/O: not under the lock. */
 			err = conn_new(st, p, with_keys ? &keys : NULL, create,
-			    migrated, gen, &db);
+			    migrated, gen, cache_kib, &db);
 			pthread_mutex_lock(&st->mu);
 			p->n_opening--;
 			if (err == GH_OK) {
@@ -491,9 +543,46 @@ gh_store_tenant(struct gh_store *st, const char *org_id, const char *region,
 	return acquire(st, region, org_id, create, out);
 }
 
+/*
+ * Takes idle connections out of their pools, least recently released
+ * first, until no more than open_max are open, and links them through
+ * next_victim for closing outside the lock. Called with st->mu held.
+ */
+static struct gh_db *
+idle_trim(struct gh_store *st)
+{
+	struct gh_db *victims = NULL, *db;
+
+	while (st->n_open > st->open_max && (db = st->idle_tail) != NULL) {
+		idle_unlink(st, db);
+		pool_remove(st, db);
+		db->next_victim = victims;
+		victims = db;
+	}
+	return victims;
+}
+
+/* Closes a victim list; then hands the freed heap back to the system, so
+ * that a burst of organisations leaves no lasting footprint. Called
+ * without st->mu (closing may checkpoint). */
+static void
+victims_close(struct gh_db *victims)
+{
+	struct gh_db *db;
+
+	if (victims == NULL)
+		return;
+	while ((db = victims) != NULL) {
+		victims = db->next_victim;
+		db_close(db);
+	}
+	malloc_trim(0);
+}
+
 void
 gh_db_release(struct gh_db *db)
 {
+	struct gh_db *victims;
 	struct gh_store *st;
 
 	if (db == NULL)
@@ -507,11 +596,9 @@ gh_db_release(struct gh_db *db)
 	gh_db_rollback(db);
 	pthread_mutex_lock(&st->mu);
 	/* If the rollback failed (logged), never hand this connection to
-	 * another thread mid-transaction: close it. Likewise when the store
-	 * holds more connections than it should keep, or when the org's keys
-	 * changed while it was out (gh_store_tenant_evict). */
-	if (st->be->in_txn(db->conn) || st->n_open > st->open_max ||
-	    db->gen != db->pool->gen) {
+	 * another thread mid-transaction: close it. Likewise when the org's
+	 * keys changed while it was out (gh_store_tenant_evict). */
+	if (st->be->in_txn(db->conn) || db->gen != db->pool->gen) {
 		pool_remove(st, db);
 		pthread_cond_broadcast(&st->cv);
 		pthread_mutex_unlock(&st->mu);
@@ -519,8 +606,15 @@ gh_db_release(struct gh_db *db)
 		return;
 	}
 	db->in_use = false;
+	idle_push(st, db);
+	/* Over the bound, the connections idle the longest go (perhaps
+	 * this one, when it is the only idle one), not the one just used:
+	 * a busy organisation keeps its connections however many others
+	 * were touched since. */
+	victims = idle_trim(st);
 	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
+	victims_close(victims);
 }
 
 const char *
@@ -553,10 +647,11 @@ evict_collect(struct gh_store *st, const char *org_id, bool *busy)
 	struct pool *p, *next;
 	struct gh_db *victims = NULL, *db;
 	bool last;
-	int i;
+	int i, b;
 
 	*busy = false;
-	for (p = st->pools; p != NULL; p = next) {
+	for (b = 0; b < POOL_BUCKETS; b++)
+	for (p = st->pools[b]; p != NULL; p = next) {
 		next = p->next;
 		if (p->org_id == NULL || strcmp(p->org_id, org_id) != 0)
 			continue;
@@ -572,6 +667,7 @@ evict_collect(struct gh_store *st, const char *org_id, bool *busy)
 				continue;
 			}
 			last = p->n_conns == 1 && p->n_opening == 0;
+			idle_unlink(st, db);
 			pool_remove(st, db);	/* frees p if it empties */
 			db->next_victim = victims;
 			victims = db;
@@ -593,11 +689,14 @@ evict(struct gh_store *st, const char *org_id, bool wait)
 	struct gh_db *victims, *db;
 	struct pool *p;
 	bool busy;
+	int b;
 
 	pthread_mutex_lock(&st->mu);
-	for (p = st->pools; p != NULL; p = p->next)
-		if (p->org_id != NULL && strcmp(p->org_id, org_id) == 0)
-			p->gen++;
+	for (b = 0; b < POOL_BUCKETS; b++)
+		for (p = st->pools[b]; p != NULL; p = p->next)
+			if (p->org_id != NULL &&
+			    strcmp(p->org_id, org_id) == 0)
+				p->gen++;
 	for (;;) {
 		victims = evict_collect(st, org_id, &busy);
 		if (victims != NULL) {
@@ -756,11 +855,12 @@ void
 gh_store_free(struct gh_store *st)
 {
 	struct pool *p, *next;
-	int i;
+	int i, b;
 
 	if (st == NULL)
 		return;
-	for (p = st->pools; p != NULL; p = next) {
+	for (b = 0; b < POOL_BUCKETS; b++)
+	for (p = st->pools[b]; p != NULL; p = next) {
 		next = p->next;
 		if (p->n_opening != 0)
 			GH_PANIC("store freed while a connection is opening");
@@ -788,16 +888,31 @@ void
 gh_store_set_busy_timeout(struct gh_store *st, int ms)
 {
 	struct pool *p;
-	int i;
+	int i, b;
 
 	pthread_mutex_lock(&st->mu);
 	st->busy_ms = ms;
-	for (p = st->pools; p != NULL; p = p->next)
-		for (i = 0; i < p->n_conns; i++)
-			if (!p->conns[i]->in_use)
-				st->be->set_busy_timeout(p->conns[i]->conn,
-				    ms);
+	for (b = 0; b < POOL_BUCKETS; b++)
+		for (p = st->pools[b]; p != NULL; p = p->next)
+			for (i = 0; i < p->n_conns; i++)
+				if (!p->conns[i]->in_use)
+					st->be->set_busy_timeout(
+					    p->conns[i]->conn, ms);
 	pthread_mutex_unlock(&st->mu);
+}
+
+void
+gh_store_set_limits(struct gh_store *st, int open_max, int cache_kib)
+{
+	struct gh_db *victims;
+
+	pthread_mutex_lock(&st->mu);
+	if (open_max > 0)
+		st->open_max = open_max;
+	st->cache_kib = cache_kib > 0 ? cache_kib : 0;
+	victims = idle_trim(st);
+	pthread_mutex_unlock(&st->mu);
+	victims_close(victims);
 }
 
 void

@@ -32,6 +32,19 @@ gh_err gh_store_open(const char *data_dir, bool create,
 /* Closes every cached connection. NULL is a no-op. Handles must have been
  * released. */
 void gh_store_free(struct gh_store *st);
+/*
+ * Memory bounds, for a server holding many organisations. open_max: the
+ * connections kept open across all databases (0: keep the default,
+ * GH_STORE_OPEN_MAX_DEFAULT); above it the connections idle the longest
+ * are closed, so an organisation used once does not hold its page cache
+ * and schema for the life of the process. Handles in use are bounded by
+ * the threads, not by this. cache_kib: the page cache of each connection
+ * opened from now on, in KiB (0: the backend's default, 2 MiB for
+ * SQLite).
+ */
+#define GH_STORE_OPEN_MAX_DEFAULT 8
+void gh_store_set_limits(struct gh_store *st, int open_max, int cache_kib);
+
 /* The data directory path (borrowed for the store's lifetime). */
 const char *gh_store_data_dir(const struct gh_store *st);
 

@@ -16,11 +16,12 @@
 
 /* Connections cached per database (the directory and each tenant). */
 #define GH_STORE_POOL_MAX 4
-/* Connections kept open across all databases. Above it a released
- * connection is closed instead of cached, so touching many tenants cannot
- * exhaust file descriptors (each SQLite connection holds the database, -wal
- * and -shm). Handles in use are bounded by the threads, not by this. */
-#define GH_STORE_OPEN_MAX 256
+/* Connections kept open across all databases unless gh_store_set_limits
+ * says otherwise. Above it the least recently released idle connections
+ * are closed, so touching many tenants can exhaust neither file
+ * descriptors (each SQLite connection holds the database, -wal and -shm)
+ * nor memory. Handles in use are bounded by the threads, not by this. */
+#define GH_STORE_OPEN_MAX GH_STORE_OPEN_MAX_DEFAULT
 /* How long a statement waits for another writer before GH_ERR_BUSY. */
 #define GH_STORE_BUSY_MS 5000
 
@@ -51,6 +52,8 @@ struct gh_store_backend {
 	/* Closes; NULL is a no-op. Statements must be finalized first. */
 	void (*conn_close)(struct gh_store_conn *c);
 	void (*set_busy_timeout)(struct gh_store_conn *c, int ms);
+	/* Bounds the connection's page cache to kib KiB. */
+	gh_err (*set_cache_kib)(struct gh_store_conn *c, int kib);
 	/* True while an explicit transaction is open. */
 	bool (*in_txn)(struct gh_store_conn *c);
 	int64_t (*changes)(struct gh_store_conn *c);
@@ -122,7 +125,8 @@ extern const struct gh_store_backend gh_store_backend_sqlite;
  */
 void gh_store_set_busy_timeout(struct gh_store *st, int ms);
 
-/* For tests: lowers GH_STORE_OPEN_MAX, and counts open connections. */
+/* For tests: lowers the open_max of gh_store_set_limits, and counts open
+ * connections. */
 void gh_store_set_open_max(struct gh_store *st, int n);
 int gh_store_open_count(struct gh_store *st);
 

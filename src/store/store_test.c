@@ -854,6 +854,72 @@ test_store_closes_released_connections_above_its_open_limit(void **state)
 	gh_db_release(db);
 }
 
+/* Whether db is a connection marked by mark_conn (a TEMP table lives
+ * exactly as long as its connection). */
+static bool
+conn_marked(struct gh_db *db)
+{
+	struct gh_stmt *st = NULL;
+	bool ok = gh_db_prepare(db, "SELECT COUNT(*) FROM temp.mark", &st) ==
+	    GH_OK;
+
+	gh_stmt_free(st);
+	return ok;
+}
+
+static void
+test_store_keeps_a_busy_orgs_connections_after_many_orgs(void **state)
+{
+	struct fixture *f = *state;
+	struct gh_db *a1 = NULL, *a2 = NULL, *db = NULL;
+	char org[GH_ID_LEN + 1];
+
+	open_store(f, true);
+	gh_store_set_open_max(f->st, 3);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(gh_id_new(org), GH_OK);
+		assert_int_equal(gh_store_tenant(f->st, org, REGION, true, &db),
+		    GH_OK);
+		gh_db_release(db);
+		assert_true(gh_store_open_count(f->st) <= 3);
+	}
+	/* Two threads' worth of one busy org, opened past the bound: the
+	 * connections idle the longest go, not these. */
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, true, &a1),
+	    GH_OK);
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, true, &a2),
+	    GH_OK);
+	assert_int_equal(gh_db_exec(a1, "CREATE TEMP TABLE mark (x)"), GH_OK);
+	assert_int_equal(gh_db_exec(a2, "CREATE TEMP TABLE mark (x)"), GH_OK);
+	gh_db_release(a1);
+	gh_db_release(a2);
+	assert_true(gh_store_open_count(f->st) <= 3);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false,
+		    &a1), GH_OK);
+		assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false,
+		    &a2), GH_OK);
+		assert_true(conn_marked(a1));
+		assert_true(conn_marked(a2));
+		gh_db_release(a2);
+		gh_db_release(a1);
+		assert_true(gh_store_open_count(f->st) <= 3);
+	}
+	/* Touching more orgs than the bound since, the org idle the longest
+	 * is closed: its next handle is a fresh connection. */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(gh_id_new(org), GH_OK);
+		assert_int_equal(gh_store_tenant(f->st, org, REGION, true, &db),
+		    GH_OK);
+		gh_db_release(db);
+	}
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false, &a1),
+	    GH_OK);
+	assert_false(conn_marked(a1));
+	gh_db_release(a1);
+	assert_true(gh_store_open_count(f->st) <= 3);
+}
+
 int
 main(void)
 {
@@ -878,6 +944,7 @@ main(void)
 		T(test_four_threads_insert_into_one_tenant_and_all_rows_survive_reopen),
 		T(test_pool_caps_connections_per_database_and_waits_for_a_release),
 		T(test_store_closes_released_connections_above_its_open_limit),
+		T(test_store_keeps_a_busy_orgs_connections_after_many_orgs),
 #undef T
 	};
 
