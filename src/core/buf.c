@@ -130,7 +130,6 @@ gh_buf_append(struct gh_buf *b, size_t n)
 	if (!buf_reserve(b, n))
 		return NULL;
 	p = b->data + b->len;
-	memset(p, 0, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 	return p;

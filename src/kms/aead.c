@@ -19,7 +19,9 @@
  */
 #include "kms/kms_int.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -127,6 +129,21 @@ gcm_begin(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *nonce,
 	return GH_OK;
 }
 
+/* Gets (after a seal) or sets (before an open's final) the 16-byte tag,
+ * through the provider's parameters: EVP_CIPHER_CTX_ctrl would translate
+ * to the same call at a cost of a fifth of a small value's time. */
+static bool
+gcm_tag(EVP_CIPHER_CTX *ctx, uint8_t tag[AEAD_TAG_LEN], bool set)
+{
+	OSSL_PARAM params[2];
+
+	params[0] = OSSL_PARAM_construct_octet_string(
+	    OSSL_CIPHER_PARAM_AEAD_TAG, tag, AEAD_TAG_LEN);
+	params[1] = OSSL_PARAM_construct_end();
+	return set ? EVP_CIPHER_CTX_set_params(ctx, params) == 1 :
+	    EVP_CIPHER_CTX_get_params(ctx, params) == 1;
+}
+
 /* Transforms len bytes at p in place (GCM allows out == in). */
 static gh_err
 gcm_inplace(EVP_CIPHER_CTX *ctx, uint8_t *p, size_t len)
@@ -174,8 +191,7 @@ kms_aead_seal_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *key,
 	err = GH_ERR_CRYPTO;
 	if (EVP_CipherFinal_ex(ctx, tag, &n) != 1 || n != 0)
 		goto out;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, sizeof tag,
-	    dst + pt_len) != 1)
+	if (!gcm_tag(ctx, dst + pt_len, false))
 		goto out;
 	err = GH_OK;
 out:
@@ -214,8 +230,7 @@ kms_aead_open_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *key,
 	if ((err = gcm_inplace(ctx, dst, body_len)) != GH_OK)
 		goto out;
 	err = GH_ERR_CRYPTO;
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, sizeof tag,
-	    tag) != 1)
+	if (!gcm_tag(ctx, tag, true))
 		goto out;
 	/* A bad tag fails here; the unauthenticated output is rolled back. */
 	if (EVP_CipherFinal_ex(ctx, fin, &n) != 1 || n != 0)
