@@ -33,5 +33,9 @@ gh_err auth_user_active(struct gh_db *db, const char *user_id) GH_MUST_CHECK;
 /* How many argon2id computations this process has run (hashes and
  * verifications, dummy ones included). For tests. */
 unsigned long auth_argon2_runs(void);
+/* The most hash lanes that ever ran at once in this process, and the
+ * gate's capacity (the online cores). For tests. */
+unsigned auth_hash_peak(void);
+unsigned auth_hash_cap(void);
 
 #endif

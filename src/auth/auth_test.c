@@ -12,6 +12,7 @@
 
 #include <argon2.h>
 #include <crypt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,47 @@ test_argon2id_hash_round_trips_and_refuses_a_wrong_password(void **state)
 	    GH_ERR_DENIED);
 	assert_int_equal(gh_auth_pw_verify(&p, hash, "", &rehash),
 	    GH_ERR_DENIED);
+	gh_str_wipe_free(hash);
+}
+
+#define GATE_THREADS 6
+
+static void *
+gate_worker(void *arg)
+{
+	const char *hash = arg;
+	bool rehash;
+
+	if (gh_auth_pw_verify(&(struct gh_pw_params){ 2, 19456, 1 }, hash,
+	    "correct horse", &rehash) != GH_OK)
+		return (void *)1;
+	return NULL;
+}
+
+static void
+test_no_more_hashes_run_at_once_than_cores(void **state)
+{
+	pthread_t th[GATE_THREADS];
+	struct gh_pw_params p;
+	char *hash = NULL;
+	void *ret;
+	int i;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	assert_int_equal(gh_auth_pw_hash(&p, "correct horse", &hash), GH_OK);
+	for (i = 0; i < GATE_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, gate_worker,
+		    hash), 0);
+	for (i = 0; i < GATE_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], &ret), 0);
+		assert_null(ret);
+	}
+	/* Six verifications wanted to run together; the cores bound them. */
+	assert_true(auth_hash_peak() >= 1);
+	assert_true(auth_hash_peak() <= auth_hash_cap());
+	assert_int_equal(auth_hash_cap(), (unsigned)sysconf(
+	    _SC_NPROCESSORS_ONLN));
 	gh_str_wipe_free(hash);
 }
 
@@ -945,6 +987,7 @@ main(void)
 		cmocka_unit_test(
 		    test_two_hashes_of_one_password_differ_by_their_salt),
 		cmocka_unit_test(test_bcrypt_hash_verifies_and_asks_for_rehash),
+		cmocka_unit_test(test_no_more_hashes_run_at_once_than_cores),
 		cmocka_unit_test(test_weaker_argon2id_hash_asks_for_rehash),
 		cmocka_unit_test(test_unsupported_hash_is_invalid),
 		cmocka_unit_test(

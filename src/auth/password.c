@@ -10,6 +10,13 @@
  * Secrets: the password is borrowed and never copied except into libxcrypt's
  * struct crypt_data, which is wiped after use. Every derived tag is wiped.
  * Nothing here logs a password or a hash.
+ *
+ * Concurrency: at most as many hash lanes run at once as there are online
+ * cores (the hash gate below). More would only share the cores and add
+ * latency; fewer would idle them. The server's worker pool is larger than
+ * that, so that while some sign-ins wait for their database commit (an
+ * fsync) others are hashing. The gate also bounds hash memory (m_kib per
+ * lane) however many workers there are.
  */
 #include "auth/auth.h"
 #include "auth/auth_int.h"
@@ -17,8 +24,10 @@
 #include <argon2.h>
 #include <crypt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Counts argon2id computations, so that tests can prove that an unknown
  * user costs one hash like a known one, without timing anything. */
@@ -28,6 +37,68 @@ unsigned long
 auth_argon2_runs(void)
 {
 	return argon2_runs;
+}
+
+/* ---- the hash gate: a counting semaphore of cores ---------------------- */
+
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static unsigned gate_free, gate_cap;
+static _Atomic unsigned lanes_running, lanes_peak;
+
+static void
+gate_init(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	gate_cap = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
+	gate_free = gate_cap;
+}
+
+/* Waits for lanes (a hash's parallelism, at most every core); returns how
+ * many were taken, for gate_leave. */
+static unsigned
+gate_enter(uint32_t lanes)
+{
+	unsigned n, running, peak;
+
+	pthread_once(&gate_once, gate_init);
+	n = lanes < 1 ? 1 : lanes > gate_cap ? gate_cap : (unsigned)lanes;
+	pthread_mutex_lock(&gate_mu);
+	while (gate_free < n)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	gate_free -= n;
+	pthread_mutex_unlock(&gate_mu);
+	running = lanes_running += n;
+	peak = lanes_peak;
+	while (running > peak &&
+	    !atomic_compare_exchange_weak(&lanes_peak, &peak, running))
+		;
+	return n;
+}
+
+static void
+gate_leave(unsigned n)
+{
+	lanes_running -= n;
+	pthread_mutex_lock(&gate_mu);
+	gate_free += n;
+	pthread_mutex_unlock(&gate_mu);
+	pthread_cond_broadcast(&gate_cv);
+}
+
+unsigned
+auth_hash_peak(void)
+{
+	return lanes_peak;
+}
+
+unsigned
+auth_hash_cap(void)
+{
+	pthread_once(&gate_once, gate_init);
+	return gate_cap;
 }
 
 #define PW_SALT_LEN 16
@@ -107,6 +178,7 @@ gh_auth_pw_hash(const struct gh_pw_params *p, const char *password,
 	uint8_t salt[PW_SALT_LEN];
 	char *enc = NULL;
 	size_t pw_len, enc_len;
+	unsigned lanes;
 	gh_err err;
 	int rc;
 
@@ -131,8 +203,10 @@ gh_auth_pw_hash(const struct gh_pw_params *p, const char *password,
 	}
 	/* libargon2 wipes its raw tag and working memory itself. */
 	argon2_runs++;
+	lanes = gate_enter(p->parallelism);
 	rc = argon2id_hash_encoded(p->t_cost, p->m_kib, p->parallelism,
 	    password, pw_len, salt, sizeof salt, PW_TAG_LEN, enc, enc_len);
+	gate_leave(lanes);
 	if (rc == ARGON2_MEMORY_ALLOCATION_ERROR) {
 		err = GH_ERR_NOMEM;
 		GH_LOG_ERR(err, "argon2id: %s", argon2_error_message(rc));
@@ -312,12 +386,15 @@ argon2_verify_phc(const struct argon2_phc *phc, const char *password,
     size_t pw_len)
 {
 	uint8_t tag[PW_TAG_MAX];
+	unsigned lanes;
 	gh_err err;
 	int rc;
 
 	argon2_runs++;
+	lanes = gate_enter(phc->parallelism);
 	rc = argon2id_hash_raw(phc->t_cost, phc->m_kib, phc->parallelism,
 	    password, pw_len, phc->salt, phc->salt_len, tag, phc->tag_len);
+	gate_leave(lanes);
 	if (rc == ARGON2_MEMORY_ALLOCATION_ERROR) {
 		err = GH_ERR_NOMEM;
 		GH_LOG_ERR(err, "argon2id: %s", argon2_error_message(rc));
@@ -338,6 +415,7 @@ bcrypt_verify(const char *hash, const char *password)
 {
 	struct crypt_data *cd;
 	const char *res;
+	unsigned lanes;
 	gh_err err;
 
 	/* struct crypt_data is large (32 KiB) and will hold the password:
@@ -345,7 +423,9 @@ bcrypt_verify(const char *hash, const char *password)
 	cd = calloc(1, sizeof *cd);
 	if (cd == NULL)
 		return GH_ERR_NOMEM;
+	lanes = gate_enter(1);
 	res = crypt_rn(password, hash, cd, (int)sizeof *cd);
+	gate_leave(lanes);
 	if (res == NULL || res[0] == '*') {
 		/* The shape was checked, so libxcrypt refused the setting
 		 * itself (a salt it does not accept): not a hash we support. */

@@ -123,6 +123,19 @@ gh_buf_put(struct gh_buf *b, const void *p, size_t n)
 	b->data[b->len] = '\0';
 }
 
+uint8_t *
+gh_buf_append(struct gh_buf *b, size_t n)
+{
+	uint8_t *p;
+
+	if (!buf_reserve(b, n))
+		return NULL;
+	p = b->data + b->len;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return p;
+}
+
 void
 gh_buf_put_str(struct gh_buf *b, const char *s)
 {

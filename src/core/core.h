@@ -91,6 +91,10 @@ void gh_buf_reset(struct gh_buf *b);
 void gh_buf_free(struct gh_buf *b);
 gh_err gh_buf_err(const struct gh_buf *b);
 void gh_buf_put(struct gh_buf *b, const void *p, size_t n);
+/* Appends n bytes the caller must fill in place (they are not cleared);
+ * returns where they start (valid until the next put), or NULL once the
+ * buffer is in error. */
+uint8_t *gh_buf_append(struct gh_buf *b, size_t n);
 void gh_buf_put_str(struct gh_buf *b, const char *s);
 void gh_buf_put_u8(struct gh_buf *b, uint8_t v);
 /* Big-endian fixed width. */

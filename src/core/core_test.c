@@ -61,6 +61,27 @@ test_buf_str16_prefixes_length(void **state)
 }
 
 static void
+test_buf_append_reserves_in_place_within_the_ceiling(void **state)
+{
+	struct gh_buf b;
+	uint8_t *p;
+
+	(void)state;
+	gh_buf_init(&b, 8, 0);
+	gh_buf_put(&b, "ab", 2);
+	p = gh_buf_append(&b, 3);
+	assert_non_null(p);
+	assert_ptr_equal(p, b.data + 2);
+	memcpy(p, "cde", 3);
+	assert_int_equal(b.len, 5);
+	assert_string_equal((const char *)b.data, "abcde");
+	assert_null(gh_buf_append(&b, 4));	/* 9 > max 8: sticky */
+	assert_int_equal(gh_buf_err(&b), GH_ERR_LIMIT);
+	assert_int_equal(b.len, 0);
+	gh_buf_free(&b);
+}
+
+static void
 test_b64url_round_trips_and_rejects_junk(void **state)
 {
 	uint8_t in[32], out[32];
@@ -148,6 +169,7 @@ main(void)
 		cmocka_unit_test(test_buf_grows_and_stays_terminated),
 		cmocka_unit_test(test_buf_ceiling_is_sticky),
 		cmocka_unit_test(test_buf_str16_prefixes_length),
+		cmocka_unit_test(test_buf_append_reserves_in_place_within_the_ceiling),
 		cmocka_unit_test(test_b64url_round_trips_and_rejects_junk),
 		cmocka_unit_test(test_utf8_rejects_malformed),
 		cmocka_unit_test(test_time_round_trips),

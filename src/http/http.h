@@ -28,7 +28,7 @@ struct gh_http_config {
 	char host[64];		/* literal IPv4 or IPv6 address to bind */
 	uint16_t port;		/* 0 picks a free port (see gh_http_server_port) */
 	unsigned threads;	/* MHD thread pool size; 0 = number of cores */
-	unsigned workers;	/* slow-work pool size; 0 = number of cores */
+	unsigned workers;	/* slow-work pool size; 0 = twice the cores */
 	size_t max_body;	/* bytes; larger bodies get 413 */
 	size_t max_header;	/* bytes of request line + headers; else 431 */
 	unsigned timeout_s;	/* idle connection timeout (slow clients) */

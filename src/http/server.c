@@ -1306,7 +1306,10 @@ gh_http_server_start(const struct gh_http_config *cfg,
 		goto fail;
 	/* jansson's hash seed must be set before threads race for it. */
 	json_object_seed(0);
-	workers = cfg->workers != 0 ? cfg->workers : ncores();
+	/* Twice the cores: password hashing is gated to the cores (see
+	 * src/auth/password.c), so the other half overlaps the hashes with
+	 * the database commits (fsync waits) of finished ones. */
+	workers = cfg->workers != 0 ? cfg->workers : 2 * ncores();
 	threads = cfg->threads != 0 ? cfg->threads : ncores();
 	err = pool_start(srv, workers);
 	if (err == GH_OK)

@@ -19,6 +19,15 @@
  * Locking: one rwlock. Encrypt/decrypt with a cached key take it shared
  * and use the key in place; everything that touches the key store, the
  * provider or the cache's contents takes it exclusive.
+ *
+ * Per-thread cipher contexts: each thread that encrypts or decrypts fields
+ * keeps one AES-256-GCM context per direction, keyed with the data key of
+ * one cache slot (named by the slot's serial, never reused), so a value
+ * costs a nonce change instead of a context allocation and a key schedule.
+ * A thread uses its contexts only under the shared lock; whoever drops a
+ * cached key holds the lock exclusive and resets (wiping) every thread's
+ * context keyed from that slot, so no key schedule outlives its cached
+ * key: not a rotation, a shred, a revoked customer key nor gh_kms_free.
  */
 #include "kms/keystore.h"
 
@@ -41,13 +50,24 @@
 #define KMS_ORG_KEY 0		/* cache "purpose" of an org key */
 #define KMS_META_TARGET "master_rotation_target"
 #define KMS_BLOB_MAX 1024
+#define KMS_AAD_STACK 512	/* field AADs up to this size skip malloc */
 
 struct cache_slot {
 	bool used;
 	bool current;		/* the newest version of its purpose */
 	int purpose;		/* KMS_ORG_KEY or a gh_kms_purpose */
 	uint32_t version;
+	uint64_t serial;	/* names this key in thread contexts; never 0 */
 	char org_id[KMS_ORG_MAX + 1];
+};
+
+/* One thread's field contexts ([0] decrypt, [1] encrypt), in kms->threads. */
+struct kms_thread {
+	struct kms_thread *next, **pprev;
+	struct gh_kms *kms;
+	EVP_CIPHER_CTX *ctx[2];
+	int slot[2];		/* whose key ctx holds; -1: none */
+	uint64_t serial[2];
 };
 
 struct gh_kms {
@@ -61,6 +81,11 @@ struct gh_kms {
 	int test_stop;
 	uint32_t generation;	/* of the key store, as last seen */
 	char *master_key_file;	/* file provider: to reload it */
+	uint64_t serial_next;	/* exclusive lock */
+	bool tkey_ok;
+	pthread_key_t tkey;	/* -> struct kms_thread */
+	pthread_mutex_t tmu;	/* guards the list below */
+	struct kms_thread *threads;
 };
 
 const char *
@@ -401,9 +426,33 @@ cache_find(struct gh_kms *kms, const char *org, int purpose,
 	return -1;
 }
 
+/* Exclusive lock: wipes every thread's context keyed from slot i. */
+static void
+threads_forget_slot(struct gh_kms *kms, int i)
+{
+	struct kms_thread *t;
+	int d;
+
+	if (!kms->tkey_ok)
+		return;
+	pthread_mutex_lock(&kms->tmu);
+	for (t = kms->threads; t != NULL; t = t->next)
+		for (d = 0; d < 2; d++)
+			if (t->slot[d] == i) {
+				/* Frees the provider state, which OpenSSL
+				 * cleanses: the key schedule is gone. */
+				EVP_CIPHER_CTX_reset(t->ctx[d]);
+				t->slot[d] = -1;
+				t->serial[d] = 0;
+			}
+	pthread_mutex_unlock(&kms->tmu);
+}
+
 static void
 cache_drop(struct gh_kms *kms, int i)
 {
+	if (kms->slots[i].used)
+		threads_forget_slot(kms, i);
 	gh_wipe(slot_key(kms, i), GH_KMS_KEY_LEN);
 	memset(&kms->slots[i], 0, sizeof kms->slots[i]);
 }
@@ -426,6 +475,7 @@ cache_claim(struct gh_kms *kms, const char *org, int purpose,
 	s->current = current;
 	s->purpose = purpose;
 	s->version = version;
+	s->serial = ++kms->serial_next;
 	gh_strlcpy(s->org_id, org, sizeof s->org_id);
 	return i;
 }
@@ -893,7 +943,7 @@ out:
  */
 static gh_err
 key_acquire(struct gh_kms *kms, const char *org, int purpose,
-    uint32_t version, const uint8_t **key, uint32_t *version_out)
+    uint32_t version, int *slot_out, uint32_t *version_out)
 {
 	gh_err err;
 	int i;
@@ -910,7 +960,7 @@ key_acquire(struct gh_kms *kms, const char *org, int purpose,
 			return err;
 		}
 	}
-	*key = slot_key(kms, i);
+	*slot_out = i;
 	if (version_out != NULL)
 		*version_out = kms->slots[i].version;
 	return GH_OK;
@@ -927,6 +977,95 @@ wrlock(struct gh_kms *kms)
 {
 	if (pthread_rwlock_wrlock(&kms->lock) != 0)
 		GH_PANIC("rwlock");
+}
+
+/* ---- per-thread field contexts ------------------------------------------ */
+
+static void
+thread_ctx_free(struct kms_thread *t)
+{
+	EVP_CIPHER_CTX_free(t->ctx[0]);	/* cleanses the key schedule */
+	EVP_CIPHER_CTX_free(t->ctx[1]);
+	free(t);
+}
+
+/* At thread exit (pthread key destructor). */
+static void
+thread_exit(void *arg)
+{
+	struct kms_thread *t = arg;
+
+	pthread_mutex_lock(&t->kms->tmu);
+	if ((*t->pprev = t->next) != NULL)
+		t->next->pprev = t->pprev;
+	pthread_mutex_unlock(&t->kms->tmu);
+	thread_ctx_free(t);
+}
+
+/* This thread's contexts, made on first use; NULL when they cannot be. */
+static struct kms_thread *
+thread_get(struct gh_kms *kms)
+{
+	struct kms_thread *t;
+
+	if (!kms->tkey_ok)
+		return NULL;
+	if ((t = pthread_getspecific(kms->tkey)) != NULL)
+		return t;
+	if ((t = calloc(1, sizeof *t)) == NULL)
+		return NULL;
+	t->kms = kms;
+	t->slot[0] = t->slot[1] = -1;
+	if ((t->ctx[0] = EVP_CIPHER_CTX_new()) == NULL ||
+	    (t->ctx[1] = EVP_CIPHER_CTX_new()) == NULL ||
+	    pthread_setspecific(kms->tkey, t) != 0) {
+		thread_ctx_free(t);
+		return NULL;
+	}
+	pthread_mutex_lock(&kms->tmu);
+	t->pprev = &kms->threads;
+	if ((t->next = kms->threads) != NULL)
+		t->next->pprev = &t->next;
+	kms->threads = t;
+	pthread_mutex_unlock(&kms->tmu);
+	return t;
+}
+
+/*
+ * With the lock held (either mode) and slot i in use: this thread's
+ * context for direction enc, and in *key the key to set, or NULL when the
+ * context already holds slot i's key. NULL (no context) when none can be
+ * made; the caller then uses a one-off context.
+ */
+static EVP_CIPHER_CTX *
+thread_ctx(struct gh_kms *kms, int i, int enc, const uint8_t **key)
+{
+	struct kms_thread *t = thread_get(kms);
+
+	*key = slot_key(kms, i);
+	if (t == NULL)
+		return NULL;
+	if (t->slot[enc] == i && t->serial[enc] == kms->slots[i].serial) {
+		*key = NULL;
+	} else {
+		/* Marked before keying: a failed keying leaves no claim. */
+		t->slot[enc] = i;
+		t->serial[enc] = kms->slots[i].serial;
+	}
+	return t->ctx[enc];
+}
+
+/* A failed seal/open may leave ctx half set: wipe it, rekey next time. */
+static void
+thread_ctx_fail(struct gh_kms *kms, int enc)
+{
+	struct kms_thread *t = pthread_getspecific(kms->tkey);
+
+	if (t != NULL) {
+		EVP_CIPHER_CTX_reset(t->ctx[enc]);
+		t->slot[enc] = -1;
+		t->serial[enc] = 0;
+	}
 }
 
 /* ---- create, open, free -------------------------------------------------- */
@@ -1011,6 +1150,12 @@ gh_kms_open(const struct gh_kms_config *cfg, struct gh_kms **out,
 		free(kms);
 		return GH_ERR_INTERNAL;
 	}
+	if (pthread_mutex_init(&kms->tmu, NULL) == 0) {
+		if (pthread_key_create(&kms->tkey, thread_exit) == 0)
+			kms->tkey_ok = true;
+		else
+			pthread_mutex_destroy(&kms->tmu);
+	}
 	if ((err = gh_secret_new(KMS_CACHE_SLOTS * GH_KMS_KEY_LEN,
 	    &kms->cache)) != GH_OK)
 		goto out;
@@ -1053,8 +1198,20 @@ out:
 void
 gh_kms_free(struct gh_kms *kms)
 {
+	struct kms_thread *t;
+
 	if (kms == NULL)
 		return;
+	/* Every thread that used kms is done with it: their contexts go
+	 * now, and pthread_key_delete keeps their exit from freeing them. */
+	if (kms->tkey_ok) {
+		pthread_key_delete(kms->tkey);
+		while ((t = kms->threads) != NULL) {
+			kms->threads = t->next;
+			thread_ctx_free(t);
+		}
+		pthread_mutex_destroy(&kms->tmu);
+	}
 	gh_secret_free(kms->cache);
 	if (kms->prov != NULL)
 		kms->prov->free(kms->prov);
@@ -1352,37 +1509,103 @@ aad_valid(const struct gh_kms_aad *aad)
 	    aad->column != NULL && aad->row_id != NULL;
 }
 
+/*
+ * The field AAD (same bytes as aad_field) in stack, when it fits; *len 0
+ * otherwise (then aad_field builds it, and reports a string too long).
+ */
+static void
+aad_field_stack(uint8_t stack[static KMS_AAD_STACK], size_t *len,
+    const struct gh_kms_aad *aad, int purpose, uint32_t version)
+{
+	const char *s[4] = { aad->org_id, aad->table, aad->column,
+		aad->row_id };
+	size_t n[4], total = 1 + 4, off = 0;
+	int k;
+
+	*len = 0;
+	for (k = 0; k < 4; k++) {
+		n[k] = strlen(s[k]);
+		if (n[k] > KMS_AAD_STACK)
+			return;
+		total += 2 + n[k];
+	}
+	if (total > KMS_AAD_STACK)
+		return;
+	for (k = 0; k < 4; k++) {
+		stack[off++] = (uint8_t)(n[k] >> 8);
+		stack[off++] = (uint8_t)(n[k] & 0xff);
+		memcpy(stack + off, s[k], n[k]);
+		off += n[k];
+	}
+	stack[off++] = (uint8_t)purpose;
+	stack[off++] = (uint8_t)(version >> 24);
+	stack[off++] = (uint8_t)(version >> 16);
+	stack[off++] = (uint8_t)(version >> 8);
+	stack[off++] = (uint8_t)version;
+	*len = off;
+}
+
+/* Seals (enc) or opens with slot i's key under the held lock. */
+static gh_err
+field_crypt(struct gh_kms *kms, int i, int enc, const struct gh_kms_aad *aad,
+    int purpose, const uint8_t *in, size_t in_len, struct gh_buf *out)
+{
+	uint8_t stack[KMS_AAD_STACK];
+	const uint8_t *ad, *key;
+	EVP_CIPHER_CTX *ctx;
+	struct gh_buf big;
+	size_t ad_len;
+	gh_err err;
+
+	gh_buf_init(&big, KMS_AAD_MAX, 0);
+	aad_field_stack(stack, &ad_len, aad, purpose, kms->slots[i].version);
+	ad = stack;
+	if (ad_len == 0) {
+		aad_field(&big, aad, purpose, kms->slots[i].version);
+		if ((err = gh_buf_err(&big)) != GH_OK)
+			goto out;
+		ad = big.data;
+		ad_len = big.len;
+	}
+	if ((ctx = thread_ctx(kms, i, enc, &key)) == NULL) {
+		err = enc ? kms_aead_seal(key, ad, ad_len, in, in_len, out) :
+		    kms_aead_open(key, ad, ad_len, in, in_len, out);
+		goto out;
+	}
+	err = enc ? kms_aead_seal_ctx(ctx, key, ad, ad_len, in, in_len, out) :
+	    kms_aead_open_ctx(ctx, key, ad, ad_len, in, in_len, out);
+	if (err != GH_OK)
+		thread_ctx_fail(kms, enc);
+out:
+	gh_buf_free(&big);
+	return err;
+}
+
 gh_err
 gh_kms_encrypt(struct gh_kms *kms, enum gh_kms_purpose purpose,
     const struct gh_kms_aad *aad, const void *pt, size_t pt_len,
     struct gh_buf *out)
 {
-	struct gh_buf ad;
-	const uint8_t *key;
 	uint32_t version;
 	size_t start = out->len;
 	gh_err err;
+	int i;
 
 	if (!aad_valid(aad) || !purpose_valid((int)purpose) ||
 	    purpose == GH_KMS_INDEX || (pt == NULL && pt_len > 0))
 		return GH_ERR_INVALID;
-	if ((err = key_acquire(kms, aad->org_id, (int)purpose, 0, &key,
+	if ((err = key_acquire(kms, aad->org_id, (int)purpose, 0, &i,
 	    &version)) != GH_OK)
 		return err;
-	gh_buf_init(&ad, KMS_AAD_MAX, 0);
-	aad_field(&ad, aad, (int)purpose, version);
-	if ((err = gh_buf_err(&ad)) != GH_OK)
-		goto out;
 	gh_buf_put_u8(out, KMS_CT_FORMAT);
 	put_u32(out, version);
 	if ((err = gh_buf_err(out)) != GH_OK)
 		goto out;
-	err = kms_aead_seal(key, ad.data, ad.len, pt, pt_len, out);
+	err = field_crypt(kms, i, 1, aad, (int)purpose, pt, pt_len, out);
 out:
 	key_release(kms);
 	if (err != GH_OK)
 		buf_truncate(out, start);
-	gh_buf_free(&ad);
 	return err;
 }
 
@@ -1402,26 +1625,21 @@ gh_kms_decrypt(struct gh_kms *kms, enum gh_kms_purpose purpose,
     const struct gh_kms_aad *aad, const void *ct, size_t ct_len,
     struct gh_buf *out)
 {
-	struct gh_buf ad;
-	const uint8_t *key;
 	uint32_t version;
 	gh_err err;
+	int i;
 
 	if (!aad_valid(aad) || !purpose_valid((int)purpose) ||
 	    purpose == GH_KMS_INDEX)
 		return GH_ERR_INVALID;
 	if ((err = gh_kms_ct_version(ct, ct_len, &version)) != GH_OK)
 		return err;
-	if ((err = key_acquire(kms, aad->org_id, (int)purpose, version, &key,
+	if ((err = key_acquire(kms, aad->org_id, (int)purpose, version, &i,
 	    NULL)) != GH_OK)
 		return err;
-	gh_buf_init(&ad, KMS_AAD_MAX, 0);
-	aad_field(&ad, aad, (int)purpose, version);
-	if ((err = gh_buf_err(&ad)) == GH_OK)
-		err = kms_aead_open(key, ad.data, ad.len, (const uint8_t *)ct +
-		    5, ct_len - 5, out);
+	err = field_crypt(kms, i, 0, aad, (int)purpose, (const uint8_t *)ct +
+	    5, ct_len - 5, out);
 	key_release(kms);
-	gh_buf_free(&ad);
 	return err;
 }
 
@@ -1429,12 +1647,12 @@ gh_err
 gh_kms_current_version(struct gh_kms *kms, const char *org_id,
     enum gh_kms_purpose purpose, uint32_t *version)
 {
-	const uint8_t *key;
 	gh_err err;
+	int i;
 
 	if (!org_valid(org_id) || !purpose_valid((int)purpose))
 		return GH_ERR_INVALID;
-	err = key_acquire(kms, org_id, (int)purpose, 0, &key, version);
+	err = key_acquire(kms, org_id, (int)purpose, 0, &i, version);
 	if (err == GH_OK)
 		key_release(kms);
 	return err;
@@ -1448,9 +1666,9 @@ gh_kms_blind_index(struct gh_kms *kms, const char *org_id, const char *table,
 	OSSL_PARAM params[2];
 	EVP_MAC_CTX *ctx = NULL;
 	struct gh_buf msg;
-	const uint8_t *key;
 	size_t n = 0;
 	gh_err err;
+	int i;
 
 	if (!org_valid(org_id) || table == NULL || column == NULL ||
 	    (value == NULL && value_len > 0) || value_len > UINT32_MAX)
@@ -1465,7 +1683,7 @@ gh_kms_blind_index(struct gh_kms *kms, const char *org_id, const char *table,
 		gh_buf_free(&msg);
 		return err;
 	}
-	if ((err = key_acquire(kms, org_id, GH_KMS_INDEX, 0, &key, NULL)) !=
+	if ((err = key_acquire(kms, org_id, GH_KMS_INDEX, 0, &i, NULL)) !=
 	    GH_OK) {
 		gh_buf_free(&msg);
 		return err;
@@ -1475,7 +1693,7 @@ gh_kms_blind_index(struct gh_kms *kms, const char *org_id, const char *table,
 	params[1] = OSSL_PARAM_construct_end();
 	err = GH_ERR_CRYPTO;
 	if ((ctx = EVP_MAC_CTX_new(kms->hmac)) != NULL &&
-	    EVP_MAC_init(ctx, key, GH_KMS_KEY_LEN, params) == 1 &&
+	    EVP_MAC_init(ctx, slot_key(kms, i), GH_KMS_KEY_LEN, params) == 1 &&
 	    EVP_MAC_update(ctx, msg.data, msg.len) == 1 &&
 	    EVP_MAC_final(ctx, out, &n, GH_KMS_INDEX_LEN) == 1 &&
 	    n == GH_KMS_INDEX_LEN)
@@ -1490,16 +1708,16 @@ gh_err
 gh_kms_storage_key(struct gh_kms *kms, const char *org_id, uint32_t version,
     uint32_t *version_out, uint8_t key[static GH_KMS_KEY_LEN])
 {
-	const uint8_t *k;
 	uint32_t v;
 	gh_err err;
+	int i;
 
 	if (!org_valid(org_id))
 		return GH_ERR_INVALID;
-	if ((err = key_acquire(kms, org_id, GH_KMS_STORAGE, version, &k,
+	if ((err = key_acquire(kms, org_id, GH_KMS_STORAGE, version, &i,
 	    &v)) != GH_OK)
 		return err;
-	memcpy(key, k, GH_KMS_KEY_LEN);
+	memcpy(key, slot_key(kms, i), GH_KMS_KEY_LEN);
 	key_release(kms);
 	if (version_out != NULL)
 		*version_out = v;

@@ -65,7 +65,8 @@ gh_err gh_kms_create(const struct gh_kms_config *cfg, char *errmsg,
  * setting. */
 gh_err gh_kms_open(const struct gh_kms_config *cfg, struct gh_kms **out,
     char *errmsg, size_t errmsg_cap) GH_MUST_CHECK;
-/* Wipes every key and closes. NULL is a no-op. */
+/* Wipes every key (the per-thread cipher contexts' key schedules too) and
+ * closes, once no other thread uses kms any more. NULL is a no-op. */
 void gh_kms_free(struct gh_kms *kms);
 
 /* ---- organisations ------------------------------------------------------- */

@@ -5,6 +5,8 @@
 #ifndef GH_KMS_INT_H
 #define GH_KMS_INT_H
 
+#include <openssl/evp.h>
+
 #include "kms/kms.h"
 
 /*
@@ -58,6 +60,16 @@ gh_err kms_aead_seal(const uint8_t key[GH_KMS_KEY_LEN], const uint8_t *aad,
 gh_err kms_aead_open(const uint8_t key[GH_KMS_KEY_LEN], const uint8_t *aad,
     size_t aad_len, const uint8_t *in, size_t in_len, struct gh_buf *out)
     GH_MUST_CHECK;
+
+/* The same on a caller-owned context: key != NULL keys ctx first (a
+ * context keyed before keeps its key schedule when key is NULL, and only
+ * gets the new nonce). Used with per-thread contexts for field values. */
+gh_err kms_aead_seal_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *key,
+    const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
+    struct gh_buf *out) GH_MUST_CHECK;
+gh_err kms_aead_open_ctx(EVP_CIPHER_CTX *ctx, const uint8_t *key,
+    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
+    struct gh_buf *out) GH_MUST_CHECK;
 
 /* Test hook: makes gh_kms_rotate_master stop with GH_ERR_INTERNAL, as a
  * crash would, after step 1 (target version made and recorded) or step 2

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kms/kms_int.h"
@@ -1133,6 +1134,71 @@ test_concurrent_use_loses_nothing_across_an_org_rotation(void **state)
 	assert_true(v2 > 0);
 }
 
+#define N_SEALS 100	/* several refills of the per-thread nonce pool */
+#define N_NONCE 12
+
+/* Appends the nonces of n fresh ciphertexts to out (n * N_NONCE bytes). */
+static void
+seal_nonces(struct fx *f, int n, uint8_t *out)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct gh_buf ct;
+
+		gh_buf_init(&ct, 1024, 0);
+		assert_int_equal(gh_kms_encrypt(f->kms, GH_KMS_ATTRIBUTES,
+		    &aad_a, "v", 1, &ct), GH_OK);
+		memcpy(out + (size_t)i * N_NONCE, ct.data + 5, N_NONCE);
+		gh_buf_free(&ct);
+	}
+}
+
+static bool
+nonces_distinct(const uint8_t *a, int n)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (memcmp(a + i * N_NONCE, a + j * N_NONCE,
+			    N_NONCE) == 0)
+				return false;
+	return true;
+}
+
+static void
+test_nonces_never_repeat_even_across_fork(void **state)
+{
+	struct fx *f = *state;
+	uint8_t all[3 * N_SEALS * N_NONCE];
+	int fd[2];
+	pid_t pid;
+	int st;
+
+	seal_nonces(f, N_SEALS, all);
+	/* A child inherits the parent's half-used pool: both must still
+	 * draw different nonces afterwards. */
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uint8_t mine[N_SEALS * N_NONCE];
+
+		close(fd[0]);
+		seal_nonces(f, N_SEALS, mine);
+		_exit(write(fd[1], mine, sizeof mine) == sizeof mine ? 0 : 1);
+	}
+	close(fd[1]);
+	seal_nonces(f, N_SEALS, all + N_SEALS * N_NONCE);
+	assert_int_equal(read(fd[0], all + 2 * N_SEALS * N_NONCE,
+	    N_SEALS * N_NONCE), N_SEALS * N_NONCE);
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(nonces_distinct(all, 3 * N_SEALS));
+}
+
 int
 main(void)
 {
@@ -1163,6 +1229,7 @@ main(void)
 		T(test_status_lists_versions_and_customer_keys),
 		T(test_refresh_notices_changes_made_by_another_handle),
 		T(test_concurrent_use_loses_nothing_across_an_org_rotation),
+		T(test_nonces_never_repeat_even_across_fork),
 #undef T
 	};
 
