@@ -142,6 +142,7 @@ enrol_page(struct api_ctx *ctx, unsigned status, const char *error,
 	if (offer & ENROL_REQUIRED)
 		gh_buf_put_str(&b, "<p>Your organisation requires two-step "
 		    "verification. Set it up to finish signing in.</p>");
+	/* Policies always hold totp or webauthn; should one not: */
 	if (!(offer & (ENROL_TOTP | ENROL_KEY)))
 		gh_buf_put_str(&b, "<p id=\"no-method\">Your organisation's "
 		    "policy allows no method that can be set up here. Ask "
