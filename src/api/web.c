@@ -241,6 +241,25 @@ h_login_get(void *app, struct gh_http_req *req)
 	ctx_close(&ctx);
 }
 
+/* Where a sign-in finished outside the form's own answer (after the
+ * recovery codes of an enrolment, or in webauthn.js) continues: the
+ * remembered return_to, else the account page. */
+static void
+h_login_continue(void *app, struct gh_http_req *req)
+{
+	struct api_ctx ctx;
+
+	if (!ctx_open(app, req, &ctx))
+		return;
+	if (ctx_auth_quiet(&ctx)) {
+		clear_login_csrf(&ctx);
+		signin_done_redirect(&ctx);
+	} else {
+		redirect_to(&ctx, "login");
+	}
+	ctx_close(&ctx);
+}
+
 static bool
 field_ok(const char *s, size_t max)
 {
@@ -653,6 +672,7 @@ routes_web(struct gh_http_router *r)
 		{ "GET", "/o/{org}/login", h_login_get },
 		{ "POST", "/o/{org}/login", h_login_post },
 		{ "POST", "/o/{org}/login/mfa", h_login_mfa_post },
+		{ "GET", "/o/{org}/login/continue", h_login_continue },
 		{ "GET", "/o/{org}/account", h_account },
 		{ "POST", "/o/{org}/logout", h_logout },
 		{ "GET", "/o/{org}/approve", h_approve_get },

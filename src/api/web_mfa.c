@@ -97,26 +97,60 @@ put_code_input(struct gh_buf *b, const char *id, const char *label,
 	    id, autofocus ? " autofocus" : "", described(error));
 }
 
+/* What an enrolment page offers. */
+enum {
+	ENROL_REQUIRED = 1,	/* forced at sign-in: says why */
+	ENROL_TOTP = 2,		/* the authenticator app part */
+	ENROL_KEY = 4,		/* the security key button (webauthn.js) */
+};
+
+/* The security key part of the enrolment page: a button that
+ * /static/webauthn.js turns into a registration bound to the pending
+ * sign-in (gh_mfa cookie), then /login/continue. */
+static void
+put_enrol_key(struct gh_buf *b, bool instead)
+{
+	gh_buf_printf(b, "<h2>Security key or passkey</h2><p class=\"error\" "
+	    "id=\"wa-error\" role=\"alert\" hidden></p><button type=\"button\" "
+	    "id=\"wa-enrol\"%s>Use a security key or passkey%s</button>",
+	    instead ? " class=\"secondary\"" : " autofocus",
+	    instead ? " instead" : "");
+}
+
 /*
- * The enrolment page: with e, the QR code and the key; always the code
- * form posting to action; after a wrong code (no e), a form that starts
- * over with a new key (restart: "restart" field).
+ * The enrolment page. With ENROL_TOTP: with e, the QR code and the key;
+ * always the code form posting to action; after a wrong code (no e), a
+ * form that starts over with a new key (restart: "restart" field). With
+ * ENROL_KEY, the security key button and the script.
  */
 static void
 enrol_page(struct api_ctx *ctx, unsigned status, const char *error,
     const struct gh_mfa_enrolment *e, const char *action, const char *csrf,
-    bool required)
+    unsigned offer)
 {
+	const char *title = offer == (ENROL_REQUIRED | ENROL_TOTP) ||
+	    !(offer & ENROL_REQUIRED) ? "Set up an authenticator app" :
+	    "Set up two-step verification";
 	struct gh_buf b;
 
 	gh_buf_init(&b, PAGE_MAX, GH_BUF_SECRET);
-	page_open(&b, "Set up an authenticator app");
-	gh_buf_put_str(&b, "<h1>Set up an authenticator app</h1>");
-	if (required)
+	if (offer & ENROL_KEY)
+		page_open_script(&b, title);
+	else
+		page_open(&b, title);
+	gh_buf_printf(&b, "<h1>%s</h1>", title);
+	if (offer & ENROL_REQUIRED)
 		gh_buf_put_str(&b, "<p>Your organisation requires two-step "
 		    "verification. Set it up to finish signing in.</p>");
+	/* Policies always hold totp or webauthn; should one not: */
+	if (!(offer & (ENROL_TOTP | ENROL_KEY)))
+		gh_buf_put_str(&b, "<p id=\"no-method\">Your organisation's "
+		    "policy allows no method that can be set up here. Ask "
+		    "your administrator.</p>");
 	put_error(&b, error);
-	if (e != NULL) {
+	if ((offer & ENROL_TOTP) && (offer & ENROL_KEY))
+		gh_buf_put_str(&b, "<h2>Authenticator app</h2>");
+	if ((offer & ENROL_TOTP) && e != NULL) {
 		gh_buf_put_str(&b, "<p>Scan this code with your authenticator "
 		    "app:</p>");
 		put_qr(&b, e->qr_svg);
@@ -125,15 +159,21 @@ enrol_page(struct api_ctx *ctx, unsigned status, const char *error,
 		put_escaped(&b, e->secret);
 		gh_buf_put_str(&b, "</code></p>");
 	}
-	form_open(&b, action, csrf);
-	put_code_input(&b, "code", "Six-digit code from the app", error, true);
-	gh_buf_put_str(&b, "<button type=\"submit\">Confirm</button></form>");
-	if (e == NULL) {
+	if (offer & ENROL_TOTP) {
+		form_open(&b, action, csrf);
+		put_code_input(&b, "code", "Six-digit code from the app", error,
+		    true);
+		gh_buf_put_str(&b, "<button type=\"submit\">Confirm</button>"
+		    "</form>");
+	}
+	if ((offer & ENROL_TOTP) && e == NULL) {
 		form_open(&b, action, csrf);
 		gh_buf_put_str(&b, "<input type=\"hidden\" name=\"restart\" "
 		    "value=\"1\"><button type=\"submit\" class=\"secondary\">"
 		    "Show a new key</button></form>");
 	}
+	if (offer & ENROL_KEY)
+		put_enrol_key(&b, (offer & ENROL_TOTP) != 0);
 	page_send(ctx->req, status, &b);
 }
 
@@ -160,19 +200,30 @@ codes_page(struct api_ctx *ctx,
 
 /* ---- the second step of the form sign-in ---------------------------- */
 
-/* Whether the user of the pending sign-in token has a security key. */
-static bool
-pending_has_key(struct api_ctx *ctx, const char *token)
+/* The user of the pending second step of token into user_id ("" when
+ * there is none: the page then offers by the org's policy, and the POST
+ * refuses anyway). */
+static void
+pending_user(struct api_ctx *ctx, const char *token,
+    char user_id[static GH_ID_LEN + 1])
 {
 	struct gh_mfa_pending p;
+
+	user_id[0] = '\0';
+	if (token != NULL &&
+	    gh_auth_mfa_pending_check(ctx->db, token, &p) == GH_OK &&
+	    p.purpose == GH_MFA_PURPOSE_VERIFY)
+		gh_strlcpy(user_id, p.user_id, GH_ID_LEN + 1);
+}
+
+/* Whether user_id has a security key. */
+static bool
+has_key(struct api_ctx *ctx, const char *user_id)
+{
 	int64_t n = 0;
 
-	if (token == NULL ||
-	    gh_auth_mfa_pending_check(ctx->db, token, &p) != GH_OK ||
-	    p.purpose != GH_MFA_PURPOSE_VERIFY)
-		return false;
-	return gh_auth_webauthn_cred_count(ctx->db, p.user_id, &n) == GH_OK &&
-	    n > 0;
+	return user_id[0] != '\0' &&
+	    gh_auth_webauthn_cred_count(ctx->db, user_id, &n) == GH_OK && n > 0;
 }
 
 void
@@ -180,15 +231,21 @@ web_mfa_page(struct api_ctx *ctx, unsigned status, const char *error,
     const char *csrf, const char *token)
 {
 	char action[GH_SLUG_MAX + 16], remember[192] = "";
+	char user_id[GH_ID_LEN + 1];
 	struct gh_mfa_policy pol;
 	bool key;
 	struct gh_buf b;
+	gh_err err;
 
-	if (mfa_policy_load(ctx->db, &pol) != GH_OK) {
-		respond_err(ctx->req, GH_ERR_STORE);
+	/* The user's effective methods: a security policy of one of their
+	 * groups may narrow the org's. */
+	pending_user(ctx, token, user_id);
+	err = mfa_policy_for(ctx, user_id, &pol);
+	if (err != GH_OK) {
+		respond_err(ctx->req, err);
 		return;
 	}
-	key = pol.allow_webauthn && pending_has_key(ctx, token);
+	key = pol.allow_webauthn && has_key(ctx, user_id);
 	/* The checkbox only when the org allows remembering devices. */
 	if (pol.remember_device_days > 0)
 		snprintf(remember, sizeof remember, "<label><input "
@@ -285,12 +342,32 @@ enrol_pending(struct api_ctx *ctx, const char *token,
 	return GH_OK;
 }
 
+/* What the enrolment page may offer ctx->user: the methods of their
+ * effective policy that can be set up (TOTP, a security key). */
+static gh_err
+enrol_offer(struct api_ctx *ctx, unsigned *offer)
+{
+	struct gh_mfa_policy pol;
+	gh_err err;
+
+	*offer = ENROL_REQUIRED;
+	err = mfa_policy_for(ctx, ctx->user.id, &pol);
+	if (err != GH_OK)
+		return err;
+	if (pol.allow_totp)
+		*offer |= ENROL_TOTP;
+	if (pol.allow_webauthn)
+		*offer |= ENROL_KEY;
+	return GH_OK;
+}
+
 void
 web_enrol_now(struct api_ctx *ctx, const char *mfa_token, const char *csrf)
 {
 	char path[GH_SLUG_MAX + 5], action[GH_SLUG_MAX + 20];
 	char pending[GH_ID_LEN + 1];
 	struct gh_mfa_enrolment e;
+	unsigned offer = 0;
 	gh_err err;
 
 	memset(&e, 0, sizeof e);
@@ -304,9 +381,13 @@ web_enrol_now(struct api_ctx *ctx, const char *mfa_token, const char *csrf)
 	}
 	err = enrol_pending(ctx, mfa_token, pending);
 	if (err == GH_OK)
+		err = enrol_offer(ctx, &offer);
+	/* A TOTP enrolment only when the policy allows TOTP. */
+	if (err == GH_OK && (offer & ENROL_TOTP))
 		err = enrol_begin(ctx, &e);
 	if (err == GH_OK)
-		enrol_page(ctx, 200, NULL, &e, action, csrf, true);
+		enrol_page(ctx, offer & (ENROL_TOTP | ENROL_KEY) ? 200 : 403,
+		    NULL, &e, action, csrf, offer);
 	else
 		respond_err(ctx->req, err);
 	ctx->actor.id = NULL;
@@ -326,6 +407,7 @@ w_login_enrol(void *appv, struct gh_http_req *req)
 	struct gh_mfa_enrolment e;
 	struct gh_session s;
 	struct api_ctx ctx;
+	unsigned offer = 0;
 	bool fresh = false;
 	gh_err err;
 
@@ -342,17 +424,24 @@ w_login_enrol(void *appv, struct gh_http_req *req)
 		goto out;
 	}
 	err = enrol_pending(&ctx, token, pending);
+	if (err == GH_OK)
+		err = enrol_offer(&ctx, &offer);
 	if (err == GH_ERR_DENIED) {
 		record_failure(&ctx, NULL, "", "mfa_token_invalid");
 		login_page(&ctx, 401, "The sign-in expired. Please sign in "
 		    "again.", NULL);
 		goto out;
 	}
+	if (err == GH_OK && !(offer & ENROL_TOTP)) {
+		enrol_page(&ctx, 403, "Your organisation does not allow the "
+		    "authenticator app.", NULL, action, cookie_csrf, offer);
+		goto out;
+	}
 	if (err == GH_OK && gh_http_req_form(req, "restart") != NULL) {
 		err = enrol_begin(&ctx, &e);
 		if (err == GH_OK)
 			enrol_page(&ctx, 200, NULL, &e, action, cookie_csrf,
-			    true);
+			    offer);
 		else
 			respond_err(req, err);
 		goto out;
@@ -365,17 +454,16 @@ w_login_enrol(void *appv, struct gh_http_req *req)
 	if (err == GH_ERR_DENIED) {
 		enrol_page(&ctx, 400, "That code is wrong. Enter the six "
 		    "digits your app shows now.", NULL, action, cookie_csrf,
-		    true);
+		    offer);
 	} else if (err == GH_ERR_NOTFOUND) {
 		enrol_page(&ctx, 409, "No set-up is in progress. Ask for a new "
-		    "key.", NULL, action, cookie_csrf, true);
+		    "key.", NULL, action, cookie_csrf, offer);
 	} else if (err != GH_OK) {
 		respond_err(req, err);
 	} else {
 		clear_login_csrf(&ctx);
 		if (fresh)
-			codes_page(&ctx, codes, "account", "Continue to your "
-			    "account");
+			codes_page(&ctx, codes, "login/continue", "Continue");
 		else
 			signin_done_redirect(&ctx);
 	}
@@ -593,7 +681,7 @@ h_totp_begin(void *app, struct gh_http_req *req)
 	gh_auth_session_csrf(ctx.session_token, csrf);
 	snprintf(action, sizeof action, "/o/%s/account/security/totp/confirm",
 	    ctx.org.slug);
-	enrol_page(&ctx, 200, NULL, &e, action, csrf, false);
+	enrol_page(&ctx, 200, NULL, &e, action, csrf, ENROL_TOTP);
 out:
 	gh_auth_mfa_enrolment_free(&e);
 	ctx_close(&ctx);
@@ -621,7 +709,8 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 	if (gh_http_req_form(req, "restart") != NULL) {
 		err = enrol_begin(&ctx, &e);
 		if (err == GH_OK)
-			enrol_page(&ctx, 200, NULL, &e, action, csrf, false);
+			enrol_page(&ctx, 200, NULL, &e, action, csrf,
+			    ENROL_TOTP);
 		else
 			respond_err(req, err);
 		goto out;
@@ -635,7 +724,8 @@ h_totp_confirm(void *app, struct gh_http_req *req)
 		    &s);
 	if (err == GH_ERR_DENIED)
 		enrol_page(&ctx, 400, "That code is wrong. Enter the six "
-		    "digits your app shows now.", NULL, action, csrf, false);
+		    "digits your app shows now.", NULL, action, csrf,
+		    ENROL_TOTP);
 	else if (err == GH_ERR_NOTFOUND)
 		security_page(&ctx, 409, "No set-up is in progress; start "
 		    "again.", NULL);

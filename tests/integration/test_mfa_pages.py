@@ -273,8 +273,12 @@ def test_enrol_now_at_the_form_sign_in_ends_with_a_session(server, admin):
     check_page(r)
     codes = codes_of(r.text)
     assert len(codes) == 10
-    assert f'href="/o/{ORG}/account"' in r.text
+    assert f'href="/o/{ORG}/login/continue"' in r.text
     assert s.cookies.get("gh_session") and not s.cookies.get("gh_mfa")
+    # No return_to: the link goes on to the account page.
+    r = s.get(server.url(f"/o/{ORG}/login/continue"), allow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["Location"].endswith(f"/o/{ORG}/account")
     r = s.get(server.url(f"/o/{ORG}/account"), allow_redirects=False)
     assert r.status_code == 200 and "kate" in r.text
     assert ("success", "mfa_totp_enrolled") in [
