@@ -12,7 +12,7 @@ set -eu
 RUN_PKGS="meson ninja-build pkg-config gcc libmicrohttpd-dev libjansson-dev
 libsqlite3-dev libssl-dev libargon2-dev libcrypt-dev libpwquality-dev
 cracklib-runtime libcmocka-dev libp11-kit-dev liboath-dev libqrencode-dev
-libfido2-dev libcbor-dev libhiredis-dev"
+libfido2-dev libcbor-dev libhiredis-dev libcurl4-openssl-dev"
 TEST_PKGS="python3 python3-pytest python3-requests openssl clang
 libclang-rt-14-dev sqlite3 softhsm2 oathtool chromium nodejs npm redis-server
 python3-jwcrypto apache2 libapache2-mod-auth-openidc"

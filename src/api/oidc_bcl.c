@@ -5,8 +5,8 @@
  * This file's thread takes each due row, makes a logout token (a JWS
  * signed with the org's key of the client's id_token_signed_response_alg,
  * typ logout+jwt) and POSTs it as logout_token to the client's
- * backchannel_logout_uri (oidc_bcl_post.c): 5 s timeouts, no redirects,
- * http and https only. 2xx: delivered; 4xx (or a redirect): rejected, given
+ * backchannel_logout_uri (oidc_bcl_post.c, libcurl): 5 s in all, no
+ * redirects, http and https only. 2xx: delivered; 4xx (or a redirect): rejected, given
  * up; network errors and 5xx: retried with doubling waits, at most
  * BCL_MAX_ATTEMPTS times. Every attempt is audited as
  * oidc.backchannel_logout; the row goes once the outcome is final.

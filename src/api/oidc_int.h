@@ -129,24 +129,11 @@ gh_err oidc_user_may(struct api_ctx *ctx, const char *user_id,
     const char *client_id, bool *out) GH_MUST_CHECK;
 
 /* ---- oidc_bcl_post.c: back-channel logout delivery ---- */
-struct oidc_url {
-	bool tls;
-	bool ipv6;			/* host was [bracketed] */
-	char host[256];
-	unsigned port;
-	char path[OIDC_URI_MAX + 2];	/* path and query, from "/" */
-};
-/* Splits an absolute http(s) URL without userinfo or fragment; false for
- * anything else. Pure (fuzz/fuzz_oidc_request.c). */
-bool oidc_url_split(const char *url, struct oidc_url *out);
-/* The status of an HTTP/1.x status line at the start of head (len
- * bytes), or -1. Pure (fuzz/fuzz_oidc_request.c). */
-int oidc_http_status(const char *head, size_t len);
-/* POSTs body (application/x-www-form-urlencoded) to url, everything
- * within about timeout_s (name resolution aside); https verifies the
- * peer. *status_out gets the answer's status. GH_ERR_IO when there was
- * no HTTP answer, GH_ERR_INVALID for a URL it cannot use; the cause goes
- * to errbuf, never the body. */
+/* POSTs body (application/x-www-form-urlencoded) to url (libcurl),
+ * everything within timeout_s; https verifies the peer. *status_out gets
+ * the answer's status. GH_ERR_IO when there was no HTTP answer,
+ * GH_ERR_INVALID for a URL it cannot use; the cause goes to errbuf, never
+ * the body. */
 gh_err oidc_http_post_form(const char *url, const char *body,
     unsigned timeout_s, int *status_out, char *errbuf, size_t errcap)
     GH_MUST_CHECK;
