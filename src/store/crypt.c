@@ -835,6 +835,14 @@ static const sqlite3_io_methods cfile_methods = {
 
 static sqlite3_vfs crypt_vfs;
 
+sqlite3_file *
+gh_store_crypt_raw_file(sqlite3_file *f)
+{
+	if (f != NULL && f->pMethods == &cfile_methods)
+		return ((struct cfile *)f)->real;
+	return f;
+}
+
 static sqlite3_vfs *
 real_vfs(sqlite3_vfs *v)
 {
@@ -1041,89 +1049,90 @@ note_version(const uint8_t *page, uint32_t *min, bool *any)
 	*any = true;
 }
 
-static gh_err
-scan_file(const char *path, bool wal, uint32_t *min, bool *any)
+/* Reads one page-sized block (or a frame) of f at off; false at the end
+ * of the file (a short read). */
+static bool
+scan_read(sqlite3_file *f, uint8_t *buf, int n, sqlite3_int64 off,
+    sqlite3_int64 size, gh_err *err)
 {
-	uint8_t *buf;
-	off_t pos;
-	ssize_t n;
-	gh_err err = GH_OK;
-	int fd;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1) {
-		if (errno == ENOENT && wal)
-			return GH_OK;
-		err = errno == ENOENT ? GH_ERR_NOTFOUND : GH_ERR_STORE;
-		GH_LOG_ERR(err, "open %s: %s", path, strerror(errno));
-		return err;
+	if (off + n > size)
+		return false;
+	rc = f->pMethods->xRead(f, buf, n, off);
+	if (rc == SQLITE_OK)
+		return true;
+	if (rc != SQLITE_IOERR_SHORT_READ) {
+		*err = GH_ERR_STORE;
+		GH_LOG_ERR(*err, "scan read at %lld failed (%d)",
+		    (long long)off, rc);
+	}
+	return false;
+}
+
+static gh_err
+scan_file(sqlite3_file *f, bool wal, uint32_t *min, bool *any)
+{
+	sqlite3_int64 size = 0, pos;
+	gh_err err = GH_OK;
+	uint8_t *buf;
+
+	if (f == NULL || f->pMethods == NULL)
+		return GH_OK;	/* no WAL open */
+	if (f->pMethods->xFileSize(f, &size) != SQLITE_OK) {
+		GH_LOG_ERR(GH_ERR_STORE, "scan: file size");
+		return GH_ERR_STORE;
 	}
 	buf = malloc(FRAME_SZ);
 	if (buf == NULL) {
-		close(fd);
 		GH_LOG_ERR(GH_ERR_NOMEM, "scan buffer");
 		return GH_ERR_NOMEM;
 	}
 	if (wal) {
-		n = pread(fd, buf, WAL_HDR_SZ, 0);
-		if (n != WAL_HDR_SZ)
+		if (!scan_read(f, buf, WAL_HDR_SZ, 0, size, &err))
 			goto out;	/* empty log */
 		if (get_be32(buf + 8) != PAGE_SZ) {
 			err = GH_ERR_STORE;
-			GH_LOG_ERR(err, "%s: WAL page size is not %u", path,
-			    PAGE_SZ);
+			GH_LOG_ERR(err, "WAL page size is not %u", PAGE_SZ);
 			goto out;
 		}
 		/* Every frame, stale ones included: a version stays in use
 		 * while any bytes on disk need it. */
 		for (pos = WAL_HDR_SZ;
-		    (n = pread(fd, buf, FRAME_SZ, pos)) == FRAME_SZ;
+		    scan_read(f, buf, FRAME_SZ, pos, size, &err);
 		    pos += FRAME_SZ)
 			note_version(buf + FRAME_HDR_SZ, min, any);
 	} else {
-		for (pos = 0; (n = pread(fd, buf, PAGE_SZ, pos)) == PAGE_SZ;
+		for (pos = 0; scan_read(f, buf, PAGE_SZ, pos, size, &err);
 		    pos += PAGE_SZ) {
 			if (pos == 0 && memcmp(buf, sqlite_magic,
 			    sizeof sqlite_magic) == 0) {
 				err = GH_ERR_INVALID;
-				GH_LOG_ERR(err, "%s is not encrypted", path);
+				GH_LOG_ERR(err, "the database is not encrypted");
 				goto out;
 			}
 			note_version(buf, min, any);
 		}
 	}
-	if (n == -1) {
-		err = GH_ERR_STORE;
-		GH_LOG_ERR(err, "read %s: %s", path, strerror(errno));
-	}
 out:
 	free(buf);
-	close(fd);
 	return err;
 }
 
 gh_err
-gh_store_crypt_min_version(const char *db_path, uint32_t *version_out)
+gh_store_crypt_min_version(sqlite3_file *db, sqlite3_file *wal,
+    uint32_t *version_out)
 {
-	struct gh_buf wal;
 	uint32_t min = 0;
 	bool any = false;
 	gh_err err;
 
 	*version_out = 0;
-	gh_buf_init(&wal, 8192, 0);
-	gh_buf_printf(&wal, "%s-wal", db_path);
-	err = gh_buf_err(&wal);
-	if (err != GH_OK) {
-		GH_LOG_ERR(err, "path too long");
-		goto out;
-	}
-	err = scan_file(db_path, false, &min, &any);
+	err = scan_file(gh_store_crypt_raw_file(db), false, &min, &any);
 	if (err == GH_OK)
-		err = scan_file(gh_buf_cstr(&wal), true, &min, &any);
+		err = scan_file(gh_store_crypt_raw_file(wal), true, &min,
+		    &any);
 	if (err == GH_OK)
 		*version_out = any ? min : 0;
-out:
-	gh_buf_free(&wal);
 	return err;
 }

@@ -881,7 +881,10 @@ test_a_zero_key_or_version_from_the_callback_is_refused(void **state)
 	    REGION, &v), GH_ERR_INVALID);
 	assert_int_equal(gh_store_tenant_rekey(f->st, ORG_A, "../x", NULL),
 	    GH_ERR_INVALID);
-	/* A missing tenant. */
+	/* A missing tenant (with working keys: the scan goes through a
+	 * connection, and a bad key refuses that first). */
+	gh_store_set_keys(f->st, &(struct gh_store_keys){ ring_page_key,
+	    &f->ring });
 	assert_int_equal(gh_store_tenant_min_key_version(f->st, ORG_A,
 	    REGION, &v), GH_ERR_NOTFOUND);
 }
@@ -1166,10 +1169,12 @@ test_rekey_with_a_handle_held_does_not_wait_for_it(void **state)
 	assert_int_equal(gh_store_tenant_min_key_version(f->st, ORG_A, REGION,
 	    &v), GH_OK);
 	assert_int_equal(v, 2);
-	/* The held handle still works and is retired on release. */
+	/* The held handle still works and is retired on release; what stays
+	 * open is the directory's connection and the tenant connection the
+	 * scan used, under the current keys. */
 	assert_int_equal(must_int(held, "SELECT COUNT(*) FROM users"), 1);
 	gh_db_release(held);
-	assert_int_equal(gh_store_open_count(f->st), 1);
+	assert_int_equal(gh_store_open_count(f->st), 2);
 }
 
 /* ---- measurement (printed, not asserted) ---------------------------------- */
@@ -1231,6 +1236,69 @@ test_print_insert_rates_with_and_without_encryption(void **state)
 	    "encrypted %.0f/s (%+.1f%%)\n", pb, cb, 100.0 * (cb / pb - 1.0));
 }
 
+/*
+ * Whether another process finds this one holding a lock on the database
+ * file's shared-lock range (SQLite's unix VFS: bytes after PENDING_BYTE,
+ * 0x40000000): 1 yes, 0 no, 2 the child failed.
+ */
+static int
+lock_seen_from_outside(const char *path)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			.l_start = 0x40000000 + 2, .l_len = 510 };
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+
+		if (fd == -1 || fcntl(fd, F_GETLK, &fl) == -1)
+			_exit(2);
+		_exit(fl.l_type == F_UNLCK ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/*
+ * A WAL-mode connection keeps a shared lock on the database file; the
+ * last connection of any process to close takes it exclusively and
+ * deletes the WAL. POSIX locks belong to the process and go when it
+ * closes ANY descriptor of the file, so opening another connection must
+ * not open and close a descriptor of its own (it once did, to check the
+ * file's format): the locks would vanish, another process's last close
+ * would delete the WAL, and this process's later commits would go to an
+ * unlinked file that no reader sees.
+ */
+static void
+test_opening_a_second_connection_keeps_the_process_locks(void **state)
+{
+	struct fixture *f = *state;
+	struct gh_db *db1 = NULL, *db2 = NULL;
+	char path[PATH_MAX];
+	int before, after;
+	gh_err err;
+
+	open_store(f);
+	tenant_path(f->dir, ORG_A, path, sizeof path);
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, true, &db1),
+	    GH_OK);
+	assert_int_equal(insert_user(db1, "u1", "one"), GH_OK);
+	before = lock_seen_from_outside(path);
+	/* db1 is held, so this opens a second connection. */
+	err = gh_store_tenant(f->st, ORG_A, REGION, false, &db2);
+	after = lock_seen_from_outside(path);
+	gh_db_release(db2);
+	gh_db_release(db1);
+	assert_int_equal(err, GH_OK);
+	assert_int_equal(before, 1);
+	assert_int_equal(after, 1);
+}
+
 int
 main(void)
 {
@@ -1252,6 +1320,7 @@ main(void)
 		T(test_four_threads_write_concurrently_through_the_pool),
 		T(test_two_processes_creating_one_encrypted_tenant_both_succeed),
 		T(test_rekey_with_a_handle_held_does_not_wait_for_it),
+		T(test_opening_a_second_connection_keeps_the_process_locks),
 		T(test_print_insert_rates_with_and_without_encryption),
 #undef T
 	};

@@ -206,33 +206,48 @@ set_wal(sqlite3 *db, const char *path, int busy_ms)
 }
 
 /*
- * Refuses to mix up the two formats before SQLite sees the file: a plain
- * database starts with SQLite's magic, an encrypted one with ciphertext.
- * Either would fail later anyway (the VFS refuses a plain page 1, SQLite
- * an encrypted one), but with a vaguer message. *empty_out: a new file.
+ * Refuses to mix up the two formats: a plain database starts with SQLite's
+ * magic, an encrypted one with ciphertext. Either would fail later anyway
+ * (the VFS refuses a plain page 1, SQLite an encrypted one), but with a
+ * vaguer message. *empty_out: a new file.
+ *
+ * Runs on the open connection, before its first statement, and reads the
+ * raw bytes through the descriptor SQLite holds (below the encryption
+ * layer). It must not open a descriptor of its own: closing it would drop
+ * every POSIX lock this process holds on the file, including the shared
+ * lock other connections keep while in WAL mode. Another process's last
+ * connection would then take the file for its own, checkpoint and delete
+ * the WAL under this process's connections, whose later commits would go
+ * to an unlinked log that nothing else reads.
  */
 static gh_err
-check_format(const char *path, const char *org_id, bool encrypted,
-    bool *empty_out)
+check_format(sqlite3 *db, const char *path, const char *org_id,
+    bool encrypted, bool *empty_out)
 {
 	char head[sizeof sqlite_magic];
-	struct stat sb;
+	sqlite3_file *f = NULL;
+	sqlite3_int64 size = 0;
 	gh_err err = GH_OK;
-	ssize_t n;
 	bool plain;
-	int fd;
+	int rc;
 
 	*empty_out = false;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 || fstat(fd, &sb) == -1) {
+	rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f);
+	f = gh_store_crypt_raw_file(f);
+	if (rc != SQLITE_OK || f == NULL || f->pMethods == NULL ||
+	    f->pMethods->xFileSize(f, &size) != SQLITE_OK) {
 		err = GH_ERR_STORE;
-		GH_LOG_ERR(err, "open %s: %s", path, strerror(errno));
-		goto out;
+		GH_LOG_ERR(err, "%s: cannot read the file's size", path);
+		return err;
 	}
-	*empty_out = sb.st_size == 0;
-	n = pread(fd, head, sizeof head, 0);
-	if (n != (ssize_t)sizeof head)
-		goto out;	/* new, or too short for SQLite to accept */
+	*empty_out = size == 0;
+	if (size < (sqlite3_int64)sizeof head)
+		return GH_OK;	/* new, or too short for SQLite to accept */
+	if (f->pMethods->xRead(f, head, sizeof head, 0) != SQLITE_OK) {
+		err = GH_ERR_STORE;
+		GH_LOG_ERR(err, "%s: cannot read the file's header", path);
+		return err;
+	}
 	plain = memcmp(head, sqlite_magic, sizeof head) == 0;
 	if (encrypted && plain) {
 		err = GH_ERR_STORE;
@@ -244,9 +259,6 @@ check_format(const char *path, const char *org_id, bool encrypted,
 		    "(encrypted?) and no page keys are set; refusing to open "
 		    "it", org_id);
 	}
-out:
-	if (fd != -1)
-		close(fd);
 	return err;
 }
 
@@ -387,13 +399,6 @@ sqlite_conn_open(const char *data_dir, const char *region,
 		if (err != GH_OK)
 			goto out;
 	}
-	if (org_id != NULL) {
-		err = check_format(gh_buf_cstr(&path), org_id, crypt != NULL,
-		    &empty);
-		if (err != GH_OK)
-			goto out;
-	}
-
 	c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		err = GH_ERR_NOMEM;
@@ -425,6 +430,12 @@ sqlite_conn_open(const char *data_dir, const char *region,
 		    c->db != NULL ? sqlite3_errmsg(c->db) :
 		    sqlite3_errstr(rc));
 		goto out;
+	}
+	if (org_id != NULL) {
+		err = check_format(c->db, gh_buf_cstr(&path), org_id,
+		    c->crypt != NULL, &empty);
+		if (err != GH_OK)
+			goto out;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, busy_ms);
@@ -770,22 +781,27 @@ out:
 }
 
 static gh_err
-sqlite_min_key_version(const char *data_dir, const char *region,
-    const char *org_id, uint32_t *version_out)
+sqlite_min_key_version(struct gh_store_conn *c, uint32_t *version_out)
 {
-	struct gh_buf path;
-	gh_err err;
+	sqlite3_file *db_file = NULL, *wal = NULL;
+	int rc;
 
 	*version_out = 0;
-	gh_buf_init(&path, PATH_MAX, 0);
-	err = gh_store_sqlite_path(data_dir, region, org_id, &path);
-	if (err != GH_OK)
-		GH_LOG_ERR(err, "data directory path too long");
-	else
-		err = gh_store_crypt_min_version(gh_buf_cstr(&path),
-		    version_out);
-	gh_buf_free(&path);
-	return err;
+	/* A read opens the WAL (if any) for this connection. */
+	rc = sqlite3_exec(c->db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL,
+	    NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_file_control(c->db, "main",
+		    SQLITE_FCNTL_FILE_POINTER, &db_file);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_file_control(c->db, "main",
+		    SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc != SQLITE_OK) {
+		GH_LOG_ERR(GH_ERR_STORE, "min key version: %s",
+		    sqlite3_errmsg(c->db));
+		return sqlite_map_error(rc);
+	}
+	return gh_store_crypt_min_version(db_file, wal, version_out);
 }
 
 const struct gh_store_backend gh_store_backend_sqlite = {

@@ -792,14 +792,20 @@ gh_err
 gh_store_tenant_min_key_version(struct gh_store *st, const char *org_id,
     const char *region, uint32_t *version_out)
 {
+	struct gh_db *db = NULL;
 	gh_err err;
 
 	*version_out = 0;
 	err = check_encrypted_tenant(st, org_id, region, "min key version");
 	if (err != GH_OK)
 		return err;
-	return st->be->min_key_version(st->data_dir, region, org_id,
-	    version_out);
+	/* Through a connection's own descriptors: see check_format in
+	 * sqlite.c for why no other descriptor of the files may be opened. */
+	err = gh_store_tenant(st, org_id, region, false, &db);
+	if (err == GH_OK)
+		err = st->be->min_key_version(db->conn, version_out);
+	gh_db_release(db);
+	return err;
 }
 
 /* ---- the store ----------------------------------------------------------- */

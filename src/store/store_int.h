@@ -111,10 +111,10 @@ struct gh_store_backend {
 	 * connection's newest key, atomically; *pages_out gets the page
 	 * count. */
 	gh_err (*rekey)(struct gh_store_conn *c, int64_t *pages_out);
-	/* The oldest page-key version on disk for org_id's database
-	 * (0 when no page is sealed yet). */
-	gh_err (*min_key_version)(const char *data_dir, const char *region,
-	    const char *org_id, uint32_t *version_out);
+	/* The oldest page-key version on disk for the database of c, an
+	 * encrypted tenant connection (0 when no page is sealed yet). */
+	gh_err (*min_key_version)(struct gh_store_conn *c,
+	    uint32_t *version_out);
 };
 
 extern const struct gh_store_backend gh_store_backend_sqlite;
@@ -164,10 +164,20 @@ uint32_t gh_store_crypt_version(const struct gh_store_crypt *c);
 void gh_store_crypt_hand_over(struct gh_store_crypt *c);
 /* Whether the VFS took c for the database just opened. */
 bool gh_store_crypt_attached(const struct gh_store_crypt *c);
-/* Reads the key version of every sealed page of db_path and of every frame
- * of its WAL, stale frames included; *version_out gets the smallest (0 if
- * none). GH_ERR_INVALID for a plain database. */
-gh_err gh_store_crypt_min_version(const char *db_path,
-    uint32_t *version_out) GH_MUST_CHECK;
+/* The file under f: f itself for a plain database, the unix VFS's file
+ * below the encryption layer for one opened through gh-crypt. For raw
+ * reads through the descriptor SQLite already holds: opening and closing
+ * another descriptor of a database file would drop every POSIX lock the
+ * process holds on it, and with them other connections' claim to the
+ * WAL (see sqlite.c, check_format). */
+struct sqlite3_file *gh_store_crypt_raw_file(struct sqlite3_file *f);
+
+/* Reads the key version of every sealed page of the database file db and
+ * of every frame of its WAL file wal (NULL: none open), stale frames
+ * included, through those SQLite files (their own descriptors, raw under
+ * the encryption layer); *version_out gets the smallest (0 if none).
+ * GH_ERR_INVALID for a plain database. */
+gh_err gh_store_crypt_min_version(struct sqlite3_file *db,
+    struct sqlite3_file *wal, uint32_t *version_out) GH_MUST_CHECK;
 
 #endif
