@@ -70,8 +70,8 @@ gate_enter(uint32_t lanes)
 		pthread_cond_wait(&gate_cv, &gate_mu);
 	gate_free -= n;
 	pthread_mutex_unlock(&gate_mu);
-	running = lanes_running += n;
-	peak = lanes_peak;
+	running = atomic_fetch_add(&lanes_running, n) + n;
+	peak = atomic_load(&lanes_peak);
 	while (running > peak &&
 	    !atomic_compare_exchange_weak(&lanes_peak, &peak, running))
 		;
@@ -81,7 +81,7 @@ gate_enter(uint32_t lanes)
 static void
 gate_leave(unsigned n)
 {
-	lanes_running -= n;
+	atomic_fetch_sub(&lanes_running, n);
 	pthread_mutex_lock(&gate_mu);
 	gate_free += n;
 	pthread_mutex_unlock(&gate_mu);
@@ -91,7 +91,7 @@ gate_leave(unsigned n)
 unsigned
 auth_hash_peak(void)
 {
-	return lanes_peak;
+	return atomic_load(&lanes_peak);
 }
 
 unsigned
