@@ -68,6 +68,25 @@ oidc_token_new(char out[static TOKEN_STR_LEN + 1],
 	return GH_OK;
 }
 
+gh_err
+oidc_digest_row(struct api_ctx *ctx, const char *token, const char *sql,
+    uint8_t dg[static GH_SHA256_LEN], struct gh_stmt **st_out, bool *row_out)
+{
+	gh_err err;
+
+	*st_out = NULL;
+	*row_out = false;
+	gh_sha256(token, TOKEN_STR_LEN, dg);
+	err = gh_db_begin(ctx->db);
+	if (err == GH_OK)
+		err = gh_db_prepare(ctx->db, sql, st_out);
+	if (err == GH_OK)
+		err = gh_stmt_bind(*st_out, "b", dg, GH_SHA256_LEN);
+	if (err == GH_OK)
+		err = gh_stmt_step(*st_out, row_out);
+	return err;
+}
+
 /* Appends s percent-encoded (all but the unreserved characters). */
 void
 oidc_pct_put(struct gh_buf *b, const char *s)
@@ -1011,17 +1030,10 @@ grant_code(struct api_ctx *ctx, const struct oidc_client *c,
 		    "code and redirect_uri are required.");
 		return;
 	}
-	gh_sha256(code, TOKEN_STR_LEN, dg);
-	err = gh_db_begin(ctx->db);
-	if (err == GH_OK)
-		err = gh_db_prepare(ctx->db, "SELECT client_id, redirect_uri, "
-		    "code_challenge, nonce, scope, user_id, session_id, "
-		    "auth_time, amr, family, expires_at, used_at FROM "
-		    "oidc_codes WHERE digest = ?", &st);
-	if (err == GH_OK)
-		err = gh_stmt_bind(st, "b", dg, sizeof dg);
-	if (err == GH_OK)
-		err = gh_stmt_step(st, &row);
+	err = oidc_digest_row(ctx, code, "SELECT client_id, redirect_uri, "
+	    "code_challenge, nonce, scope, user_id, session_id, auth_time, "
+	    "amr, family, expires_at, used_at FROM oidc_codes WHERE digest = ?",
+	    dg, &st, &row);
 	if (err != GH_OK)
 		goto out;
 	if (!row || strcmp(gh_stmt_text(st, 0), c->app.id) != 0) {
@@ -1102,21 +1114,14 @@ grant_refresh(struct api_ctx *ctx, const struct oidc_client *c,
 	gh_err err;
 
 	if (tok == NULL || strlen(tok) != TOKEN_STR_LEN) {
-		oauth_error(ctx->req, tok ? 400 : 400, tok ? "invalid_grant" :
+		oauth_error(ctx->req, 400, tok ? "invalid_grant" :
 		    "invalid_request", "A valid refresh_token is required.");
 		return;
 	}
-	gh_sha256(tok, TOKEN_STR_LEN, dg);
-	err = gh_db_begin(ctx->db);
-	if (err == GH_OK)
-		err = gh_db_prepare(ctx->db, "SELECT id, client_id, user_id, "
-		    "session_id, scope, family, auth_time, amr, expires_at, "
-		    "used_at, revoked_at FROM oidc_tokens WHERE digest = ? AND "
-		    "kind = 'refresh'", &st);
-	if (err == GH_OK)
-		err = gh_stmt_bind(st, "b", dg, sizeof dg);
-	if (err == GH_OK)
-		err = gh_stmt_step(st, &row);
+	err = oidc_digest_row(ctx, tok, "SELECT id, client_id, user_id, "
+	    "session_id, scope, family, auth_time, amr, expires_at, used_at, "
+	    "revoked_at FROM oidc_tokens WHERE digest = ? AND kind = 'refresh'",
+	    dg, &st, &row);
 	if (err != GH_OK)
 		goto out;
 	if (!row || strcmp(gh_stmt_text(st, 1), c->app.id) != 0) {

@@ -328,17 +328,9 @@ oidc_grant_device(struct api_ctx *ctx, const struct oidc_client *c,
 		    "A valid device_code is required.");
 		return;
 	}
-	gh_sha256(tok, TOKEN_STR_LEN, dg);
-	err = gh_db_begin(ctx->db);
-	if (err == GH_OK)
-		err = gh_db_prepare(ctx->db, "SELECT client_id, scope, state, "
-		    "user_id, session_id, auth_time, amr, expires_at, "
-		    "last_poll_at FROM oidc_device_codes WHERE digest = ?",
-		    &st);
-	if (err == GH_OK)
-		err = gh_stmt_bind(st, "b", dg, sizeof dg);
-	if (err == GH_OK)
-		err = gh_stmt_step(st, &row);
+	err = oidc_digest_row(ctx, tok, "SELECT client_id, scope, state, "
+	    "user_id, session_id, auth_time, amr, expires_at, last_poll_at "
+	    "FROM oidc_device_codes WHERE digest = ?", dg, &st, &row);
 	if (err != GH_OK)
 		goto out;
 	if (!row || strcmp(gh_stmt_text(st, 0), c->app.id) != 0) {

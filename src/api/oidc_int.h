@@ -109,6 +109,13 @@ bool oidc_scope_has(const char *scope, const char *word);
 /* Keeps the known scope words of in, in order, without repeats. */
 void oidc_scope_filter(const char *in, char out[static SCOPE_MAX]);
 /* A fresh token (base64url of 256 random bits) and its digest. */
+/* Begins the token request's transaction and steps sql (its one "?" bound
+ * to dg, the SHA-256 of token, TOKEN_STR_LEN chars, also left in dg for
+ * the caller's later statements) to the first row: *st_out (the caller
+ * frees it) and *row_out. */
+gh_err oidc_digest_row(struct api_ctx *ctx, const char *token,
+    const char *sql, uint8_t dg[static GH_SHA256_LEN],
+    struct gh_stmt **st_out, bool *row_out) GH_MUST_CHECK;
 gh_err oidc_token_new(char out[static TOKEN_STR_LEN + 1],
     uint8_t dg[static GH_SHA256_LEN]) GH_MUST_CHECK;
 /* Appends s percent-encoded (all but the unreserved characters). */
