@@ -330,6 +330,11 @@ h_approval_poll(void *app, struct gh_http_req *req)
 	    !pending_of(&ctx, body, &p, &u))
 		goto out;
 	err = gh_auth_approval_of_pending(ctx.db, p.id, &a);
+	/* A poll that raced the one that completed the sign-in finds the
+	 * approval gone with the pending sign-in: that is the 401 of a
+	 * used token, not a sign-in that never asked. */
+	if (err == GH_ERR_NOTFOUND && !pending_of(&ctx, body, &p, &u))
+		goto out;
 	if (err == GH_ERR_NOTFOUND) {
 		gh_http_respond_error(req, 404, "approval_not_found", "No "
 		    "approval was requested for this sign-in "
