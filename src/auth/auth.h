@@ -55,6 +55,9 @@ void gh_auth_pw_verify_dummy(const struct gh_pw_params *p,
 
 /* True for the hash kinds gh_auth_pw_verify accepts (used when importing
  * users with existing hashes). */
+/* Unmaps argon2id working memory kept from hashes that ended at least
+ * idle_ms ago (the server calls it every second). */
+void gh_auth_pw_mem_trim(uint64_t idle_ms);
 bool gh_auth_pw_hash_supported(const char *hash);
 
 /* ---- password policy ------------------------------------------------------ */

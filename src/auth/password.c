@@ -17,6 +17,15 @@
  * that, so that while some sign-ins wait for their database commit (an
  * fsync) others are hashing. The gate also bounds hash memory (m_kib per
  * lane) however many workers there are.
+ *
+ * Memory: each hash needs m_kib of working memory (19 MiB by default).
+ * Through malloc it stayed resident after the hash (glibc raises its mmap
+ * threshold after the first such block is freed, and every worker thread's
+ * arena then kept one: some 90 MB in an idle server after a few
+ * sign-ins). Here it is mapped directly, wiped by libargon2 before it is
+ * handed back, kept for the next hash while sign-ins follow each other
+ * (faulting in 19 MiB costs a few milliseconds) and unmapped by
+ * gh_auth_pw_mem_trim once unused for a second.
  */
 #include "auth/auth.h"
 #include "auth/auth_int.h"
@@ -25,8 +34,10 @@
 #include <crypt.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Counts argon2id computations, so that tests can prove that an unknown
@@ -86,6 +97,110 @@ gate_leave(unsigned n)
 	gate_free += n;
 	pthread_mutex_unlock(&gate_mu);
 	pthread_cond_broadcast(&gate_cv);
+}
+
+/* ---- hash memory: mapped, reused while busy, unmapped when idle ---------- */
+
+#define MEM_CACHE_MAX 16	/* idle blocks kept; beyond, unmapped at once */
+
+struct mem_block {
+	uint8_t *p;
+	size_t n;
+	uint64_t idle_since_ns;
+};
+
+/* Under gate_mu. */
+static struct mem_block mem_cache[MEM_CACHE_MAX];
+static unsigned mem_cached;
+
+static int
+mem_alloc(uint8_t **memory, size_t bytes)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&gate_mu);
+	for (unsigned i = 0; i < mem_cached; i++) {
+		if (mem_cache[i].n != bytes)
+			continue;
+		p = mem_cache[i].p;
+		mem_cache[i] = mem_cache[--mem_cached];
+		break;
+	}
+	pthread_mutex_unlock(&gate_mu);
+	if (p == NULL) {
+		p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return ARGON2_MEMORY_ALLOCATION_ERROR;
+	}
+	*memory = p;
+	return ARGON2_OK;
+}
+
+/* libargon2 has wiped the block (FLAG_clear_internal_memory) before this. */
+static void
+mem_free(uint8_t *memory, size_t bytes)
+{
+	bool kept = false;
+
+	pthread_mutex_lock(&gate_mu);
+	if (mem_cached < MEM_CACHE_MAX) {
+		mem_cache[mem_cached++] = (struct mem_block){ memory, bytes,
+			gh_mono_ns() };
+		kept = true;
+	}
+	pthread_mutex_unlock(&gate_mu);
+	if (!kept)
+		munmap(memory, bytes);
+}
+
+void
+gh_auth_pw_mem_trim(uint64_t idle_ms)
+{
+	struct mem_block drop[MEM_CACHE_MAX];
+	uint64_t now = gh_mono_ns();
+	unsigned n = 0, i = 0;
+
+	pthread_mutex_lock(&gate_mu);
+	while (i < mem_cached) {
+		if (now - mem_cache[i].idle_since_ns >= idle_ms * 1000000u) {
+			drop[n++] = mem_cache[i];
+			mem_cache[i] = mem_cache[--mem_cached];
+		} else {
+			i++;
+		}
+	}
+	pthread_mutex_unlock(&gate_mu);
+	for (i = 0; i < n; i++)
+		munmap(drop[i].p, drop[i].n);
+}
+
+/* One argon2id computation of a raw tag, in the gate, on mapped memory. */
+static int
+argon2id_run(uint32_t t_cost, uint32_t m_kib, uint32_t parallelism,
+    const char *password, size_t pw_len, const uint8_t *salt,
+    size_t salt_len, uint8_t *tag, size_t tag_len)
+{
+	argon2_context c = {
+		.out = tag, .outlen = (uint32_t)tag_len,
+		.pwd = (uint8_t *)(uintptr_t)password,
+		.pwdlen = (uint32_t)pw_len,
+		.salt = (uint8_t *)(uintptr_t)salt,
+		.saltlen = (uint32_t)salt_len,
+		.t_cost = t_cost, .m_cost = m_kib,
+		.lanes = parallelism, .threads = parallelism,
+		.allocate_cbk = mem_alloc, .free_cbk = mem_free,
+		.flags = ARGON2_DEFAULT_FLAGS,
+		.version = ARGON2_VERSION_13,
+	};
+	unsigned lanes;
+	int rc;
+
+	argon2_runs++;
+	lanes = gate_enter(parallelism);
+	rc = argon2_ctx(&c, Argon2_id);
+	gate_leave(lanes);
+	return rc;
 }
 
 unsigned
@@ -171,14 +286,44 @@ password_ok(const char *password, size_t *len_out)
 	return GH_OK;
 }
 
+/* Standard base64 without padding, as PHC strings use; out holds
+ * 4 * ceil(n / 3) + 1 bytes. */
+static void
+b64_encode_nopad(const uint8_t *in, size_t n, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789+/";
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+
+		out[o++] = a[v >> 18];
+		out[o++] = a[(v >> 12) & 63];
+		out[o++] = a[(v >> 6) & 63];
+		out[o++] = a[v & 63];
+	}
+	if (n - i == 1) {
+		out[o++] = a[in[i] >> 2];
+		out[o++] = a[(in[i] & 3) << 4];
+	} else if (n - i == 2) {
+		out[o++] = a[in[i] >> 2];
+		out[o++] = a[(in[i] & 3) << 4 | in[i + 1] >> 4];
+		out[o++] = a[(in[i + 1] & 15) << 2];
+	}
+	out[o] = '\0';
+}
+
 gh_err
 gh_auth_pw_hash(const struct gh_pw_params *p, const char *password,
     char **hash_out)
 {
-	uint8_t salt[PW_SALT_LEN];
+	uint8_t salt[PW_SALT_LEN], tag[PW_TAG_LEN];
+	char salt64[4 * ((PW_SALT_LEN + 2) / 3) + 1];
+	char tag64[4 * ((PW_TAG_LEN + 2) / 3) + 1];
 	char *enc = NULL;
 	size_t pw_len, enc_len;
-	unsigned lanes;
 	gh_err err;
 	int rc;
 
@@ -201,12 +346,10 @@ gh_auth_pw_hash(const struct gh_pw_params *p, const char *password,
 		err = GH_ERR_NOMEM;
 		goto out;
 	}
-	/* libargon2 wipes its raw tag and working memory itself. */
-	argon2_runs++;
-	lanes = gate_enter(p->parallelism);
-	rc = argon2id_hash_encoded(p->t_cost, p->m_kib, p->parallelism,
-	    password, pw_len, salt, sizeof salt, PW_TAG_LEN, enc, enc_len);
-	gate_leave(lanes);
+	/* libargon2 wipes its working memory itself; the tag is wiped
+	 * below. */
+	rc = argon2id_run(p->t_cost, p->m_kib, p->parallelism, password,
+	    pw_len, salt, sizeof salt, tag, sizeof tag);
 	if (rc == ARGON2_MEMORY_ALLOCATION_ERROR) {
 		err = GH_ERR_NOMEM;
 		GH_LOG_ERR(err, "argon2id: %s", argon2_error_message(rc));
@@ -217,10 +360,21 @@ gh_auth_pw_hash(const struct gh_pw_params *p, const char *password,
 		GH_LOG_ERR(err, "argon2id: %s", argon2_error_message(rc));
 		goto out;
 	}
+	b64_encode_nopad(salt, sizeof salt, salt64);
+	b64_encode_nopad(tag, sizeof tag, tag64);
+	if ((size_t)snprintf(enc, enc_len, "$argon2id$v=19$m=%u,t=%u,p=%u$%s$%s",
+	    (unsigned)p->m_kib, (unsigned)p->t_cost, (unsigned)p->parallelism,
+	    salt64, tag64) >= enc_len) {
+		err = GH_ERR_INTERNAL;
+		GH_LOG_ERR(err, "argon2id: encoded hash too long");
+		goto out;
+	}
 	*hash_out = enc;
 	enc = NULL;
 out:
 	gh_wipe(salt, sizeof salt);
+	gh_wipe(tag, sizeof tag);
+	gh_wipe(tag64, sizeof tag64);
 	free(enc);
 	return err;
 }
@@ -386,15 +540,11 @@ argon2_verify_phc(const struct argon2_phc *phc, const char *password,
     size_t pw_len)
 {
 	uint8_t tag[PW_TAG_MAX];
-	unsigned lanes;
 	gh_err err;
 	int rc;
 
-	argon2_runs++;
-	lanes = gate_enter(phc->parallelism);
-	rc = argon2id_hash_raw(phc->t_cost, phc->m_kib, phc->parallelism,
+	rc = argon2id_run(phc->t_cost, phc->m_kib, phc->parallelism,
 	    password, pw_len, phc->salt, phc->salt_len, tag, phc->tag_len);
-	gate_leave(lanes);
 	if (rc == ARGON2_MEMORY_ALLOCATION_ERROR) {
 		err = GH_ERR_NOMEM;
 		GH_LOG_ERR(err, "argon2id: %s", argon2_error_message(rc));

@@ -4,6 +4,7 @@
  * Secrets: none of its own; core dumps are disabled so that no key, token
  * or password in memory can reach one.
  */
+#include "auth/auth.h"
 #include "cli/cli_int.h"
 #include "notify/notify.h"
 #include "policy/policy.h"
@@ -235,6 +236,9 @@ cmd_serve(int argc, char **argv)
 		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig > 0)
 			break;
+		/* argon2id memory (19 MiB a hash) goes back once sign-ins
+		 * pause. */
+		gh_auth_pw_mem_trim(1000);
 		if (gh_kms_refresh(kms, &changed) != GH_OK)
 			GH_LOG_WARN(GH_ERR_STORE, "key store refresh failed");
 		else if (changed)
