@@ -52,6 +52,65 @@ test_argon2id_hash_round_trips_and_refuses_a_wrong_password(void **state)
 	gh_str_wipe_free(hash);
 }
 
+/* Our PHC encoding is libargon2's: each verifies the other's hashes. */
+static void
+test_argon2id_hash_matches_libargon2_encoding(void **state)
+{
+	static const uint8_t salt[16] = "0123456789abcdef";
+	struct gh_pw_params p;
+	char *hash = NULL, lib[128];
+	bool rehash = true;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	assert_int_equal(gh_auth_pw_hash(&p, "correct horse", &hash), GH_OK);
+	assert_int_equal(argon2id_verify(hash, "correct horse", 13), ARGON2_OK);
+	assert_int_equal(argon2id_hash_encoded(2, 19456, 1, "correct horse", 13,
+	    salt, sizeof salt, 32, lib, sizeof lib), ARGON2_OK);
+	assert_int_equal(gh_auth_pw_verify(&p, lib, "correct horse", &rehash),
+	    GH_OK);
+	assert_int_equal(strlen(hash), strlen(lib));
+	gh_str_wipe_free(hash);
+}
+
+static long
+rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* A hash's 19 MiB stays mapped for the next one, then goes back. */
+static void
+test_hash_memory_is_returned_by_trim(void **state)
+{
+	struct gh_pw_params p;
+	char *hash = NULL;
+	long kept, trimmed;
+
+	(void)state;
+	gh_auth_pw_params_default(&p);
+	gh_auth_pw_mem_trim(0);
+	assert_int_equal(gh_auth_pw_hash(&p, "correct horse", &hash), GH_OK);
+	gh_str_wipe_free(hash);
+	kept = rss_kib();
+	gh_auth_pw_mem_trim(60000);	/* just used: kept */
+	assert_true(rss_kib() > kept - 1024);
+	gh_auth_pw_mem_trim(0);
+	trimmed = rss_kib();
+	assert_true(kept > 0 && trimmed > 0);
+	assert_true(kept - trimmed >= 18 * 1024);
+}
+
 #define GATE_THREADS 6
 
 static void *
@@ -984,6 +1043,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 		    test_argon2id_hash_round_trips_and_refuses_a_wrong_password),
+		cmocka_unit_test(test_argon2id_hash_matches_libargon2_encoding),
+		cmocka_unit_test(test_hash_memory_is_returned_by_trim),
 		cmocka_unit_test(
 		    test_two_hashes_of_one_password_differ_by_their_salt),
 		cmocka_unit_test(test_bcrypt_hash_verifies_and_asks_for_rehash),
