@@ -1134,7 +1134,7 @@ test_concurrent_use_loses_nothing_across_an_org_rotation(void **state)
 	assert_true(v2 > 0);
 }
 
-#define N_SEALS 100	/* several refills of the per-thread nonce pool */
+#define N_SEALS 600	/* two refills of the per-thread nonce pool (256) */
 #define N_NONCE 12
 
 /* Appends the nonces of n fresh ciphertexts to out (n * N_NONCE bytes). */
