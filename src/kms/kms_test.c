@@ -1049,7 +1049,7 @@ struct t_arg {
 	int done;
 	int failures;
 	struct gh_buf ct[T_ROUNDS];
-	pthread_barrier_t *half;
+	pthread_barrier_t *half, *rotated;
 };
 
 static void *
@@ -1075,8 +1075,12 @@ t_worker(void *p)
 		    pt.len != strlen(val) || memcmp(pt.data, val, pt.len) != 0)
 			a->failures++;
 		gh_buf_free(&pt);
+		/* Rounds between the two barriers race the rotation; the
+		 * last quarter surely comes after it. */
 		if (i == T_ROUNDS / 2)
 			pthread_barrier_wait(a->half);
+		if (i == 3 * T_ROUNDS / 4)
+			pthread_barrier_wait(a->rotated);
 		a->done++;
 	}
 	return NULL;
@@ -1088,24 +1092,28 @@ test_concurrent_use_loses_nothing_across_an_org_rotation(void **state)
 	struct fx *f = *state;
 	struct t_arg args[T_THREADS];
 	pthread_t th[T_THREADS];
-	pthread_barrier_t half;
+	pthread_barrier_t half, rotated;
 	int t, i, v1 = 0, v2 = 0;
 
 	pthread_barrier_init(&half, NULL, T_THREADS + 1);
+	pthread_barrier_init(&rotated, NULL, T_THREADS + 1);
 	for (t = 0; t < T_THREADS; t++) {
 		memset(&args[t], 0, sizeof args[t]);
 		args[t].f = f;
 		args[t].id = t;
 		args[t].half = &half;
+		args[t].rotated = &rotated;
 		assert_int_equal(pthread_create(&th[t], NULL, t_worker,
 		    &args[t]), 0);
 	}
 	/* Rotate while every thread is mid-way and still running. */
 	pthread_barrier_wait(&half);
 	assert_int_equal(gh_kms_rotate_org(f->kms, ORG_A), GH_OK);
+	pthread_barrier_wait(&rotated);
 	for (t = 0; t < T_THREADS; t++)
 		pthread_join(th[t], NULL);
 	pthread_barrier_destroy(&half);
+	pthread_barrier_destroy(&rotated);
 	fx_reopen(f);
 	for (t = 0; t < T_THREADS; t++) {
 		assert_int_equal(args[t].failures, 0);
@@ -1129,7 +1137,8 @@ test_concurrent_use_loses_nothing_across_an_org_rotation(void **state)
 			gh_buf_free(&args[t].ct[i]);
 		}
 	}
-	/* Both versions were in use: the rotation happened mid-stream. */
+	/* Both versions were in use: the rotation happened mid-stream (the
+	 * last quarter of each thread's rounds came after it). */
 	assert_true(v1 >= T_THREADS * (T_ROUNDS / 2));
 	assert_true(v2 > 0);
 }
