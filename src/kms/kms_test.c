@@ -644,6 +644,53 @@ test_aead_refuses_an_all_zero_key(void **state)
 	gh_buf_free(&out);
 }
 
+/* Input inside the output buffer, which the append moves (128 -> 256
+ * bytes of capacity): transformed from its new place, not from freed
+ * memory. */
+static void
+test_aead_input_inside_the_output_buffer(void **state)
+{
+	uint8_t key[GH_KMS_KEY_LEN], msg[60], *ct;
+	const uint8_t *before;
+	struct gh_buf out;
+	size_t ct_len;
+
+	(void)state;
+	memset(key, 9, sizeof key);
+	memset(msg, 'm', sizeof msg);
+	gh_buf_init(&out, 4096, 0);
+	gh_buf_put(&out, msg, sizeof msg);
+	before = out.data;
+	assert_int_equal(kms_aead_seal(key, NULL, 0, out.data, sizeof msg,
+	    &out), GH_OK);
+	assert_ptr_not_equal(out.data, before);
+	assert_int_equal(out.len, 2 * sizeof msg + 28);
+	assert_memory_equal(out.data, msg, sizeof msg);
+	/* The ciphertext is not the plaintext, and it opens. */
+	assert_memory_not_equal(out.data + sizeof msg + 12, msg, sizeof msg);
+	ct_len = out.len - sizeof msg;
+	ct = malloc(ct_len);
+	assert_non_null(ct);
+	memcpy(ct, out.data + sizeof msg, ct_len);
+	/* Open from a ciphertext inside the output. */
+	gh_buf_free(&out);
+	gh_buf_put(&out, ct, ct_len);
+	before = out.data;
+	assert_int_equal(kms_aead_open(key, NULL, 0, out.data, ct_len, &out),
+	    GH_OK);
+	assert_ptr_not_equal(out.data, before);
+	assert_int_equal(out.len, ct_len + sizeof msg);
+	assert_memory_equal(out.data + ct_len, msg, sizeof msg);
+	/* Input overlapping the unused part of the buffer is refused. */
+	gh_buf_reset(&out);
+	gh_buf_put(&out, ct, 8);
+	assert_int_equal(kms_aead_open(key, NULL, 0, out.data, ct_len, &out),
+	    GH_ERR_INVALID);
+	assert_int_equal(out.len, 8);
+	free(ct);
+	gh_buf_free(&out);
+}
+
 /* ---- shredding ----------------------------------------------------------- */
 
 static void
@@ -1229,6 +1276,7 @@ main(void)
 		T(test_a_relabelled_key_version_fails),
 		T(test_misuse_is_refused),
 		cmocka_unit_test(test_aead_refuses_an_all_zero_key),
+		cmocka_unit_test(test_aead_input_inside_the_output_buffer),
 		T(test_shredding_makes_data_unreadable_and_the_id_unusable),
 		T(test_master_rotation_keeps_data_and_destroys_old_version),
 		T(test_an_interrupted_master_rotation_finishes_on_rerun),
