@@ -28,8 +28,11 @@
  * cached key holds the lock exclusive and resets (wiping) every thread's
  * context keyed from that slot, so no key schedule outlives its cached
  * key: not a rotation, a shred, a revoked customer key nor gh_kms_free.
+ *
+ * Rotation, retirement and the status report are in kms_rotate.c; the
+ * state and the helpers both files use are declared in kms_hier.h.
  */
-#include "kms/keystore.h"
+#include "kms/kms_hier.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -40,53 +43,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KMS_ORG_MAX 255
-#define KMS_CT_FORMAT 0x01
-#define KMS_NONCE_LEN 12
-#define KMS_AAD_MAX (4 * (2 + UINT16_MAX) + 64)
-#define KMS_CACHE_SLOTS 64
-#define KMS_PURPOSE_MIN GH_KMS_SECRETS
-#define KMS_PURPOSE_MAX GH_KMS_INDEX
-#define KMS_ORG_KEY 0		/* cache "purpose" of an org key */
-#define KMS_META_TARGET "master_rotation_target"
-#define KMS_BLOB_MAX 1024
-#define KMS_AAD_STACK 512	/* field AADs up to this size skip malloc */
-
-struct cache_slot {
-	bool used;
-	bool current;		/* the newest version of its purpose */
-	int purpose;		/* KMS_ORG_KEY or a gh_kms_purpose */
-	uint32_t version;
-	uint64_t serial;	/* names this key in thread contexts; never 0 */
-	char org_id[KMS_ORG_MAX + 1];
-};
-
-/* One thread's field contexts ([0] decrypt, [1] encrypt), in kms->threads. */
-struct kms_thread {
-	struct kms_thread *next, **pprev;
-	struct gh_kms *kms;
-	EVP_CIPHER_CTX *ctx[2];
-	int slot[2];		/* whose key ctx holds; -1: none */
-	uint64_t serial[2];
-};
-
-struct gh_kms {
-	pthread_rwlock_t lock;
-	struct kms_provider *prov;
-	struct ks *ks;
-	EVP_MAC *hmac;
-	struct cache_slot slots[KMS_CACHE_SLOTS];
-	struct gh_secret *cache;	/* KMS_CACHE_SLOTS keys */
-	size_t hand;
-	int test_stop;
-	uint32_t generation;	/* of the key store, as last seen */
-	char *master_key_file;	/* file provider: to reload it */
-	uint64_t serial_next;	/* exclusive lock */
-	bool tkey_ok;
-	pthread_key_t tkey;	/* -> struct kms_thread */
-	pthread_mutex_t tmu;	/* guards the list below */
-	struct kms_thread *threads;
-};
 
 const char *
 gh_kms_purpose_name(enum gh_kms_purpose purpose)
@@ -114,8 +70,8 @@ kms_test_rotate_master_stop(struct gh_kms *kms, int after_step)
 	kms->test_stop = after_step;
 }
 
-static bool
-org_valid(const char *org)
+bool
+kms_org_valid(const char *org)
 {
 	size_t n;
 
@@ -125,8 +81,8 @@ org_valid(const char *org)
 	return n > 0 && n <= KMS_ORG_MAX;
 }
 
-static bool
-purpose_valid(int purpose)
+bool
+kms_purpose_valid(int purpose)
 {
 	return purpose >= KMS_PURPOSE_MIN && purpose <= KMS_PURPOSE_MAX;
 }
@@ -141,8 +97,8 @@ bytes_zero(const uint8_t *p, size_t n)
 	return acc == 0;
 }
 
-static gh_err
-rand_key(uint8_t key[GH_KMS_KEY_LEN])
+gh_err
+kms_rand_key(uint8_t key[GH_KMS_KEY_LEN])
 {
 	gh_err err;
 
@@ -212,8 +168,8 @@ aad_data_key(struct gh_buf *b, const char *org, int purpose,
 	put_u32(b, org_key_version);
 }
 
-static void
-aad_customer_key(struct gh_buf *b, const char *org, uint32_t master_version)
+void
+kms_aad_customer_key(struct gh_buf *b, const char *org, uint32_t master_version)
 {
 	gh_buf_put_str16(b, "gatehouse/kms/customer-key/v1");
 	gh_buf_put_str16(b, org);
@@ -241,8 +197,8 @@ aad_canary(struct gh_buf *b, uint32_t master_version)
 
 /* Records master version v in the key store with a canary: a random key
  * wrapped under v, which open unwraps to tell a wrong master key. */
-static gh_err
-master_record(struct kms_provider *prov, struct ks *ks, uint32_t v)
+gh_err
+kms_master_record(struct kms_provider *prov, struct ks *ks, uint32_t v)
 {
 	struct gh_buf aad, blob;
 	struct gh_secret *k = NULL;
@@ -253,7 +209,7 @@ master_record(struct kms_provider *prov, struct ks *ks, uint32_t v)
 	aad_canary(&aad, v);
 	if ((err = gh_buf_err(&aad)) != GH_OK ||
 	    (err = gh_secret_new(GH_KMS_KEY_LEN, &k)) != GH_OK ||
-	    (err = rand_key(k->data)) != GH_OK)
+	    (err = kms_rand_key(k->data)) != GH_OK)
 		goto out;
 	err = prov->wrap(prov, v, k->data, aad.data, aad.len, &blob);
 	if (err == GH_OK)
@@ -347,8 +303,8 @@ gen_read(struct gh_kms *kms, uint32_t *gen)
  * value, unless someone else changed the store first (then it stays
  * behind, so that the next sync reloads).
  */
-static gh_err
-gen_bump(struct gh_kms *kms, uint32_t *next)
+gh_err
+kms_gen_bump(struct gh_kms *kms, uint32_t *next)
 {
 	uint32_t old;
 	gh_err err;
@@ -366,7 +322,7 @@ gen_bump(struct gh_kms *kms, uint32_t *next)
  * versions, or lack destroyed ones) and drops every cached key. A PKCS#11
  * provider looks its keys up in the token, so it needs no reload.
  */
-static gh_err
+gh_err
 kms_sync(struct gh_kms *kms, bool *changed)
 {
 	struct kms_provider *fresh = NULL;
@@ -401,8 +357,8 @@ kms_sync(struct gh_kms *kms, bool *changed)
 
 /* ---- the cache of unwrapped keys ---------------------------------------- */
 
-static uint8_t *
-slot_key(struct gh_kms *kms, int i)
+uint8_t *
+kms_slot_key(struct gh_kms *kms, int i)
 {
 	return kms->cache->data + (size_t)i * GH_KMS_KEY_LEN;
 }
@@ -453,7 +409,7 @@ cache_drop(struct gh_kms *kms, int i)
 {
 	if (kms->slots[i].used)
 		threads_forget_slot(kms, i);
-	gh_wipe(slot_key(kms, i), GH_KMS_KEY_LEN);
+	gh_wipe(kms_slot_key(kms, i), GH_KMS_KEY_LEN);
 	memset(&kms->slots[i], 0, sizeof kms->slots[i]);
 }
 
@@ -489,8 +445,8 @@ cache_drop_all(struct gh_kms *kms)
 		cache_drop(kms, i);
 }
 
-static void
-cache_drop_org(struct gh_kms *kms, const char *org)
+void
+kms_cache_drop_org(struct gh_kms *kms, const char *org)
 {
 	int i;
 
@@ -522,8 +478,9 @@ customer_fingerprint(const char *org, const uint8_t key[GH_KMS_KEY_LEN],
  * The org's customer key state: *ck is NULL when it has none; GH_ERR_DENIED
  * when revoked. Otherwise *ck holds the unwrapped key (caller frees).
  */
-static gh_err
-customer_key_load(struct gh_kms *kms, const char *org, struct gh_secret **ck)
+gh_err
+kms_customer_key_load(struct gh_kms *kms, const char *org,
+    struct gh_secret **ck)
 {
 	struct ks_rows rows = { 0 };
 	struct gh_buf aad;
@@ -539,7 +496,7 @@ customer_key_load(struct gh_kms *kms, const char *org, struct gh_secret **ck)
 		err = GH_ERR_DENIED;
 		goto out;
 	}
-	aad_customer_key(&aad, org, rows.v[0].wrap_version);
+	kms_aad_customer_key(&aad, org, rows.v[0].wrap_version);
 	if ((err = gh_buf_err(&aad)) != GH_OK)
 		goto out;
 	if ((err = gh_secret_new(GH_KMS_KEY_LEN, ck)) != GH_OK)
@@ -558,8 +515,8 @@ out:
 	return err;
 }
 
-static gh_err
-customer_key_wrap(struct gh_kms *kms, const char *org, uint32_t mv,
+gh_err
+kms_customer_key_wrap(struct gh_kms *kms, const char *org, uint32_t mv,
     const uint8_t key[GH_KMS_KEY_LEN], struct ks_row *row)
 {
 	struct gh_buf aad, blob;
@@ -567,7 +524,7 @@ customer_key_wrap(struct gh_kms *kms, const char *org, uint32_t mv,
 
 	gh_buf_init(&aad, KMS_AAD_MAX, 0);
 	gh_buf_init(&blob, KMS_BLOB_MAX, 0);
-	aad_customer_key(&aad, org, mv);
+	kms_aad_customer_key(&aad, org, mv);
 	if ((err = gh_buf_err(&aad)) == GH_OK)
 		err = kms->prov->wrap(kms->prov, mv, key, aad.data, aad.len,
 		    &blob);
@@ -594,8 +551,8 @@ customer_key_wrap(struct gh_kms *kms, const char *org, uint32_t mv,
  * envelope key that seals the payload:
  *   u16 wrapped_len | wrapped envelope key | nonce | sealed payload | tag
  */
-static gh_err
-org_outer_seal(struct gh_kms *kms, const char *org, uint32_t version,
+gh_err
+kms_org_outer_seal(struct gh_kms *kms, const char *org, uint32_t version,
     uint32_t mv, bool byok, const struct gh_buf *payload, struct gh_buf *out)
 {
 	struct gh_buf aad, wrapped;
@@ -615,7 +572,7 @@ org_outer_seal(struct gh_kms *kms, const char *org, uint32_t version,
 		goto out;
 	}
 	if ((err = gh_secret_new(GH_KMS_KEY_LEN, &env)) != GH_OK ||
-	    (err = rand_key(env->data)) != GH_OK)
+	    (err = kms_rand_key(env->data)) != GH_OK)
 		goto out;
 	err = kms->prov->wrap(kms->prov, mv, env->data, aad.data, aad.len,
 	    &wrapped);
@@ -642,8 +599,8 @@ out:
 }
 
 /* Opens the outer layer of row; appends the payload to out (secret). */
-static gh_err
-org_outer_open(struct gh_kms *kms, const struct ks_row *row,
+gh_err
+kms_org_outer_open(struct gh_kms *kms, const struct ks_row *row,
     struct gh_buf *out)
 {
 	struct gh_buf aad;
@@ -700,7 +657,7 @@ org_key_unwrap(struct gh_kms *kms, const struct ks_row *row,
 	gh_buf_init(&payload, KMS_BLOB_MAX, GH_BUF_SECRET);
 	gh_buf_init(&pt, 2 * GH_KMS_KEY_LEN, GH_BUF_SECRET);
 	gh_buf_init(&aad, KMS_AAD_MAX, 0);
-	if ((err = org_outer_open(kms, row, &payload)) != GH_OK)
+	if ((err = kms_org_outer_open(kms, row, &payload)) != GH_OK)
 		goto out;
 	if (row->byok) {
 		aad_org_key_customer(&aad, row->org_id, row->version);
@@ -730,8 +687,8 @@ out:
 
 /* Wraps key as org key version of org under master mv (and ck if any);
  * fills row's blob, wrap_version and byok. */
-static gh_err
-org_key_wrap(struct gh_kms *kms, const char *org, uint32_t version,
+gh_err
+kms_org_key_wrap(struct gh_kms *kms, const char *org, uint32_t version,
     uint32_t mv, const struct gh_secret *ck,
     const uint8_t key[GH_KMS_KEY_LEN], struct ks_row *row)
 {
@@ -753,7 +710,7 @@ org_key_wrap(struct gh_kms *kms, const char *org, uint32_t version,
 	}
 	if (err != GH_OK)
 		goto out;
-	err = org_outer_seal(kms, org, version, mv, ck != NULL, &payload,
+	err = kms_org_outer_seal(kms, org, version, mv, ck != NULL, &payload,
 	    &blob);
 	if (err == GH_OK)
 		err = gh_buf_err(&blob);
@@ -777,8 +734,8 @@ out:
 
 /* ---- data key blobs ------------------------------------------------------ */
 
-static gh_err
-data_key_wrap(const char *org, int purpose, uint32_t version,
+gh_err
+kms_data_key_wrap(const char *org, int purpose, uint32_t version,
     uint32_t okv, const uint8_t org_key[GH_KMS_KEY_LEN],
     const uint8_t key[GH_KMS_KEY_LEN], struct ks_row *row)
 {
@@ -805,8 +762,8 @@ data_key_wrap(const char *org, int purpose, uint32_t version,
 	return err;
 }
 
-static gh_err
-data_key_unwrap(const struct ks_row *row,
+gh_err
+kms_data_key_unwrap(const struct ks_row *row,
     const uint8_t org_key[GH_KMS_KEY_LEN], uint8_t key[GH_KMS_KEY_LEN])
 {
 	struct gh_buf aad, pt;
@@ -835,8 +792,8 @@ data_key_unwrap(const struct ks_row *row,
 /* ---- loading keys (exclusive lock) --------------------------------------- */
 
 /* GH_OK if the org's keys may be used; NOTFOUND; DENIED if revoked. */
-static gh_err
-org_check(struct gh_kms *kms, const char *org)
+gh_err
+kms_org_check(struct gh_kms *kms, const char *org)
 {
 	struct ks_rows rows = { 0 };
 	bool shredded;
@@ -862,8 +819,8 @@ org_check(struct gh_kms *kms, const char *org)
 }
 
 /* The org key at version, from the cache or the store; *slot_out. */
-static gh_err
-org_key_get(struct gh_kms *kms, const char *org, uint32_t version,
+gh_err
+kms_org_key_get(struct gh_kms *kms, const char *org, uint32_t version,
     int *slot_out)
 {
 	struct ks_rows rows = { 0 };
@@ -882,10 +839,10 @@ org_key_get(struct gh_kms *kms, const char *org, uint32_t version,
 		goto out;
 	}
 	if (rows.v[0].byok &&
-	    (err = customer_key_load(kms, org, &ck)) != GH_OK)
+	    (err = kms_customer_key_load(kms, org, &ck)) != GH_OK)
 		goto out;
 	i = cache_claim(kms, org, KMS_ORG_KEY, version, false, -1);
-	err = org_key_unwrap(kms, &rows.v[0], ck, slot_key(kms, i));
+	err = org_key_unwrap(kms, &rows.v[0], ck, kms_slot_key(kms, i));
 	if (err != GH_OK) {
 		cache_drop(kms, i);
 		goto out;
@@ -913,7 +870,7 @@ data_key_get(struct gh_kms *kms, const char *org, int purpose,
 	/* A miss may be another process's rotation: catch up first. */
 	if ((err = kms_sync(kms, NULL)) != GH_OK)
 		return err;
-	if ((err = org_check(kms, org)) != GH_OK)
+	if ((err = kms_org_check(kms, org)) != GH_OK)
 		return err;
 	if ((err = ks_data_keys(kms->ks, org, purpose, version, &rows)) !=
 	    GH_OK)
@@ -922,11 +879,12 @@ data_key_get(struct gh_kms *kms, const char *org, int purpose,
 		err = GH_ERR_NOTFOUND;
 		goto out;
 	}
-	if ((err = org_key_get(kms, org, rows.v[0].wrap_version, &o)) !=
+	if ((err = kms_org_key_get(kms, org, rows.v[0].wrap_version, &o)) !=
 	    GH_OK)
 		goto out;
 	i = cache_claim(kms, org, purpose, rows.v[0].version, version == 0, o);
-	err = data_key_unwrap(&rows.v[0], slot_key(kms, o), slot_key(kms, i));
+	err = kms_data_key_unwrap(&rows.v[0], kms_slot_key(kms, o),
+	    kms_slot_key(kms, i));
 	if (err != GH_OK) {
 		cache_drop(kms, i);
 		goto out;
@@ -972,8 +930,8 @@ key_release(struct gh_kms *kms)
 	pthread_rwlock_unlock(&kms->lock);
 }
 
-static void
-wrlock(struct gh_kms *kms)
+void
+kms_wrlock(struct gh_kms *kms)
 {
 	if (pthread_rwlock_wrlock(&kms->lock) != 0)
 		GH_PANIC("rwlock");
@@ -1042,7 +1000,7 @@ thread_ctx(struct gh_kms *kms, int i, int enc, const uint8_t **key)
 {
 	struct kms_thread *t = thread_get(kms);
 
-	*key = slot_key(kms, i);
+	*key = kms_slot_key(kms, i);
 	if (t == NULL)
 		return NULL;
 	if (t->slot[enc] == i && t->serial[enc] == kms->slots[i].serial) {
@@ -1123,7 +1081,7 @@ gh_kms_create(const struct gh_kms_config *cfg, char *errmsg,
 	if ((err = ks_open(cfg->key_store_file, &ks, errmsg, errmsg_cap)) !=
 	    GH_OK)
 		goto out;
-	if ((err = master_record(prov, ks, mv)) != GH_OK)
+	if ((err = kms_master_record(prov, ks, mv)) != GH_OK)
 		snprintf(errmsg, errmsg_cap, "key store %s: cannot record "
 		    "master version", cfg->key_store_file);
 out:
@@ -1235,11 +1193,11 @@ gh_kms_org_create(struct gh_kms *kms, const char *org_id)
 	gh_err err;
 	int p;
 
-	if (!org_valid(org_id))
+	if (!kms_org_valid(org_id))
 		return GH_ERR_INVALID;
 	memset(&row, 0, sizeof row);
 	row.org_id = (char *)org_id;
-	wrlock(kms);
+	kms_wrlock(kms);
 	if ((err = kms_sync(kms, NULL)) != GH_OK)
 		goto out;
 	if ((err = ks_is_shredded(kms->ks, org_id, &shredded)) != GH_OK)
@@ -1254,21 +1212,21 @@ gh_kms_org_create(struct gh_kms *kms, const char *org_id)
 		goto out;
 	if ((err = gh_secret_new(GH_KMS_KEY_LEN, &ok)) != GH_OK ||
 	    (err = gh_secret_new(GH_KMS_KEY_LEN, &dk)) != GH_OK ||
-	    (err = rand_key(ok->data)) != GH_OK)
+	    (err = kms_rand_key(ok->data)) != GH_OK)
 		goto out;
 	if ((err = ks_begin(kms->ks)) != GH_OK)
 		goto out;
 	in_txn = true;
-	if ((err = master_record(kms->prov, kms->ks, mv)) != GH_OK)
+	if ((err = kms_master_record(kms->prov, kms->ks, mv)) != GH_OK)
 		goto out;
-	if ((err = org_key_wrap(kms, org_id, 1, mv, NULL, ok->data, &row)) !=
-	    GH_OK || (err = ks_org_key_put(kms->ks, &row)) != GH_OK)
+	if ((err = kms_org_key_wrap(kms, org_id, 1, mv, NULL, ok->data,
+	    &row)) != GH_OK || (err = ks_org_key_put(kms->ks, &row)) != GH_OK)
 		goto out;
 	for (p = KMS_PURPOSE_MIN; p <= KMS_PURPOSE_MAX; p++) {
-		if ((err = rand_key(dk->data)) != GH_OK)
+		if ((err = kms_rand_key(dk->data)) != GH_OK)
 			goto out;
-		if ((err = data_key_wrap(org_id, p, 1, 1, ok->data, dk->data,
-		    &row)) != GH_OK ||
+		if ((err = kms_data_key_wrap(org_id, p, 1, 1, ok->data,
+		    dk->data, &row)) != GH_OK ||
 		    (err = ks_data_key_put(kms->ks, &row)) != GH_OK)
 			goto out;
 	}
@@ -1297,10 +1255,10 @@ gh_kms_org_shred(struct gh_kms *kms, const char *org_id)
 	bool shredded;
 	gh_err err;
 
-	if (!org_valid(org_id))
+	if (!kms_org_valid(org_id))
 		return GH_ERR_INVALID;
-	wrlock(kms);
-	cache_drop_org(kms, org_id);
+	kms_wrlock(kms);
+	kms_cache_drop_org(kms, org_id);
 	if ((err = kms_sync(kms, NULL)) != GH_OK)
 		goto out;
 	if ((err = ks_is_shredded(kms->ks, org_id, &shredded)) != GH_OK)
@@ -1332,10 +1290,10 @@ gh_kms_org_available(struct gh_kms *kms, const char *org_id)
 {
 	gh_err err;
 
-	if (!org_valid(org_id))
+	if (!kms_org_valid(org_id))
 		return GH_ERR_INVALID;
-	wrlock(kms);
-	err = org_check(kms, org_id);
+	kms_wrlock(kms);
+	err = kms_org_check(kms, org_id);
 	pthread_rwlock_unlock(&kms->lock);
 	return err;
 }
@@ -1355,7 +1313,7 @@ org_keys_rewrap_customer(struct gh_kms *kms, const char *org,
 	gh_err err;
 
 	if ((err = kms->prov->current(kms->prov, &mv)) != GH_OK ||
-	    (err = master_record(kms->prov, kms->ks, mv)) != GH_OK)
+	    (err = kms_master_record(kms->prov, kms->ks, mv)) != GH_OK)
 		return err;
 	if ((err = gh_secret_new(GH_KMS_KEY_LEN, &key)) != GH_OK)
 		return err;
@@ -1367,7 +1325,7 @@ org_keys_rewrap_customer(struct gh_kms *kms, const char *org,
 		if ((err = org_key_unwrap(kms, r, r->byok ? old_ck : NULL,
 		    key->data)) != GH_OK)
 			goto out;
-		if ((err = org_key_wrap(kms, org, r->version, mv, new_ck,
+		if ((err = kms_org_key_wrap(kms, org, r->version, mv, new_ck,
 		    key->data, r)) != GH_OK ||
 		    (err = ks_org_key_put(kms->ks, r)) != GH_OK)
 			goto out;
@@ -1389,16 +1347,16 @@ gh_kms_customer_key_set(struct gh_kms *kms, const char *org_id,
 	uint32_t mv, gen = 0;
 	gh_err err;
 
-	if (!org_valid(org_id) || bytes_zero(key, GH_KMS_KEY_LEN))
+	if (!kms_org_valid(org_id) || bytes_zero(key, GH_KMS_KEY_LEN))
 		return GH_ERR_INVALID;
 	memset(&row, 0, sizeof row);
 	row.org_id = (char *)org_id;
 	row.state = KS_CK_ACTIVE;
 	customer_fingerprint(org_id, key, row.fp);
-	wrlock(kms);
+	kms_wrlock(kms);
 	if ((err = kms_sync(kms, NULL)) != GH_OK)
 		goto out;
-	err = org_check(kms, org_id);
+	err = kms_org_check(kms, org_id);
 	if (err != GH_OK && err != GH_ERR_DENIED)
 		goto out;
 	if ((err = ks_customer_keys(kms->ks, org_id, &rows)) != GH_OK)
@@ -1419,27 +1377,27 @@ gh_kms_customer_key_set(struct gh_kms *kms, const char *org_id,
 	if ((err = kms->prov->current(kms->prov, &mv)) != GH_OK)
 		goto out;
 	if (rows.n > 0 && rows.v[0].state == KS_CK_ACTIVE &&
-	    (err = customer_key_load(kms, org_id, &old)) != GH_OK)
+	    (err = kms_customer_key_load(kms, org_id, &old)) != GH_OK)
 		goto out;
 	if ((err = ks_begin(kms->ks)) != GH_OK)
 		goto out;
 	in_txn = true;
-	if ((err = master_record(kms->prov, kms->ks, mv)) != GH_OK)
+	if ((err = kms_master_record(kms->prov, kms->ks, mv)) != GH_OK)
 		goto out;
 	/* A restore finds the org keys still sealed under this very key;
 	 * a first key or a replacement re-wraps them. */
 	if ((rows.n == 0 || rows.v[0].state == KS_CK_ACTIVE) &&
 	    (err = org_keys_rewrap_customer(kms, org_id, old, ck)) != GH_OK)
 		goto out;
-	if ((err = customer_key_wrap(kms, org_id, mv, ck->data, &row)) !=
+	if ((err = kms_customer_key_wrap(kms, org_id, mv, ck->data, &row)) !=
 	    GH_OK || (err = ks_customer_key_put(kms->ks, &row)) != GH_OK ||
-	    (err = gen_bump(kms, &gen)) != GH_OK)
+	    (err = kms_gen_bump(kms, &gen)) != GH_OK)
 		goto out;
 	if ((err = ks_commit(kms->ks)) != GH_OK)
 		goto out;
 	in_txn = false;
 	kms->generation = gen;
-	cache_drop_org(kms, org_id);
+	kms_cache_drop_org(kms, org_id);
 	GH_LOG_INFO("org %s: customer key %s", org_id, rows.n == 0 ? "added" :
 	    rows.v[0].state == KS_CK_REVOKED ? "restored" : "replaced");
 out:
@@ -1461,12 +1419,12 @@ gh_kms_customer_key_revoke(struct gh_kms *kms, const char *org_id)
 	uint32_t gen = 0;
 	gh_err err;
 
-	if (!org_valid(org_id))
+	if (!kms_org_valid(org_id))
 		return GH_ERR_INVALID;
-	wrlock(kms);
+	kms_wrlock(kms);
 	if ((err = kms_sync(kms, NULL)) != GH_OK)
 		goto out;
-	err = org_check(kms, org_id);
+	err = kms_org_check(kms, org_id);
 	if (err != GH_OK && err != GH_ERR_DENIED)
 		goto out;
 	if ((err = ks_customer_keys(kms->ks, org_id, &rows)) != GH_OK)
@@ -1486,13 +1444,13 @@ gh_kms_customer_key_revoke(struct gh_kms *kms, const char *org_id)
 	if ((err = ks_begin(kms->ks)) != GH_OK)
 		goto out;
 	if ((err = ks_customer_key_put(kms->ks, &row)) != GH_OK ||
-	    (err = gen_bump(kms, &gen)) != GH_OK ||
+	    (err = kms_gen_bump(kms, &gen)) != GH_OK ||
 	    (err = ks_commit(kms->ks)) != GH_OK) {
 		ks_rollback(kms->ks);
 		goto out;
 	}
 	kms->generation = gen;
-	cache_drop_org(kms, org_id);
+	kms_cache_drop_org(kms, org_id);
 	GH_LOG_INFO("org %s: customer key revoked", org_id);
 out:
 	pthread_rwlock_unlock(&kms->lock);
@@ -1505,8 +1463,8 @@ out:
 static bool
 aad_valid(const struct gh_kms_aad *aad)
 {
-	return aad != NULL && org_valid(aad->org_id) && aad->table != NULL &&
-	    aad->column != NULL && aad->row_id != NULL;
+	return aad != NULL && kms_org_valid(aad->org_id) &&
+	    aad->table != NULL && aad->column != NULL && aad->row_id != NULL;
 }
 
 /*
@@ -1591,7 +1549,7 @@ gh_kms_encrypt(struct gh_kms *kms, enum gh_kms_purpose purpose,
 	gh_err err;
 	int i;
 
-	if (!aad_valid(aad) || !purpose_valid((int)purpose) ||
+	if (!aad_valid(aad) || !kms_purpose_valid((int)purpose) ||
 	    purpose == GH_KMS_INDEX || (pt == NULL && pt_len > 0))
 		return GH_ERR_INVALID;
 	if ((err = key_acquire(kms, aad->org_id, (int)purpose, 0, &i,
@@ -1629,7 +1587,7 @@ gh_kms_decrypt(struct gh_kms *kms, enum gh_kms_purpose purpose,
 	gh_err err;
 	int i;
 
-	if (!aad_valid(aad) || !purpose_valid((int)purpose) ||
+	if (!aad_valid(aad) || !kms_purpose_valid((int)purpose) ||
 	    purpose == GH_KMS_INDEX)
 		return GH_ERR_INVALID;
 	if ((err = gh_kms_ct_version(ct, ct_len, &version)) != GH_OK)
@@ -1650,7 +1608,7 @@ gh_kms_current_version(struct gh_kms *kms, const char *org_id,
 	gh_err err;
 	int i;
 
-	if (!org_valid(org_id) || !purpose_valid((int)purpose))
+	if (!kms_org_valid(org_id) || !kms_purpose_valid((int)purpose))
 		return GH_ERR_INVALID;
 	err = key_acquire(kms, org_id, (int)purpose, 0, &i, version);
 	if (err == GH_OK)
@@ -1670,7 +1628,7 @@ gh_kms_blind_index(struct gh_kms *kms, const char *org_id, const char *table,
 	gh_err err;
 	int i;
 
-	if (!org_valid(org_id) || table == NULL || column == NULL ||
+	if (!kms_org_valid(org_id) || table == NULL || column == NULL ||
 	    (value == NULL && value_len > 0) || value_len > UINT32_MAX)
 		return GH_ERR_INVALID;
 	gh_buf_init(&msg, KMS_AAD_MAX + value_len, GH_BUF_SECRET);
@@ -1693,7 +1651,8 @@ gh_kms_blind_index(struct gh_kms *kms, const char *org_id, const char *table,
 	params[1] = OSSL_PARAM_construct_end();
 	err = GH_ERR_CRYPTO;
 	if ((ctx = EVP_MAC_CTX_new(kms->hmac)) != NULL &&
-	    EVP_MAC_init(ctx, slot_key(kms, i), GH_KMS_KEY_LEN, params) == 1 &&
+	    EVP_MAC_init(ctx, kms_slot_key(kms, i), GH_KMS_KEY_LEN,
+	    params) == 1 &&
 	    EVP_MAC_update(ctx, msg.data, msg.len) == 1 &&
 	    EVP_MAC_final(ctx, out, &n, GH_KMS_INDEX_LEN) == 1 &&
 	    n == GH_KMS_INDEX_LEN)
@@ -1712,464 +1671,15 @@ gh_kms_storage_key(struct gh_kms *kms, const char *org_id, uint32_t version,
 	gh_err err;
 	int i;
 
-	if (!org_valid(org_id))
+	if (!kms_org_valid(org_id))
 		return GH_ERR_INVALID;
 	if ((err = key_acquire(kms, org_id, GH_KMS_STORAGE, version, &i,
 	    &v)) != GH_OK)
 		return err;
-	memcpy(key, slot_key(kms, i), GH_KMS_KEY_LEN);
+	memcpy(key, kms_slot_key(kms, i), GH_KMS_KEY_LEN);
 	key_release(kms);
 	if (version_out != NULL)
 		*version_out = v;
-	return GH_OK;
-}
-
-/* ---- rotation ------------------------------------------------------------ */
-
-/* Destroys master versions below target that nothing references. */
-static gh_err
-masters_destroy_unused(struct gh_kms *kms, uint32_t target)
-{
-	uint32_t v, gen = 0;
-	bool used, destroyed = false;
-	gh_err err;
-
-	for (v = 1; v < target; v++) {
-		if ((err = ks_master_referenced(kms->ks, v, &used)) != GH_OK)
-			return err;
-		if (used)
-			continue;
-		if (kms->prov->has(kms->prov, v)) {
-			if ((err = kms->prov->destroy(kms->prov, v)) != GH_OK) {
-				GH_LOG_ERR(err, "master version %u: destroy "
-				    "failed", (unsigned)v);
-				return err;
-			}
-			GH_LOG_INFO("master version %u destroyed",
-			    (unsigned)v);
-			destroyed = true;
-		}
-		if ((err = ks_master_del(kms->ks, v)) != GH_OK)
-			return err;
-	}
-	if (!destroyed)
-		return GH_OK;
-	/* Tell other processes to drop the destroyed versions too. */
-	if ((err = ks_begin(kms->ks)) != GH_OK)
-		return err;
-	if ((err = gen_bump(kms, &gen)) != GH_OK ||
-	    (err = ks_commit(kms->ks)) != GH_OK) {
-		ks_rollback(kms->ks);
-		return err;
-	}
-	kms->generation = gen;
-	return GH_OK;
-}
-
-/* Re-wraps every org key and customer key under target, in one
- * transaction that also clears the recorded target. */
-static gh_err
-masters_rewrap(struct gh_kms *kms, uint32_t target)
-{
-	struct ks_rows orgs = { 0 }, cks = { 0 };
-	struct gh_buf payload, blob;
-	struct gh_secret *ck = NULL;
-	uint32_t gen = 0;
-	size_t i;
-	gh_err err;
-
-	gh_buf_init(&payload, KMS_BLOB_MAX, GH_BUF_SECRET);
-	gh_buf_init(&blob, KMS_BLOB_MAX, 0);
-	if ((err = gh_secret_new(GH_KMS_KEY_LEN, &ck)) != GH_OK)
-		goto out;
-	if ((err = ks_begin(kms->ks)) != GH_OK)
-		goto out;
-	if ((err = ks_org_keys(kms->ks, NULL, 0, &orgs)) != GH_OK ||
-	    (err = ks_customer_keys(kms->ks, NULL, &cks)) != GH_OK)
-		goto fail;
-	for (i = 0; i < orgs.n; i++) {
-		struct ks_row *r = &orgs.v[i];
-
-		if (r->wrap_version == target)
-			continue;
-		gh_buf_reset(&payload);
-		gh_buf_reset(&blob);
-		/* The outer layer only: a revoked customer key does not stop
-		 * a master rotation. */
-		if ((err = org_outer_open(kms, r, &payload)) != GH_OK ||
-		    (err = org_outer_seal(kms, r->org_id, r->version, target,
-		    r->byok, &payload, &blob)) != GH_OK ||
-		    (err = gh_buf_err(&blob)) != GH_OK)
-			goto fail;
-		free(r->blob);
-		r->blob = (uint8_t *)gh_buf_take(&blob, &r->blob_len);
-		r->wrap_version = target;
-		if (r->blob == NULL) {
-			err = GH_ERR_NOMEM;
-			goto fail;
-		}
-		if ((err = ks_org_key_put(kms->ks, r)) != GH_OK)
-			goto fail;
-	}
-	for (i = 0; i < cks.n; i++) {
-		struct ks_row *r = &cks.v[i];
-		struct gh_buf aad;
-
-		if (r->state != KS_CK_ACTIVE || r->wrap_version == target)
-			continue;
-		gh_buf_init(&aad, KMS_AAD_MAX, 0);
-		aad_customer_key(&aad, r->org_id, r->wrap_version);
-		if ((err = gh_buf_err(&aad)) == GH_OK)
-			err = kms->prov->unwrap(kms->prov, r->wrap_version,
-			    r->blob, r->blob_len, aad.data, aad.len, ck->data);
-		gh_buf_free(&aad);
-		if (err != GH_OK) {
-			GH_LOG_ERR(err, "org %s: customer key unwrap failed",
-			    r->org_id);
-			goto fail;
-		}
-		if ((err = customer_key_wrap(kms, r->org_id, target, ck->data,
-		    r)) != GH_OK || (err = ks_customer_key_put(kms->ks, r)) !=
-		    GH_OK)
-			goto fail;
-	}
-	if ((err = ks_meta_del(kms->ks, KMS_META_TARGET)) != GH_OK ||
-	    (err = gen_bump(kms, &gen)) != GH_OK ||
-	    (err = ks_commit(kms->ks)) != GH_OK)
-		goto fail;
-	kms->generation = gen;
-	goto out;
-fail:
-	ks_rollback(kms->ks);
-out:
-	gh_secret_free(ck);
-	gh_buf_free(&payload);
-	gh_buf_free(&blob);
-	ks_rows_free(&orgs);
-	ks_rows_free(&cks);
-	return err;
-}
-
-gh_err
-gh_kms_rotate_master(struct gh_kms *kms, uint32_t *version_out)
-{
-	uint32_t target, gen = 0;
-	gh_err err;
-
-	wrlock(kms);
-	if ((err = kms_sync(kms, NULL)) != GH_OK)
-		goto out;
-	/*
-	 * Step 1: a target version, recorded before anything is re-wrapped
-	 * so that a re-run after a crash finishes this rotation instead of
-	 * starting another. (A crash between the provider's rotation and
-	 * the record leaves an unused version, destroyed in step 3.)
-	 */
-	err = ks_meta_get(kms->ks, KMS_META_TARGET, &target);
-	if (err == GH_ERR_NOTFOUND) {
-		if ((err = kms->prov->rotate(kms->prov, &target)) != GH_OK)
-			goto out;
-		if ((err = ks_begin(kms->ks)) != GH_OK)
-			goto out;
-		if ((err = master_record(kms->prov, kms->ks, target)) !=
-		    GH_OK ||
-		    (err = ks_meta_set(kms->ks, KMS_META_TARGET, target)) !=
-		    GH_OK || (err = gen_bump(kms, &gen)) != GH_OK ||
-		    (err = ks_commit(kms->ks)) != GH_OK) {
-			ks_rollback(kms->ks);
-			goto out;
-		}
-		kms->generation = gen;
-	} else if (err != GH_OK) {
-		goto out;
-	} else {
-		GH_LOG_INFO("resuming master rotation to version %u",
-		    (unsigned)target);
-	}
-	if (!kms->prov->has(kms->prov, target)) {
-		err = GH_ERR_CRYPTO;
-		GH_LOG_ERR(err, "master rotation target %u: not held by the "
-		    "%s provider", (unsigned)target, kms->prov->name);
-		goto out;
-	}
-	if (kms->test_stop == 1) {
-		err = GH_ERR_INTERNAL;
-		goto out;
-	}
-	/* Step 2: every wrapped org and customer key, one transaction. */
-	if ((err = masters_rewrap(kms, target)) != GH_OK)
-		goto out;
-	if (kms->test_stop == 2) {
-		err = GH_ERR_INTERNAL;
-		goto out;
-	}
-	/* Step 3: old versions nothing uses. */
-	if ((err = masters_destroy_unused(kms, target)) != GH_OK)
-		goto out;
-	GH_LOG_INFO("master key rotated to version %u", (unsigned)target);
-	if (version_out != NULL)
-		*version_out = target;
-out:
-	if (err != GH_OK)
-		GH_LOG_ERR(err, "master rotation stopped; re-run to finish");
-	pthread_rwlock_unlock(&kms->lock);
-	return err;
-}
-
-gh_err
-gh_kms_rotate_org(struct gh_kms *kms, const char *org_id)
-{
-	struct ks_rows oks = { 0 }, dks = { 0 };
-	struct gh_secret *ok = NULL, *dk = NULL, *ck = NULL;
-	struct ks_row row;
-	bool in_txn = false;
-	uint32_t mv, nv, gen = 0;
-	size_t i;
-	gh_err err;
-	int p, slot;
-
-	if (!org_valid(org_id))
-		return GH_ERR_INVALID;
-	memset(&row, 0, sizeof row);
-	row.org_id = (char *)org_id;
-	wrlock(kms);
-	if ((err = kms_sync(kms, NULL)) != GH_OK ||
-	    (err = org_check(kms, org_id)) != GH_OK)
-		goto out;
-	if ((err = ks_org_keys(kms->ks, org_id, 0, &oks)) != GH_OK ||
-	    (err = customer_key_load(kms, org_id, &ck)) != GH_OK ||
-	    (err = kms->prov->current(kms->prov, &mv)) != GH_OK)
-		goto out;
-	nv = oks.v[0].version + 1;
-	if ((err = gh_secret_new(GH_KMS_KEY_LEN, &ok)) != GH_OK ||
-	    (err = gh_secret_new(GH_KMS_KEY_LEN, &dk)) != GH_OK ||
-	    (err = rand_key(ok->data)) != GH_OK)
-		goto out;
-	if ((err = ks_begin(kms->ks)) != GH_OK)
-		goto out;
-	in_txn = true;
-	if ((err = master_record(kms->prov, kms->ks, mv)) != GH_OK ||
-	    (err = org_key_wrap(kms, org_id, nv, mv, ck, ok->data, &row)) !=
-	    GH_OK || (err = ks_org_key_put(kms->ks, &row)) != GH_OK)
-		goto out;
-	/* Every data key moves under the new org key. */
-	if ((err = ks_data_keys(kms->ks, org_id, 0, 0, &dks)) != GH_OK)
-		goto out;
-	for (i = 0; i < dks.n; i++) {
-		struct ks_row *r = &dks.v[i];
-
-		if ((err = org_key_get(kms, org_id, r->wrap_version, &slot)) !=
-		    GH_OK || (err = data_key_unwrap(r, slot_key(kms, slot),
-		    dk->data)) != GH_OK)
-			goto out;
-		if ((err = data_key_wrap(org_id, r->purpose, r->version, nv,
-		    ok->data, dk->data, r)) != GH_OK ||
-		    (err = ks_data_key_put(kms->ks, r)) != GH_OK)
-			goto out;
-	}
-	/* A new data-key version per purpose; the index key stays, so that
-	 * blind indexes remain valid. dks is newest first per purpose. */
-	for (p = KMS_PURPOSE_MIN; p <= KMS_PURPOSE_MAX; p++) {
-		uint32_t newest = 0;
-
-		if (p == GH_KMS_INDEX)
-			continue;
-		for (i = 0; i < dks.n; i++)
-			if (dks.v[i].purpose == p && dks.v[i].version > newest)
-				newest = dks.v[i].version;
-		if ((err = rand_key(dk->data)) != GH_OK ||
-		    (err = data_key_wrap(org_id, p, newest + 1, nv, ok->data,
-		    dk->data, &row)) != GH_OK ||
-		    (err = ks_data_key_put(kms->ks, &row)) != GH_OK)
-			goto out;
-	}
-	if ((err = ks_org_keys_prune(kms->ks, org_id, nv)) != GH_OK ||
-	    (err = gen_bump(kms, &gen)) != GH_OK ||
-	    (err = ks_commit(kms->ks)) != GH_OK)
-		goto out;
-	in_txn = false;
-	kms->generation = gen;
-	GH_LOG_INFO("org %s: org key rotated to version %u", org_id,
-	    (unsigned)nv);
-out:
-	if (in_txn)
-		ks_rollback(kms->ks);
-	/* Drop before unlocking: the cache may hold keys the rolled-back
-	 * transaction never made durable, and "current" changed. */
-	cache_drop_org(kms, org_id);
-	if (err != GH_OK)
-		GH_LOG_ERR(err, "org %s: org key rotation failed", org_id);
-	pthread_rwlock_unlock(&kms->lock);
-	free(row.blob);
-	ks_rows_free(&oks);
-	ks_rows_free(&dks);
-	gh_secret_free(ok);
-	gh_secret_free(dk);
-	gh_secret_free(ck);
-	return err;
-}
-
-gh_err
-gh_kms_retire(struct gh_kms *kms, const char *org_id,
-    enum gh_kms_purpose purpose, uint32_t keep_from)
-{
-	uint32_t gen = 0;
-	int deleted = 0;
-	gh_err err;
-
-	if (!org_valid(org_id) || !purpose_valid((int)purpose))
-		return GH_ERR_INVALID;
-	wrlock(kms);
-	if ((err = kms_sync(kms, NULL)) != GH_OK)
-		goto out;
-	err = org_check(kms, org_id);
-	if (err != GH_OK && err != GH_ERR_DENIED)
-		goto out;
-	if ((err = ks_begin(kms->ks)) != GH_OK)
-		goto out;
-	if ((err = ks_data_keys_retire(kms->ks, org_id, (int)purpose,
-	    keep_from, &deleted)) != GH_OK ||
-	    (err = gen_bump(kms, &gen)) != GH_OK ||
-	    (err = ks_commit(kms->ks)) != GH_OK) {
-		ks_rollback(kms->ks);
-		goto out;
-	}
-	kms->generation = gen;
-out:
-	cache_drop_org(kms, org_id);
-	pthread_rwlock_unlock(&kms->lock);
-	if (err == GH_OK && deleted > 0)
-		GH_LOG_INFO("org %s: %d %s key version(s) below %u destroyed",
-		    org_id, deleted, gh_kms_purpose_name(purpose),
-		    (unsigned)keep_from);
-	return err;
-}
-
-/* ---- status -------------------------------------------------------------- */
-
-static gh_err
-json_set(json_t *obj, const char *key, json_t *v)
-{
-	return v != NULL && json_object_set_new(obj, key, v) == 0 ? GH_OK :
-	    GH_ERR_NOMEM;
-}
-
-static gh_err
-status_orgs(struct gh_kms *kms, json_t *orgs)
-{
-	struct ks_rows oks = { 0 }, dks = { 0 }, cks = { 0 };
-	json_t *o, *dk, *list;
-	size_t i;
-	gh_err err;
-
-	if ((err = ks_org_keys(kms->ks, NULL, 0, &oks)) != GH_OK ||
-	    (err = ks_data_keys(kms->ks, NULL, 0, 0, &dks)) != GH_OK ||
-	    (err = ks_customer_keys(kms->ks, NULL, &cks)) != GH_OK)
-		goto out;
-	/* Org keys come newest first per org: the first row is current. */
-	for (i = 0; i < oks.n; i++) {
-		if (json_object_get(orgs, oks.v[i].org_id) != NULL)
-			continue;
-		o = json_object();
-		if ((err = json_set(orgs, oks.v[i].org_id, o)) != GH_OK ||
-		    (err = json_set(o, "org_key",
-		    json_integer(oks.v[i].version))) != GH_OK ||
-		    (err = json_set(o, "customer_key",
-		    json_string("none"))) != GH_OK ||
-		    (err = json_set(o, "data_keys", json_object())) != GH_OK)
-			goto out;
-	}
-	for (i = 0; i < cks.n; i++) {
-		if ((o = json_object_get(orgs, cks.v[i].org_id)) == NULL)
-			continue;
-		if ((err = json_set(o, "customer_key", json_string(
-		    cks.v[i].state == KS_CK_ACTIVE ? "active" : "revoked"))) !=
-		    GH_OK)
-			goto out;
-	}
-	/* Data keys: versions listed oldest first. */
-	for (i = dks.n; i-- > 0;) {
-		const char *name = gh_kms_purpose_name(dks.v[i].purpose);
-
-		if ((o = json_object_get(orgs, dks.v[i].org_id)) == NULL)
-			continue;
-		dk = json_object_get(o, "data_keys");
-		if ((list = json_object_get(dk, name)) == NULL) {
-			list = json_array();
-			if ((err = json_set(dk, name, list)) != GH_OK)
-				goto out;
-		}
-		if (json_array_append_new(list,
-		    json_integer(dks.v[i].version)) != 0) {
-			err = GH_ERR_NOMEM;
-			goto out;
-		}
-	}
-out:
-	ks_rows_free(&oks);
-	ks_rows_free(&dks);
-	ks_rows_free(&cks);
-	return err;
-}
-
-gh_err
-gh_kms_status(struct gh_kms *kms, json_t **out)
-{
-	json_t *root = json_object(), *master = json_object(), *versions =
-	    json_array(), *orgs = json_object();
-	uint32_t cur = 0, v, target;
-	gh_err err;
-
-	*out = NULL;
-	if (root == NULL || master == NULL || versions == NULL ||
-	    orgs == NULL) {
-		json_decref(root);
-		json_decref(master);
-		json_decref(versions);
-		json_decref(orgs);
-		return GH_ERR_NOMEM;
-	}
-	err = json_set(root, "master", master);
-	if (err == GH_OK)
-		err = json_set(master, "versions", versions);
-	if (err == GH_OK)
-		err = json_set(root, "orgs", orgs);
-	if (err != GH_OK) {
-		json_decref(root);
-		return err;
-	}
-	wrlock(kms);
-	if ((err = kms_sync(kms, NULL)) != GH_OK)
-		goto out;
-	if ((err = json_set(root, "provider",
-	    json_string(kms->prov->name))) != GH_OK)
-		goto out;
-	if ((err = kms->prov->current(kms->prov, &cur)) != GH_OK ||
-	    (err = json_set(master, "current", json_integer(cur))) != GH_OK)
-		goto out;
-	for (v = 1; v <= cur; v++) {
-		if (kms->prov->has(kms->prov, v) &&
-		    json_array_append_new(versions, json_integer(v)) != 0) {
-			err = GH_ERR_NOMEM;
-			goto out;
-		}
-	}
-	err = ks_meta_get(kms->ks, KMS_META_TARGET, &target);
-	if (err == GH_OK)
-		err = json_set(master, "rotation_pending",
-		    json_integer(target));
-	else if (err == GH_ERR_NOTFOUND)
-		err = GH_OK;
-	if (err != GH_OK)
-		goto out;
-	err = status_orgs(kms, orgs);
-out:
-	pthread_rwlock_unlock(&kms->lock);
-	if (err != GH_OK) {
-		json_decref(root);
-		return err;
-	}
-	*out = root;
 	return GH_OK;
 }
 
@@ -2179,7 +1689,7 @@ gh_kms_refresh(struct gh_kms *kms, bool *changed)
 	bool c = false;
 	gh_err err;
 
-	wrlock(kms);
+	kms_wrlock(kms);
 	err = kms_sync(kms, &c);
 	pthread_rwlock_unlock(&kms->lock);
 	if (changed != NULL)

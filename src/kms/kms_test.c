@@ -644,6 +644,53 @@ test_aead_refuses_an_all_zero_key(void **state)
 	gh_buf_free(&out);
 }
 
+/* Input inside the output buffer, which the append moves (128 -> 256
+ * bytes of capacity): transformed from its new place, not from freed
+ * memory. */
+static void
+test_aead_input_inside_the_output_buffer(void **state)
+{
+	uint8_t key[GH_KMS_KEY_LEN], msg[60], *ct;
+	const uint8_t *before;
+	struct gh_buf out;
+	size_t ct_len;
+
+	(void)state;
+	memset(key, 9, sizeof key);
+	memset(msg, 'm', sizeof msg);
+	gh_buf_init(&out, 4096, 0);
+	gh_buf_put(&out, msg, sizeof msg);
+	before = out.data;
+	assert_int_equal(kms_aead_seal(key, NULL, 0, out.data, sizeof msg,
+	    &out), GH_OK);
+	assert_ptr_not_equal(out.data, before);
+	assert_int_equal(out.len, 2 * sizeof msg + 28);
+	assert_memory_equal(out.data, msg, sizeof msg);
+	/* The ciphertext is not the plaintext, and it opens. */
+	assert_memory_not_equal(out.data + sizeof msg + 12, msg, sizeof msg);
+	ct_len = out.len - sizeof msg;
+	ct = malloc(ct_len);
+	assert_non_null(ct);
+	memcpy(ct, out.data + sizeof msg, ct_len);
+	/* Open from a ciphertext inside the output. */
+	gh_buf_free(&out);
+	gh_buf_put(&out, ct, ct_len);
+	before = out.data;
+	assert_int_equal(kms_aead_open(key, NULL, 0, out.data, ct_len, &out),
+	    GH_OK);
+	assert_ptr_not_equal(out.data, before);
+	assert_int_equal(out.len, ct_len + sizeof msg);
+	assert_memory_equal(out.data + ct_len, msg, sizeof msg);
+	/* Input overlapping the unused part of the buffer is refused. */
+	gh_buf_reset(&out);
+	gh_buf_put(&out, ct, 8);
+	assert_int_equal(kms_aead_open(key, NULL, 0, out.data, ct_len, &out),
+	    GH_ERR_INVALID);
+	assert_int_equal(out.len, 8);
+	free(ct);
+	gh_buf_free(&out);
+}
+
 /* ---- shredding ----------------------------------------------------------- */
 
 static void
@@ -1049,7 +1096,7 @@ struct t_arg {
 	int done;
 	int failures;
 	struct gh_buf ct[T_ROUNDS];
-	pthread_barrier_t *half;
+	pthread_barrier_t *half, *rotated;
 };
 
 static void *
@@ -1075,8 +1122,12 @@ t_worker(void *p)
 		    pt.len != strlen(val) || memcmp(pt.data, val, pt.len) != 0)
 			a->failures++;
 		gh_buf_free(&pt);
+		/* Rounds between the two barriers race the rotation; the
+		 * last quarter surely comes after it. */
 		if (i == T_ROUNDS / 2)
 			pthread_barrier_wait(a->half);
+		if (i == 3 * T_ROUNDS / 4)
+			pthread_barrier_wait(a->rotated);
 		a->done++;
 	}
 	return NULL;
@@ -1088,24 +1139,28 @@ test_concurrent_use_loses_nothing_across_an_org_rotation(void **state)
 	struct fx *f = *state;
 	struct t_arg args[T_THREADS];
 	pthread_t th[T_THREADS];
-	pthread_barrier_t half;
+	pthread_barrier_t half, rotated;
 	int t, i, v1 = 0, v2 = 0;
 
 	pthread_barrier_init(&half, NULL, T_THREADS + 1);
+	pthread_barrier_init(&rotated, NULL, T_THREADS + 1);
 	for (t = 0; t < T_THREADS; t++) {
 		memset(&args[t], 0, sizeof args[t]);
 		args[t].f = f;
 		args[t].id = t;
 		args[t].half = &half;
+		args[t].rotated = &rotated;
 		assert_int_equal(pthread_create(&th[t], NULL, t_worker,
 		    &args[t]), 0);
 	}
 	/* Rotate while every thread is mid-way and still running. */
 	pthread_barrier_wait(&half);
 	assert_int_equal(gh_kms_rotate_org(f->kms, ORG_A), GH_OK);
+	pthread_barrier_wait(&rotated);
 	for (t = 0; t < T_THREADS; t++)
 		pthread_join(th[t], NULL);
 	pthread_barrier_destroy(&half);
+	pthread_barrier_destroy(&rotated);
 	fx_reopen(f);
 	for (t = 0; t < T_THREADS; t++) {
 		assert_int_equal(args[t].failures, 0);
@@ -1129,12 +1184,13 @@ test_concurrent_use_loses_nothing_across_an_org_rotation(void **state)
 			gh_buf_free(&args[t].ct[i]);
 		}
 	}
-	/* Both versions were in use: the rotation happened mid-stream. */
+	/* Both versions were in use: the rotation happened mid-stream (the
+	 * last quarter of each thread's rounds came after it). */
 	assert_true(v1 >= T_THREADS * (T_ROUNDS / 2));
 	assert_true(v2 > 0);
 }
 
-#define N_SEALS 100	/* several refills of the per-thread nonce pool */
+#define N_SEALS 600	/* two refills of the per-thread nonce pool (256) */
 #define N_NONCE 12
 
 /* Appends the nonces of n fresh ciphertexts to out (n * N_NONCE bytes). */
@@ -1220,6 +1276,7 @@ main(void)
 		T(test_a_relabelled_key_version_fails),
 		T(test_misuse_is_refused),
 		cmocka_unit_test(test_aead_refuses_an_all_zero_key),
+		cmocka_unit_test(test_aead_input_inside_the_output_buffer),
 		T(test_shredding_makes_data_unreadable_and_the_id_unusable),
 		T(test_master_rotation_keeps_data_and_destroys_old_version),
 		T(test_an_interrupted_master_rotation_finishes_on_rerun),
