@@ -2,6 +2,10 @@
  * buf.c: the growable, ceiling-bound, sticky-error buffer.
  * Secret buffers (GH_BUF_SECRET) live in locked, undumpable memory and are
  * wiped on reset, on free and on growth (copy then cleanse; never realloc).
+ * Writes stay below len + 1, and used records the furthest any write went
+ * since the last wipe (a caller may shorten len, as a rollback does), so a
+ * reset wipes what was written, not the whole capacity: a 64-byte secret in
+ * a one-page buffer costs 64 bytes of wiping, not 4 KiB.
  */
 #include "core.h"
 #include "core_int.h"
@@ -30,17 +34,34 @@ buf_release(struct gh_buf *b)
 	b->data = NULL;
 	b->cap = 0;
 	b->len = 0;
+	b->used = 0;
+}
+
+/* Records that bytes up to len (and its NUL) have been written. */
+static void
+buf_mark(struct gh_buf *b)
+{
+	if (b->len + 1 > b->used)
+		b->used = b->len + 1;
+}
+
+/* Wipes what a secret buffer ever held and leaves it empty. */
+static void
+buf_clear(struct gh_buf *b)
+{
+	if (b->data != NULL) {
+		if (b->flags & GH_BUF_SECRET)
+			gh_wipe(b->data, b->used < b->cap ? b->used : b->cap);
+		b->data[0] = '\0';
+		b->used = 1;
+	}
+	b->len = 0;
 }
 
 void
 gh_buf_reset(struct gh_buf *b)
 {
-	if (b->data != NULL) {
-		if (b->flags & GH_BUF_SECRET)
-			gh_wipe(b->data, b->cap);
-		b->data[0] = '\0';
-	}
-	b->len = 0;
+	buf_clear(b);
 	b->err = GH_OK;
 }
 
@@ -60,12 +81,7 @@ gh_buf_err(const struct gh_buf *b)
 static void
 buf_fail(struct gh_buf *b, gh_err err)
 {
-	if (b->data != NULL) {
-		if (b->flags & GH_BUF_SECRET)
-			gh_wipe(b->data, b->cap);
-		b->data[0] = '\0';
-	}
-	b->len = 0;
+	buf_clear(b);
 	b->err = err;
 }
 
@@ -109,6 +125,7 @@ buf_reserve(struct gh_buf *b, size_t n)
 	}
 	b->data = p;
 	b->cap = cap;
+	b->used = b->len + 1;
 	return true;
 }
 
@@ -121,6 +138,7 @@ gh_buf_put(struct gh_buf *b, const void *p, size_t n)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
+	buf_mark(b);
 }
 
 uint8_t *
@@ -133,6 +151,7 @@ gh_buf_append(struct gh_buf *b, size_t n)
 	p = b->data + b->len;
 	b->len += n;
 	b->data[b->len] = '\0';
+	buf_mark(b);
 	return p;
 }
 
@@ -196,6 +215,7 @@ gh_buf_vprintf(struct gh_buf *b, const char *fmt, va_list ap)
 		return;
 	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
+	buf_mark(b);
 }
 
 void
@@ -225,6 +245,7 @@ gh_buf_take(struct gh_buf *b, size_t *len_out)
 	b->data = NULL;
 	b->cap = 0;
 	b->len = 0;
+	b->used = 0;
 	return s;
 }
 

@@ -78,6 +78,8 @@ struct gh_buf {
 	uint8_t *data;
 	size_t len;
 	size_t cap;
+	size_t used;		/* bytes ever written since the last wipe (with
+				 * the NUL): what a secret reset must wipe */
 	size_t max;		/* ceiling on len; required */
 	unsigned flags;
 	gh_err err;		/* sticky */

@@ -45,6 +45,43 @@ test_buf_ceiling_is_sticky(void **state)
 }
 
 static void
+test_buf_secret_reset_wipes_everything_ever_written(void **state)
+{
+	struct gh_buf b;
+	uint8_t *w;
+	size_t cap;
+
+	(void)state;
+	gh_buf_init(&b, 8192, GH_BUF_SECRET);
+	/* Longer content first, then shorter: the reset must still wipe the
+	 * tail the longer content left behind, whichever call wrote it. */
+	gh_buf_printf(&b, "%0300d", 7);
+	w = gh_buf_append(&b, 50);
+	assert_non_null(w);
+	memset(w, 'k', 50);
+	gh_buf_put_str(&b, "tail");
+	cap = b.cap;
+	/* A caller rolling back shortens len without wiping (aead.c wipes
+	 * first; the reset must not depend on that). */
+	b.len = 5;
+	b.data[5] = '\0';
+	gh_buf_reset(&b);
+	gh_buf_put_str(&b, "xy");
+	gh_buf_reset(&b);
+	assert_int_equal(b.cap, cap);
+	for (size_t i = 0; i < 300 + 50 + 4 + 1; i++)
+		assert_int_equal(b.data[i], 0);
+	/* After a growth, the copy is wiped the same way. */
+	gh_buf_put_str(&b, "abc");
+	for (int i = 0; i < 40; i++)
+		gh_buf_put_str(&b, "0123456789abcdef0123456789abcdef");
+	gh_buf_reset(&b);
+	for (size_t i = 0; i < 3 + 40 * 32 + 1; i++)
+		assert_int_equal(b.data[i], 0);
+	gh_buf_free(&b);
+}
+
+static void
 test_buf_str16_prefixes_length(void **state)
 {
 	struct gh_buf b;
@@ -169,6 +206,7 @@ main(void)
 		cmocka_unit_test(test_buf_grows_and_stays_terminated),
 		cmocka_unit_test(test_buf_ceiling_is_sticky),
 		cmocka_unit_test(test_buf_str16_prefixes_length),
+		cmocka_unit_test(test_buf_secret_reset_wipes_everything_ever_written),
 		cmocka_unit_test(test_buf_append_reserves_in_place_within_the_ceiling),
 		cmocka_unit_test(test_b64url_round_trips_and_rejects_junk),
 		cmocka_unit_test(test_utf8_rejects_malformed),
