@@ -1199,7 +1199,8 @@ struct cc_job {
 	char ip[64];
 	char request_id[GH_ID_LEN + 1];
 	struct gh_audit_actor actor;
-	json_t *resp;			/* the answer, token included */
+	char *body;			/* the answer (JSON), token included */
+	size_t body_len;
 };
 
 static void
@@ -1207,7 +1208,9 @@ cc_job_free(struct cc_job *j)
 {
 	if (j == NULL)
 		return;
-	json_decref(j->resp);
+	if (j->body != NULL)
+		gh_wipe(j->body, j->body_len);
+	free(j->body);
 	gh_wipe(j, sizeof *j);
 	free(j);
 }
@@ -1236,14 +1239,56 @@ cc_done(struct gh_http_req *req, void *arg, gh_err err)
 		    err : GH_ERR_STORE);
 	} else {
 		no_store(req);
-		gh_http_respond_json(req, 200, j->resp);
-		j->resp = NULL;
+		gh_http_respond(req, 200, "application/json", j->body,
+		    j->body_len);
 	}
 	cc_job_free(j);
 }
 
+#define CC_BODY_FMT "{\"access_token\":\"%s\",\"token_type\":\"Bearer\"," \
+	"\"expires_in\":%" JSON_INTEGER_FORMAT ",\"scope\":\"%s\"}"
+
+/* True when s needs no escaping in a JSON string. */
+static bool
+json_plain(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e ||
+		    *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+/* The text of the token response resp (made by access_make): written
+ * out directly, since its strings (a JWS or a base64url token, and a
+ * scope of [A-Za-z0-9 .:_-/]) need no escaping; jansson otherwise. */
+static gh_err
+cc_body(json_t *resp, char **out, size_t *len_out)
+{
+	const char *tok = json_string_value(json_object_get(resp,
+	    "access_token"));
+	const char *scope = json_string_value(json_object_get(resp, "scope"));
+	json_int_t ttl = json_integer_value(json_object_get(resp,
+	    "expires_in"));
+	int n;
+
+	if (tok == NULL || scope == NULL || !json_plain(tok) ||
+	    !json_plain(scope)) {
+		*out = json_dumps(resp, JSON_COMPACT);
+		*len_out = *out != NULL ? strlen(*out) : 0;
+		return *out != NULL ? GH_OK : GH_ERR_NOMEM;
+	}
+	/* Sized first: no copy of the token is left behind by growth. */
+	n = snprintf(NULL, 0, CC_BODY_FMT, tok, ttl, scope);
+	if (n < 0 || (*out = malloc((size_t)n + 1)) == NULL)
+		return GH_ERR_NOMEM;
+	snprintf(*out, (size_t)n + 1, CC_BODY_FMT, tok, ttl, scope);
+	*len_out = (size_t)n;
+	return GH_OK;
+}
+
 /* The job of a client credentials grant for c, scope: its row decided and
- * its token signed into j->resp. */
+ * its token signed into j->body. */
 static gh_err
 cc_job_make(struct api_ctx *ctx, const struct oidc_client *c,
     const struct oidc_issue *is0, const char *scope, struct cc_job **out)
@@ -1252,6 +1297,7 @@ cc_job_make(struct api_ctx *ctx, const struct oidc_client *c,
 	char iss[400];
 	struct oidc_issue is = *is0;
 	struct cc_job *j;
+	json_t *resp = NULL;
 	gh_err err;
 
 	*out = NULL;
@@ -1271,12 +1317,15 @@ cc_job_make(struct api_ctx *ctx, const struct oidc_client *c,
 	is.family = j->family;
 	is.amr = "[]";
 	oidc_issuer(ctx, iss, sizeof iss);
-	if (err == GH_OK && (j->resp = json_object()) == NULL)
+	if (err == GH_OK && (resp = json_object()) == NULL)
 		err = GH_ERR_NOMEM;
 	/* Signed with the full client (its settings); the job keeps only
 	 * what the writes need. */
 	if (err == GH_OK)
-		err = access_make(ctx, &is, iss, j->resp, &j->row);
+		err = access_make(ctx, &is, iss, resp, &j->row);
+	if (err == GH_OK)
+		err = cc_body(resp, &j->body, &j->body_len);
+	json_decref(resp);
 	is.c = &j->c;
 	is.key = NULL;
 	is.kid = NULL;
