@@ -205,3 +205,46 @@ def test_stopping_with_token_requests_in_flight_does_not_hang(
         t.join(timeout=30)
     assert 200 in outcomes
     assert set(outcomes) <= {200, 503, None}
+
+
+def test_client_changes_take_effect_on_the_next_request(server):
+    # The parsed settings of a client are remembered (oidc_clients.c);
+    # the database still decides, request by request.
+    admin = server.login()
+    c = Client(server, admin)
+    c2 = Client(server, admin)
+    t = cc_token(server, c)
+    assert introspect(server, c, t)["active"] is True
+    cc_token(server, c2)
+    r = admin.put(server.api(f"/apps/{c.id}/oidc"), json={
+        "redirect_uris": ["https://rp.example/cb"],
+        "grant_types": ["authorization_code"],
+        "access_token_lifetime_s": 120}, timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(issuer(server) + "/oidc/token",
+                      data={"grant_type": "client_credentials"},
+                      auth=c.auth, timeout=30)
+    assert r.status_code == 400
+    assert r.json()["error"] == "unauthorized_client"
+    # The other client's settings are its own.
+    assert cc_token(server, c2)
+    r = admin.put(server.api(f"/apps/{c.id}/oidc"), json={
+        "redirect_uris": ["https://rp.example/cb"],
+        "grant_types": ["client_credentials"],
+        "access_token_lifetime_s": 120}, timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(issuer(server) + "/oidc/token",
+                      data={"grant_type": "client_credentials"},
+                      auth=c.auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["expires_in"] == 120
+    # A new secret: the old one fails at once, the new one works.
+    old = c.auth
+    r = admin.post(server.api(f"/apps/{c.id}/oidc/secret"), timeout=30)
+    assert r.status_code == 201, r.text
+    c.secret = r.json()["client_secret"]
+    assert introspect(server, c, t)["active"] is True
+    r = requests.post(issuer(server) + "/oidc/introspect", data={"token": t},
+                      auth=old, timeout=30)
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
