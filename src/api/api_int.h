@@ -140,19 +140,27 @@ void guard_free(struct gh_app *app);
 gh_err oidc_keycache_new(struct oidc_keycache **out) GH_MUST_CHECK;
 void oidc_keycache_free(struct oidc_keycache *c);
 
-/* Group commit (src/api/batch.c). A write of a request, run in a
- * savepoint of a transaction that may hold other requests' writes of the
- * same org, on another thread's connection: fn must use only ctx->db for
- * the store, do nothing but database writes (sign, format and decide
- * before), and return an error to undo its own writes. */
-typedef gh_err (*batch_fn)(struct api_ctx *ctx, void *arg);
-gh_err batch_new(struct api_batch **out) GH_MUST_CHECK;
-void batch_free(struct api_batch *b);
-/* Call outside a transaction. Returns once the transaction holding fn's
- * writes has committed (GH_OK), or with fn's error or the commit's (its
- * writes are then undone). */
-gh_err batch_run(struct api_ctx *ctx, batch_fn fn, void *arg)
+/* Group commit with parked connections (src/api/batch.c). write runs on
+ * the writer thread, in a savepoint of a transaction that may hold other
+ * requests' writes of the same org: it must use only db, do nothing but
+ * database writes (sign, format and decide before) and return an error to
+ * undo its own writes. Then done runs on the writer thread with the
+ * outcome (GH_OK: committed, durable), answers req with one
+ * gh_http_respond* call and frees arg. */
+typedef gh_err (*batch_write_fn)(struct gh_db *db, void *arg);
+typedef void (*batch_done_fn)(struct gh_http_req *req, void *arg,
+    gh_err err);
+gh_err batch_new(struct gh_store *store, struct api_batch **out)
     GH_MUST_CHECK;
+/* After the HTTP server has stopped. */
+void batch_free(struct api_batch *b);
+/* Call outside a transaction, as the handler's last act with ctx->req
+ * (ctx may be closed right after). Queues the job and suspends the
+ * connection: true when write and done will run. False when the queue is
+ * full or the server stops: nothing queued, the caller answers (503) and
+ * still owns arg. */
+bool batch_park(struct api_ctx *ctx, batch_write_fn write,
+    batch_done_fn done, void *arg) GH_MUST_CHECK;
 /* Takes one sign-in request from the client address's and the org's
  * budgets; over either, responds 429 rate_limited (Retry-After) and
  * returns false. Call first in every unauthenticated sign-in handler. */

@@ -36,7 +36,7 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
 	}
 	err = oidc_keycache_new(&app->oidc_keys);
 	if (err == GH_OK)
-		err = batch_new(&app->batch);
+		err = batch_new(store, &app->batch);
 	if (err != GH_OK) {
 		oidc_keycache_free(app->oidc_keys);
 		guard_free(app);

@@ -805,10 +805,10 @@ out:
 
 /* Stores the row of an access token in the caller's transaction. */
 static gh_err
-access_store(struct api_ctx *ctx, const struct oidc_issue *is,
+access_store(struct gh_db *db, const struct oidc_issue *is,
     const struct access_row *row)
 {
-	return gh_db_run(ctx->db, "INSERT INTO oidc_tokens (id, kind, "
+	return gh_db_run(db, "INSERT INTO oidc_tokens (id, kind, "
 	    "digest, client_id, user_id, session_id, scope, family, "
 	    "auth_time, amr, created_at, expires_at) VALUES (?, 'access', ?, "
 	    "?, ?, ?, ?, ?, ?, ?, ?, ?)", "tbtttttitii", row->id,
@@ -826,7 +826,7 @@ access_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 
 	err = access_make(ctx, is, iss, resp, &row);
 	if (err == GH_OK)
-		err = access_store(ctx, is, &row);
+		err = access_store(ctx->db, is, &row);
 	return err;
 }
 
@@ -891,8 +891,8 @@ id_issue(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 
 /* The oidc.token.issue event of is, in the caller's transaction. */
 static gh_err
-issue_audit(struct api_ctx *ctx, const struct oidc_issue *is,
-    const char *grant_type)
+issue_audit(struct gh_db *db, const struct gh_audit_actor *actor,
+    const struct oidc_issue *is, const char *grant_type)
 {
 	json_t *changes;
 	gh_err err;
@@ -902,7 +902,7 @@ issue_audit(struct api_ctx *ctx, const struct oidc_issue *is,
 	    "family", is->family);
 	if (changes == NULL)
 		return GH_ERR_NOMEM;
-	err = gh_audit_append(ctx->db, &ctx->actor, "oidc.token.issue",
+	err = gh_audit_append(db, actor, "oidc.token.issue",
 	    is->user_id ? "user" : "app", is->user_id ? is->user_id :
 	    is->c->app.id, changes);
 	json_decref(changes);
@@ -927,7 +927,7 @@ oidc_tokens_issue(struct api_ctx *ctx, const struct oidc_issue *is,
 	if (err == GH_OK && is->refresh)
 		err = refresh_issue(ctx, is, resp);
 	if (err == GH_OK)
-		err = issue_audit(ctx, is, grant_type);
+		err = issue_audit(ctx->db, &ctx->actor, is, grant_type);
 	if (err != GH_OK) {
 		json_decref(resp);
 		return err;
@@ -1180,22 +1180,162 @@ out:
 	oidc_token_answer(ctx, err, resp, bad, why);
 }
 
-/* A client credentials grant's writes: what access_make decided. */
-struct cc_write {
-	const struct oidc_issue *is;
-	const struct access_row *row;
+/*
+ * A client credentials grant, parked (batch.c): the handler authenticates
+ * the client, decides the row and signs the token, then parks the
+ * connection with everything the writes need; the writer thread stores
+ * the row and its audit event, group-committed with other requests', and
+ * only after the commit sends the token (cc_done). Signing before the
+ * commit keeps the signature off the writer thread; the token never
+ * leaves the process before its row is durable, and is dropped unsent
+ * when the commit fails.
+ */
+struct cc_job {
+	struct oidc_client c;		/* app.id only */
+	struct oidc_issue is;
+	struct access_row row;
+	char scope[PARAM_MAX + 1];
+	char family[GH_ID_LEN + 1];
+	char ip[64];
+	char request_id[GH_ID_LEN + 1];
+	struct gh_audit_actor actor;
+	char *body;			/* the answer (JSON), token included */
+	size_t body_len;
 };
 
-static gh_err
-cc_store(struct api_ctx *ctx, void *arg)
+static void
+cc_job_free(struct cc_job *j)
 {
-	const struct cc_write *w = arg;
+	if (j == NULL)
+		return;
+	if (j->body != NULL)
+		gh_wipe(j->body, j->body_len);
+	free(j->body);
+	gh_wipe(j, sizeof *j);
+	free(j);
+}
+
+static gh_err
+cc_write(struct gh_db *db, void *arg)
+{
+	struct cc_job *j = arg;
 	gh_err err;
 
-	err = access_store(ctx, w->is, w->row);
+	err = access_store(db, &j->is, &j->row);
 	if (err == GH_OK)
-		err = issue_audit(ctx, w->is, "client_credentials");
+		err = issue_audit(db, &j->actor, &j->is, "client_credentials");
 	return err;
+}
+
+static void
+cc_done(struct gh_http_req *req, void *arg, gh_err err)
+{
+	struct cc_job *j = arg;
+
+	if (err != GH_OK) {
+		/* The server's failure, whatever the store said (a constraint
+		 * is not the client's doing here): 500, or 503/507. */
+		respond_err(req, err == GH_ERR_BUSY || err == GH_ERR_FULL ?
+		    err : GH_ERR_STORE);
+	} else {
+		no_store(req);
+		gh_http_respond(req, 200, "application/json", j->body,
+		    j->body_len);
+	}
+	cc_job_free(j);
+}
+
+#define CC_BODY_FMT "{\"access_token\":\"%s\",\"token_type\":\"Bearer\"," \
+	"\"expires_in\":%" JSON_INTEGER_FORMAT ",\"scope\":\"%s\"}"
+
+/* True when s needs no escaping in a JSON string. */
+static bool
+json_plain(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e ||
+		    *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+/* The text of the token response resp (made by access_make): written
+ * out directly, since its strings (a JWS or a base64url token, and a
+ * scope of [A-Za-z0-9 .:_-/]) need no escaping; jansson otherwise. */
+static gh_err
+cc_body(json_t *resp, char **out, size_t *len_out)
+{
+	const char *tok = json_string_value(json_object_get(resp,
+	    "access_token"));
+	const char *scope = json_string_value(json_object_get(resp, "scope"));
+	json_int_t ttl = json_integer_value(json_object_get(resp,
+	    "expires_in"));
+	int n;
+
+	if (tok == NULL || scope == NULL || !json_plain(tok) ||
+	    !json_plain(scope)) {
+		*out = json_dumps(resp, JSON_COMPACT);
+		*len_out = *out != NULL ? strlen(*out) : 0;
+		return *out != NULL ? GH_OK : GH_ERR_NOMEM;
+	}
+	/* Sized first: no copy of the token is left behind by growth. */
+	n = snprintf(NULL, 0, CC_BODY_FMT, tok, ttl, scope);
+	if (n < 0 || (*out = malloc((size_t)n + 1)) == NULL)
+		return GH_ERR_NOMEM;
+	snprintf(*out, (size_t)n + 1, CC_BODY_FMT, tok, ttl, scope);
+	*len_out = (size_t)n;
+	return GH_OK;
+}
+
+/* The job of a client credentials grant for c, scope: its row decided and
+ * its token signed into j->body. */
+static gh_err
+cc_job_make(struct api_ctx *ctx, const struct oidc_client *c,
+    const struct oidc_issue *is0, const char *scope, struct cc_job **out)
+{
+	const char *ip = gh_http_req_client_ip(ctx->req);
+	char iss[400];
+	struct oidc_issue is = *is0;
+	struct cc_job *j;
+	json_t *resp = NULL;
+	gh_err err;
+
+	*out = NULL;
+	j = calloc(1, sizeof *j);
+	if (j == NULL)
+		return GH_ERR_NOMEM;
+	gh_strlcpy(j->c.app.id, c->app.id, sizeof j->c.app.id);
+	gh_strlcpy(j->scope, scope, sizeof j->scope);
+	gh_strlcpy(j->ip, ip != NULL ? ip : "", sizeof j->ip);
+	gh_strlcpy(j->request_id, gh_http_req_id(ctx->req),
+	    sizeof j->request_id);
+	j->actor.type = "system";
+	j->actor.source_ip = ip != NULL ? j->ip : NULL;
+	j->actor.request_id = j->request_id;
+	err = gh_id_new(j->family);
+	is.scope = j->scope;
+	is.family = j->family;
+	is.amr = "[]";
+	oidc_issuer(ctx, iss, sizeof iss);
+	if (err == GH_OK && (resp = json_object()) == NULL)
+		err = GH_ERR_NOMEM;
+	/* Signed with the full client (its settings); the job keeps only
+	 * what the writes need. */
+	if (err == GH_OK)
+		err = access_make(ctx, &is, iss, resp, &j->row);
+	if (err == GH_OK)
+		err = cc_body(resp, &j->body, &j->body_len);
+	json_decref(resp);
+	is.c = &j->c;
+	is.key = NULL;
+	is.kid = NULL;
+	j->is = is;
+	if (err != GH_OK) {
+		cc_job_free(j);
+		return err;
+	}
+	*out = j;
+	return GH_OK;
 }
 
 static void
@@ -1203,10 +1343,7 @@ grant_client(struct api_ctx *ctx, const struct oidc_client *c,
     struct oidc_issue *is)
 {
 	const char *scope = gh_http_req_form(ctx->req, "scope");
-	char family[GH_ID_LEN + 1], iss[400];
-	struct access_row row;
-	struct cc_write w = { .is = is, .row = &row };
-	json_t *resp = NULL;
+	struct cc_job *j = NULL;
 	gh_err err;
 
 	if (strcmp(oidc_client_str(c, "client_type"), "confidential") != 0) {
@@ -1223,28 +1360,18 @@ grant_client(struct api_ctx *ctx, const struct oidc_client *c,
 		    "scope has characters outside [A-Za-z0-9 .:_-/].");
 		return;
 	}
-	is->scope = scope;
-	is->family = family;
-	is->amr = "[]";
-	ctx->actor.type = "system";
-	ctx->actor.id = NULL;
-	oidc_issuer(ctx, iss, sizeof iss);
-	err = gh_id_new(family);
-	if (err == GH_OK && (resp = json_object()) == NULL)
-		err = GH_ERR_NOMEM;
-	/* Signed outside any transaction; only the row and its audit event
-	 * are written, group-committed with other requests' (batch.c). */
-	if (err == GH_OK)
-		err = access_make(ctx, is, iss, resp, &row);
-	if (err == GH_OK)
-		err = batch_run(ctx, cc_store, &w);
+	err = cc_job_make(ctx, c, is, scope, &j);
 	if (err != GH_OK) {
-		json_decref(resp);
 		respond_err(ctx->req, err);
 		return;
 	}
-	no_store(ctx->req);
-	gh_http_respond_json(ctx->req, 200, resp);
+	if (!batch_park(ctx, cc_write, cc_done, j)) {
+		cc_job_free(j);
+		if (gh_http_resp_header(ctx->req, "Retry-After", "1") != GH_OK)
+			GH_LOG_WARN(GH_ERR_INTERNAL, "Retry-After not set");
+		oauth_error(ctx->req, 503, "temporarily_unavailable",
+		    "Too many token requests in flight; retry shortly.");
+	}
 }
 
 static void

@@ -16,6 +16,7 @@
  */
 #include "api/oidc_int.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,78 @@ oauth_error(struct gh_http_req *req, unsigned status, const char *code,
 }
 
 /* ---- settings ------------------------------------------------------------ */
+
+/*
+ * Parsed settings, shared: every token, introspection and revocation
+ * request loads its client, and parsing the settings JSON was most of
+ * that. This remembers the parse of the exact settings text last read for
+ * a few (org, client) pairs; the text is still read from the database on
+ * every load and compared whole, so a change is seen on the next request
+ * (nothing to invalidate). The parsed object is handed out by reference:
+ * it is never modified (client_json deep-copies it; a PUT builds new settings).
+ */
+#define PARSED_N 32
+#define PARSED_TEXT_MAX (64 * 1024)
+
+struct parsed_slot {
+	char org_id[GH_ID_LEN + 1];
+	char app_id[GH_ID_LEN + 1];
+	char *text;
+	json_t *s;
+	uint64_t used;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct parsed_slot slot[PARSED_N];
+	uint64_t tick;
+} parsed = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* A new reference to the parse of text, an object, or NULL. */
+static json_t *
+settings_parse(const char *org_id, const char *app_id, const char *text)
+{
+	struct parsed_slot *sl, *old = &parsed.slot[0];
+	json_t *s = NULL;
+	size_t len = strlen(text);
+	char *copy;
+
+	if (org_id == NULL)
+		org_id = "";
+	pthread_mutex_lock(&parsed.mu);
+	for (int i = 0; i < PARSED_N; i++) {
+		sl = &parsed.slot[i];
+		if (sl->text != NULL && strcmp(sl->app_id, app_id) == 0 &&
+		    strcmp(sl->org_id, org_id) == 0 &&
+		    strcmp(sl->text, text) == 0) {
+			sl->used = ++parsed.tick;
+			s = json_incref(sl->s);
+			break;
+		}
+		if (sl->used < old->used)
+			old = sl;
+	}
+	pthread_mutex_unlock(&parsed.mu);
+	if (s != NULL)
+		return s;
+	s = json_loads(text, 0, NULL);
+	if (!json_is_object(s)) {
+		json_decref(s);
+		return NULL;
+	}
+	if (len > PARSED_TEXT_MAX || (copy = strdup(text)) == NULL)
+		return s;
+	pthread_mutex_lock(&parsed.mu);
+	free(old->text);
+	json_decref(old->s);
+	gh_strlcpy(old->org_id, org_id, sizeof old->org_id);
+	gh_strlcpy(old->app_id, app_id, sizeof old->app_id);
+	old->text = copy;
+	old->s = json_incref(s);
+	old->used = ++parsed.tick;
+	pthread_mutex_unlock(&parsed.mu);
+	return s;
+}
 
 void
 oidc_client_free(struct oidc_client *c)
@@ -66,8 +139,9 @@ oidc_client_load(struct gh_db *db, const char *id, struct oidc_client *out)
 	if (err == GH_OK && !row)
 		err = GH_ERR_NOTFOUND;
 	if (err == GH_OK) {
-		out->s = json_loads(gh_stmt_text(st, 0), 0, NULL);
-		if (!json_is_object(out->s))
+		out->s = settings_parse(gh_db_org_id(db), id,
+		    gh_stmt_text(st, 0));
+		if (out->s == NULL)
 			err = GH_ERR_STORE;
 		dg = gh_stmt_blob(st, 1, &dg_len);
 		if (dg != NULL && dg_len == GH_SHA256_LEN) {

@@ -54,11 +54,17 @@ struct disc_slot {
 	uint64_t used;
 };
 
+#define SEEN_BITS 12		/* 4096 verified access tokens */
+
 struct oidc_keycache {
 	pthread_mutex_t mu;
 	struct keycache_slot s[KEYCACHE_N];
 	struct disc_slot d[KEYCACHE_N];
 	uint64_t tick;
+	/* Access tokens whose signature verified (introspection, userinfo
+	 * and revocation check the same token many times): the database
+	 * still decides each time that the kid may verify. */
+	struct gh_jose_seen *seen;
 };
 
 gh_err
@@ -70,7 +76,12 @@ oidc_keycache_new(struct oidc_keycache **out)
 	c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return GH_ERR_NOMEM;
+	if (gh_jose_seen_new(SEEN_BITS, &c->seen) != GH_OK) {
+		free(c);
+		return GH_ERR_NOMEM;
+	}
 	if (pthread_mutex_init(&c->mu, NULL) != 0) {
+		gh_jose_seen_free(c->seen);
 		free(c);
 		return GH_ERR_INTERNAL;
 	}
@@ -87,6 +98,7 @@ oidc_keycache_free(struct oidc_keycache *c)
 		gh_jose_key_free(c->s[i].k);
 		free(c->d[i].body);
 	}
+	gh_jose_seen_free(c->seen);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -325,6 +337,7 @@ oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
 	struct gh_stmt *st = NULL;
 	enum gh_jose_alg alg;
 	json_t *hdr = NULL, *jwk = NULL;
+	char binding[GH_ID_LEN + OIDC_KID_LEN + 2];
 	const char *kid;
 	int64_t now = gh_now_ms();
 	gh_err err;
@@ -362,7 +375,12 @@ oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
 		}
 		keycache_put(ctx->app, ctx->org.id, kid, false, k);
 	}
-	err = gh_jose_verify(k, jws, strlen(jws), header_out, claims_out);
+	/* A kid names one key for good: (org, kid) binds the signatures
+	 * seen verified to it. */
+	snprintf(binding, sizeof binding, "%s/%s", ctx->org.id, kid);
+	err = gh_jose_verify_seen(k, ctx->app->oidc_keys != NULL ?
+	    ctx->app->oidc_keys->seen : NULL, binding, jws, strlen(jws),
+	    header_out, claims_out);
 	if (err != GH_OK)
 		err = GH_ERR_DENIED;
 out:

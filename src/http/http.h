@@ -196,6 +196,22 @@ bool gh_http_park(struct gh_http_req *req, gh_http_park_fn fn, void *arg,
  * wait for happened in this process). Never blocks for long. */
 void gh_http_wake(struct gh_http_req *req);
 
+/*
+ * Answers from another thread without holding any meanwhile (a writer
+ * that commits many requests' rows at once). gh_http_suspend suspends
+ * the connection; once the handler has returned, go(arg) is called on the
+ * MHD thread, and from then on one other thread answers with one
+ * gh_http_respond* call and then calls gh_http_resume, exactly once
+ * (without an answer it sends 500). Not before go: the handler has not
+ * returned yet. False while the server stops (nothing suspended, go never
+ * called): the caller answers on the spot. gh_http_server_stop waits for
+ * every suspended request to resume, so whatever resumes them must keep
+ * running until it returns.
+ */
+bool gh_http_suspend(struct gh_http_req *req, void (*go)(void *arg),
+    void *arg);
+void gh_http_resume(struct gh_http_req *req);
+
 /* ---- metrics --------------------------------------------------------------- */
 
 /* Counts a sign-in attempt by result ("success", "failure", "locked", ...:

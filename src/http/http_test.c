@@ -216,6 +216,11 @@ struct app {
 	bool signalled;
 	bool woken;		/* what parked requests wait for */
 	int parked_checks;
+	/* gh_http_suspend: requests handed over by go, for a resumer. */
+	struct gh_http_req *susp[8];
+	int nsusp;
+	bool in_handler;
+	bool go_early;		/* go ran before its handler returned */
 	gh_err json_err;
 	char json_msg[256];
 };
@@ -387,6 +392,42 @@ h_park(void *app, struct gh_http_req *req)
 	    (ms != NULL ? atoi(ms) : 10000));
 }
 
+static struct app *susp_app;	/* go gets only its argument */
+
+static void
+susp_go(void *arg)
+{
+	struct gh_http_req *req = arg;
+	struct app *a = susp_app;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->in_handler)
+		a->go_early = true;
+	if (a->nsusp < 8)
+		a->susp[a->nsusp++] = req;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void
+h_susp(void *app, struct gh_http_req *req)
+{
+	struct app *a = app;
+	bool ok;
+
+	pthread_mutex_lock(&a->mu);
+	a->in_handler = true;
+	susp_app = a;
+	pthread_mutex_unlock(&a->mu);
+	ok = gh_http_suspend(req, susp_go, req);
+	usleep(20 * 1000);	/* go must still wait for this return */
+	pthread_mutex_lock(&a->mu);
+	a->in_handler = false;
+	pthread_mutex_unlock(&a->mu);
+	if (!ok)
+		gh_http_respond(req, 503, "text/plain", "stopping", 8);
+}
+
 static void
 h_wake(void *app, struct gh_http_req *req)
 {
@@ -432,6 +473,7 @@ make_router(void)
 	assert_int_equal(gh_http_route(r, "GET", "/signal", h_signal), GH_OK);
 	assert_int_equal(gh_http_route(r, "GET", "/park", h_park), GH_OK);
 	assert_int_equal(gh_http_route(r, "GET", "/wake", h_wake), GH_OK);
+	assert_int_equal(gh_http_route(r, "GET", "/susp", h_susp), GH_OK);
 	return r;
 }
 
@@ -931,6 +973,49 @@ test_parked_request_is_answered_at_its_deadline_or_at_stop(void **state)
 }
 
 static void
+test_suspended_requests_are_answered_by_another_thread(void **state)
+{
+	struct fixture *f = start_default();	/* one MHD thread */
+	struct park_client c[3];
+	pthread_t t[3];
+	struct resp r;
+	int n = 0;
+
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct park_client){ .port = f->port, .path = "/susp" };
+		assert_int_equal(pthread_create(&t[i], NULL, park_client_main,
+		    &c[i]), 0);
+	}
+	for (int i = 0; i < 5000 && n < 3; i++) {
+		usleep(1000);
+		pthread_mutex_lock(&f->app.mu);
+		n = f->app.nsusp;
+		pthread_mutex_unlock(&f->app.mu);
+	}
+	assert_int_equal(n, 3);
+	/* Suspended, yet the one thread serves others meanwhile. */
+	get(f->port, "/hello", &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	pthread_mutex_lock(&f->app.mu);
+	assert_false(f->app.go_early);
+	for (int i = 0; i < n; i++) {
+		gh_http_respond(f->app.susp[i], 201, "text/plain", "later", 5);
+		gh_http_resume(f->app.susp[i]);
+	}
+	f->app.nsusp = 0;
+	pthread_mutex_unlock(&f->app.mu);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(c[i].r.status, 201);
+		assert_string_equal(c[i].r.body, "later");
+		assert_security_headers(&c[i].r);
+		resp_free(&c[i].r);
+	}
+	stop(f);
+}
+
+static void
 test_metrics_count_requests_and_signins(void **state)
 {
 	struct fixture *f = start_default();
@@ -1400,6 +1485,8 @@ main(void)
 		    test_parked_requests_hold_no_thread_and_answer_on_wake),
 		cmocka_unit_test(
 		    test_parked_request_is_answered_at_its_deadline_or_at_stop),
+		cmocka_unit_test(
+		    test_suspended_requests_are_answered_by_another_thread),
 		cmocka_unit_test(test_metrics_count_requests_and_signins),
 		cmocka_unit_test(test_start_refuses_plain_http_off_loopback),
 		cmocka_unit_test(

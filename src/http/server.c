@@ -71,6 +71,8 @@ struct gh_http_req {
 	enum defer_state defer;
 	bool resumed;		/* counted in srv->resumed until completed */
 	void (*defer_fn)(void *app, struct gh_http_req *req);
+	void (*go_fn)(void *arg);	/* gh_http_suspend */
+	void *go_arg;
 	/* The response, built by gh_http_respond* and queued by the
 	 * access handler on an MHD thread. */
 	bool responded;
@@ -128,6 +130,11 @@ struct gh_http_server {
 	/* Resumed connections whose answer is not sent yet: stopping waits
 	 * for them, or MHD would close them unanswered. */
 	atomic_int resumed;
+	/* gh_http_suspend: requests suspended and not resumed yet; refused
+	 * once stopping. */
+	pthread_mutex_t susp_mu;
+	size_t suspended;
+	bool susp_stopping;
 	char *cert_pem;
 	struct gh_buf key_pem;
 };
@@ -550,6 +557,74 @@ gh_http_defer(struct gh_http_req *req,
 	p->len++;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- answers from another thread ----------------------------------------------------- */
+
+bool
+gh_http_suspend(struct gh_http_req *req, void (*go)(void *arg), void *arg)
+{
+	struct gh_http_server *srv = req->srv;
+
+	if (req->responded || req->defer != DEFER_NONE || go == NULL) {
+		GH_LOG_ERR(GH_ERR_INTERNAL, "request %s: suspend after a "
+		    "response", req->id);
+		return false;
+	}
+	pthread_mutex_lock(&srv->susp_mu);
+	if (srv->susp_stopping) {
+		pthread_mutex_unlock(&srv->susp_mu);
+		return false;
+	}
+	srv->suspended++;
+	req->defer = DEFER_PENDING;
+	req->go_fn = go;
+	req->go_arg = arg;
+	MHD_suspend_connection(req->conn);
+	pthread_mutex_unlock(&srv->susp_mu);
+	return true;
+}
+
+void
+gh_http_resume(struct gh_http_req *req)
+{
+	struct gh_http_server *srv = req->srv;
+	struct MHD_Connection *conn = req->conn;
+
+	if (!req->responded)
+		respond_error_now(req, 500, "internal", "internal error");
+	req->defer = DEFER_DONE;
+	req->resumed = true;
+	atomic_fetch_add(&srv->resumed, 1);
+	pthread_mutex_lock(&srv->susp_mu);
+	srv->suspended--;
+	pthread_mutex_unlock(&srv->susp_mu);
+	/* Once resumed, an MHD thread may finish and free req. */
+	MHD_resume_connection(conn);
+}
+
+/* Refuses new suspensions and waits (bounded) for the suspended requests
+ * to be resumed: MHD refuses to stop with suspended connections. */
+static void
+susp_drain(struct gh_http_server *srv)
+{
+	size_t left = 0;
+
+	pthread_mutex_lock(&srv->susp_mu);
+	srv->susp_stopping = true;
+	pthread_mutex_unlock(&srv->susp_mu);
+	for (int i = 0; i < 3000; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		pthread_mutex_lock(&srv->susp_mu);
+		left = srv->suspended;
+		pthread_mutex_unlock(&srv->susp_mu);
+		if (left == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	GH_LOG_ERR(GH_ERR_INTERNAL, "%zu suspended requests were not "
+	    "resumed in 30 s", left);
 }
 
 /* ---- requests: accessors ----------------------------------------------------------- */
@@ -1245,8 +1320,16 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return queue_stored(req);
 	}
 	run_handler(srv, req);
-	if (req->defer == DEFER_PENDING)
+	if (req->defer == DEFER_PENDING) {
+		void (*go)(void *) = req->go_fn;
+
+		/* Hands a gh_http_suspend request over: it may be answered,
+		 * resumed and freed from now on. */
+		req->go_fn = NULL;
+		if (go != NULL)
+			go(req->go_arg);
 		return MHD_YES;
+	}
 	return queue_stored(req);
 }
 
@@ -1289,6 +1372,7 @@ gh_http_server_start(const struct gh_http_config *cfg,
 	srv = calloc(1, sizeof *srv);
 	if (srv == NULL)
 		return GH_ERR_NOMEM;
+	pthread_mutex_init(&srv->susp_mu, NULL);
 	srv->cfg = *cfg;
 	srv->cfg.tls_cert_file = NULL;
 	srv->cfg.tls_key_file = NULL;
@@ -1409,6 +1493,7 @@ gh_http_server_stop(struct gh_http_server *srv)
 	 */
 	park_stop(srv);
 	pool_stop(srv);
+	susp_drain(srv);
 	/* Let MHD's threads send what the workers and long polls answered
 	 * (bounded: a client that stopped reading is cut off). */
 	for (int i = 0; i < 500 && atomic_load(&srv->resumed) > 0; i++) {
@@ -1421,5 +1506,6 @@ gh_http_server_stop(struct gh_http_server *srv)
 	gh_http_metrics_free(srv->metrics);
 	free(srv->cert_pem);
 	gh_buf_free(&srv->key_pem);
+	pthread_mutex_destroy(&srv->susp_mu);
 	free(srv);
 }

@@ -9,9 +9,11 @@
  */
 #include "jose/jose.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
@@ -706,13 +708,104 @@ out:
 	return err;
 }
 
+/* ---- verified signatures -------------------------------------------------- */
+
+struct gh_jose_seen {
+	pthread_mutex_t mu;
+	size_t mask;
+	uint8_t (*dg)[GH_SHA256_LEN];	/* all zero: empty */
+};
+
 gh_err
-gh_jose_verify(const struct gh_jose_key *k, const char *jws, size_t len,
-    json_t **header_out, json_t **claims_out)
+gh_jose_seen_new(unsigned bits, struct gh_jose_seen **out)
 {
+	struct gh_jose_seen *s;
+
+	*out = NULL;
+	if (bits < 4 || bits > 20)
+		return GH_ERR_INVALID;
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return GH_ERR_NOMEM;
+	s->mask = ((size_t)1 << bits) - 1;
+	s->dg = calloc(s->mask + 1, sizeof *s->dg);
+	if (s->dg == NULL || pthread_mutex_init(&s->mu, NULL) != 0) {
+		free(s->dg);
+		free(s);
+		return GH_ERR_NOMEM;
+	}
+	*out = s;
+	return GH_OK;
+}
+
+void
+gh_jose_seen_free(struct gh_jose_seen *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_destroy(&s->mu);
+	free(s->dg);
+	free(s);
+}
+
+/* The entry of (binding, jws) and its slot. */
+static size_t
+seen_digest(const struct gh_jose_seen *s, const char *binding,
+    const char *jws, size_t len, uint8_t dg[static GH_SHA256_LEN])
+{
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	size_t slot;
+	bool ok;
+
+	/* The binding's NUL separates it from the JWS. */
+	ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(m, binding, strlen(binding) + 1) == 1 &&
+	    EVP_DigestUpdate(m, jws, len) == 1 &&
+	    EVP_DigestFinal_ex(m, dg, NULL) == 1;
+	EVP_MD_CTX_free(m);
+	if (!ok) {
+		memset(dg, 0, GH_SHA256_LEN);	/* never matches */
+		return 0;
+	}
+	memcpy(&slot, dg, sizeof slot);
+	return slot & s->mask;
+}
+
+static bool
+seen_has(struct gh_jose_seen *s, size_t slot,
+    const uint8_t dg[static GH_SHA256_LEN])
+{
+	static const uint8_t zero[GH_SHA256_LEN];
+	bool hit;
+
+	if (memcmp(dg, zero, GH_SHA256_LEN) == 0)
+		return false;
+	pthread_mutex_lock(&s->mu);
+	hit = CRYPTO_memcmp(s->dg[slot], dg, GH_SHA256_LEN) == 0;
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
+static void
+seen_put(struct gh_jose_seen *s, size_t slot,
+    const uint8_t dg[static GH_SHA256_LEN])
+{
+	pthread_mutex_lock(&s->mu);
+	memcpy(s->dg[slot], dg, GH_SHA256_LEN);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static gh_err
+verify_with(const struct gh_jose_key *k, struct gh_jose_seen *seen,
+    const char *binding, const char *jws, size_t len, json_t **header_out,
+    json_t **claims_out)
+{
+	uint8_t dg[GH_SHA256_LEN];
 	enum gh_jose_alg alg;
 	struct parts pt;
 	json_t *h = NULL, *c = NULL;
+	size_t slot = 0;
+	bool known = false;
 	gh_err err;
 
 	if (header_out != NULL)
@@ -730,11 +823,18 @@ gh_jose_verify(const struct gh_jose_key *k, const char *jws, size_t len,
 		err = GH_ERR_DENIED;
 		goto out;
 	}
-	err = verify_sig(k, &pt);
+	if (seen != NULL) {
+		slot = seen_digest(seen, binding, jws, len, dg);
+		known = seen_has(seen, slot, dg);
+	}
+	if (!known)
+		err = verify_sig(k, &pt);
 	if (err == GH_OK)
 		err = decode_object(pt.p, pt.p_len, GH_JOSE_MAX_LEN, &c);
 	if (err != GH_OK)
 		goto out;
+	if (seen != NULL && !known)
+		seen_put(seen, slot, dg);
 	*claims_out = c;
 	c = NULL;
 	if (header_out != NULL) {
@@ -745,4 +845,22 @@ out:
 	json_decref(h);
 	json_decref(c);
 	return err;
+}
+
+gh_err
+gh_jose_verify(const struct gh_jose_key *k, const char *jws, size_t len,
+    json_t **header_out, json_t **claims_out)
+{
+	return verify_with(k, NULL, NULL, jws, len, header_out, claims_out);
+}
+
+gh_err
+gh_jose_verify_seen(const struct gh_jose_key *k, struct gh_jose_seen *seen,
+    const char *binding, const char *jws, size_t len, json_t **header_out,
+    json_t **claims_out)
+{
+	if (seen != NULL && binding == NULL)
+		return GH_ERR_INVALID;
+	return verify_with(k, seen, binding, jws, len, header_out,
+	    claims_out);
 }

@@ -84,4 +84,27 @@ gh_err gh_jose_claims_unverified(const char *jws, size_t len,
 gh_err gh_jose_verify(const struct gh_jose_key *k, const char *jws,
     size_t len, json_t **header_out, json_t **claims_out) GH_MUST_CHECK;
 
+/*
+ * Signatures already verified: a bounded set, safe to share between
+ * threads, that lets a caller checking the same token again and again
+ * (introspection) skip the signature math, which is most of the cost of
+ * a verification (ES256: tens of microseconds). An entry is the SHA-256 of
+ * binding and the whole JWS, recorded after its signature verified; a
+ * full set forgets entries (direct-mapped), never errs. binding must name
+ * the key for good (e.g. org id and kid, when a kid is never reused for
+ * another key); the caller still decides on each call that the key may
+ * verify (not retired).
+ */
+struct gh_jose_seen;
+/* Room for about 2^bits entries (bits in 4..20). */
+gh_err gh_jose_seen_new(unsigned bits, struct gh_jose_seen **out)
+    GH_MUST_CHECK;
+void gh_jose_seen_free(struct gh_jose_seen *s);
+/* gh_jose_verify, skipping the signature check when seen (may be NULL)
+ * holds (binding, jws); everything else (shape, header, alg, payload) is
+ * checked as always. */
+gh_err gh_jose_verify_seen(const struct gh_jose_key *k,
+    struct gh_jose_seen *seen, const char *binding, const char *jws,
+    size_t len, json_t **header_out, json_t **claims_out) GH_MUST_CHECK;
+
 #endif

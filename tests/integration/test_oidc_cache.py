@@ -110,3 +110,141 @@ def test_concurrent_client_credentials_are_all_stored_and_audited(
     assert r.status_code == 200
     assert introspect(srv, c, tokens[0]) == {"active": False}
     assert introspect(srv, c, tokens[1])["active"] is True
+
+
+def jti_of(token):
+    import base64
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=="))["jti"]
+
+
+# The token endpoint shares the sign-in rate limits: off for the load.
+NO_LIMITS = {"GATEHOUSE_SIGNIN_RATE_IP_PER_MIN": "0",
+             "GATEHOUSE_SIGNIN_RATE_ORG_PER_MIN": "0"}
+
+
+def test_parked_client_credentials_under_64_threads(server_factory):
+    # The token requests park their connections (src/api/batch.c): far
+    # more requests in flight than HTTP threads; every token answered is
+    # stored, audited once and active, and nothing else was written.
+    server = server_factory(serve_env=NO_LIMITS)
+    c = Client(server, server.login())
+    n = 192
+    with ThreadPoolExecutor(max_workers=64) as ex:
+        tokens = list(ex.map(lambda _: cc_token(server, c), range(n)))
+    jtis = {jti_of(t) for t in tokens}
+    assert len(jtis) == n
+    rows = col(server, "SELECT id FROM oidc_tokens WHERE client_id = ? AND "
+               "kind = 'access'", (c.id,))
+    assert sorted(rows) == sorted(jtis)
+    events = server.query("SELECT target_id, request_id FROM audit_events "
+                          "WHERE action = 'oidc.token.issue'")
+    assert len(events) == n
+    assert all(e["target_id"] == c.id for e in events)
+    assert len({e["request_id"] for e in events}) == n
+    with ThreadPoolExecutor(max_workers=64) as ex:
+        states = list(ex.map(lambda t: introspect(server, c, t), tokens))
+    assert all(s["active"] is True and s["client_id"] == c.id
+               for s in states)
+
+
+def test_failed_group_commit_answers_every_request_without_a_token(
+        server_factory):
+    server = server_factory(serve_env=NO_LIMITS)
+    c = Client(server, server.login())
+    assert introspect(server, c, cc_token(server, c))["active"] is True
+    # Every token row now fails to insert: the writes of each parked
+    # request are undone, and each is answered 500 with no token.
+    server.query("CREATE TRIGGER no_tokens BEFORE INSERT ON oidc_tokens "
+                 "BEGIN SELECT RAISE(ABORT, 'no'); END")
+
+    def post(_):
+        return requests.post(issuer(server) + "/oidc/token",
+                             data={"grant_type": "client_credentials"},
+                             auth=c.auth, timeout=30)
+    with ThreadPoolExecutor(max_workers=32) as ex:
+        answers = list(ex.map(post, range(64)))
+    assert {r.status_code for r in answers} == {500}
+    assert not any("access_token" in r.text for r in answers)
+    assert col(server, "SELECT count(*) FROM oidc_tokens")[0] == 1
+    assert col(server, "SELECT count(*) FROM audit_events WHERE action = "
+               "'oidc.token.issue'")[0] == 1
+    server.query("DROP TRIGGER no_tokens")
+    assert introspect(server, c, cc_token(server, c))["active"] is True
+
+
+def test_stopping_with_token_requests_in_flight_does_not_hang(
+        server_factory):
+    import threading
+    srv = server_factory(serve_env=NO_LIMITS)
+    c = Client(srv, srv.login())
+    stop = threading.Event()
+    outcomes = []
+
+    def hammer():
+        s = requests.Session()
+        while not stop.is_set():
+            try:
+                r = s.post(issuer(srv) + "/oidc/token",
+                           data={"grant_type": "client_credentials"},
+                           auth=c.auth, timeout=30)
+                outcomes.append(r.status_code)
+            except requests.RequestException:
+                outcomes.append(None)
+                return
+    threads = [threading.Thread(target=hammer) for _ in range(16)]
+    for t in threads:
+        t.start()
+    while len(outcomes) < 50:
+        import time
+        time.sleep(0.05)
+    # stop() fails the test when serve takes too long or exits unclean.
+    assert srv.stop() == 0
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert 200 in outcomes
+    assert set(outcomes) <= {200, 503, None}
+
+
+def test_client_changes_take_effect_on_the_next_request(server):
+    # The parsed settings of a client are remembered (oidc_clients.c);
+    # the database still decides, request by request.
+    admin = server.login()
+    c = Client(server, admin)
+    c2 = Client(server, admin)
+    t = cc_token(server, c)
+    assert introspect(server, c, t)["active"] is True
+    cc_token(server, c2)
+    r = admin.put(server.api(f"/apps/{c.id}/oidc"), json={
+        "redirect_uris": ["https://rp.example/cb"],
+        "grant_types": ["authorization_code"],
+        "access_token_lifetime_s": 120}, timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(issuer(server) + "/oidc/token",
+                      data={"grant_type": "client_credentials"},
+                      auth=c.auth, timeout=30)
+    assert r.status_code == 400
+    assert r.json()["error"] == "unauthorized_client"
+    # The other client's settings are its own.
+    assert cc_token(server, c2)
+    r = admin.put(server.api(f"/apps/{c.id}/oidc"), json={
+        "redirect_uris": ["https://rp.example/cb"],
+        "grant_types": ["client_credentials"],
+        "access_token_lifetime_s": 120}, timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(issuer(server) + "/oidc/token",
+                      data={"grant_type": "client_credentials"},
+                      auth=c.auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["expires_in"] == 120
+    # A new secret: the old one fails at once, the new one works.
+    old = c.auth
+    r = admin.post(server.api(f"/apps/{c.id}/oidc/secret"), timeout=30)
+    assert r.status_code == 201, r.text
+    c.secret = r.json()["client_secret"]
+    assert introspect(server, c, t)["active"] is True
+    r = requests.post(issuer(server) + "/oidc/introspect", data={"token": t},
+                      auth=old, timeout=30)
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
