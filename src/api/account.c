@@ -517,8 +517,10 @@ out:
  */
 #define ME_BODY_MAX (4u << 20)
 
-/* "key": (key is a literal: no escaping needed). */
+/* "key": and ,"key": (key is a literal: no escaping needed). */
 #define PUT_KEY(b, k) gh_buf_put((b), "\"" k "\":", sizeof(k) + 2)
+#define ME_CURRENT_CSRF ",\"current\":true},\"csrf_token\":"
+#define PUT_NEXT(b, k) gh_buf_put((b), ",\"" k "\":", sizeof(k) + 3)
 
 static int
 me_dump_cb(const char *p, size_t n, void *arg)
@@ -533,12 +535,12 @@ me_dump_cb(const char *p, size_t n, void *arg)
 static void
 me_put_session_time(struct gh_buf *b, int64_t ms)
 {
-	char t[25];
+	char t[26];
 
-	gh_time_rfc3339(ms, t);
-	gh_buf_put(b, "\"", 1);
-	gh_buf_put(b, t, 24);
-	gh_buf_put(b, "\"", 1);
+	t[0] = '"';
+	gh_time_rfc3339(ms, t + 1);
+	t[25] = '"';
+	gh_buf_put(b, t, sizeof t);
 }
 
 static void
@@ -548,38 +550,28 @@ me_put_user(struct gh_buf *b, const struct gh_user *u, json_t *attrs)
 	gh_buf_put(b, "{", 1);
 	PUT_KEY(b, "id");
 	gh_json_put_str(b, u->id);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "username");
+	PUT_NEXT(b, "username");
 	gh_json_put_str(b, u->username);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "email");
+	PUT_NEXT(b, "email");
 	if (u->email[0] != '\0')
 		gh_json_put_str(b, u->email);
 	else
 		gh_buf_put(b, "null", 4);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "display_name");
+	PUT_NEXT(b, "display_name");
 	gh_json_put_str(b, u->display_name);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "state");
+	PUT_NEXT(b, "state");
 	gh_json_put_str(b, u->state);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "role");
+	PUT_NEXT(b, "role");
 	gh_json_put_str(b, u->role);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "created_at");
+	PUT_NEXT(b, "created_at");
 	gh_json_put_time(b, u->created_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "updated_at");
+	PUT_NEXT(b, "updated_at");
 	gh_json_put_time(b, u->updated_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "last_signin_at");
+	PUT_NEXT(b, "last_signin_at");
 	gh_json_put_time(b, u->last_signin_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "password_changed_at");
+	PUT_NEXT(b, "password_changed_at");
 	gh_json_put_time(b, u->password_changed_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "attributes");
+	PUT_NEXT(b, "attributes");
 	if (json_object_size(attrs) == 0)
 		gh_buf_put(b, "{}", 2);
 	else if (json_dump_callback(attrs, me_dump_cb, b, JSON_COMPACT) != 0)
@@ -591,31 +583,21 @@ static void
 me_put_session(struct gh_buf *b, const struct gh_session *s,
     const char *csrf)
 {
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "session");
+	PUT_NEXT(b, "session");
 	gh_buf_put(b, "{", 1);
 	PUT_KEY(b, "id");
 	gh_json_put_str(b, s->id);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "created_at");
+	PUT_NEXT(b, "created_at");
 	me_put_session_time(b, s->created_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "last_seen_at");
+	PUT_NEXT(b, "last_seen_at");
 	me_put_session_time(b, s->last_seen_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "expires_at");
+	PUT_NEXT(b, "expires_at");
 	me_put_session_time(b, s->expires_at);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "source_ip");
+	PUT_NEXT(b, "source_ip");
 	gh_json_put_str(b, s->source_ip);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "user_agent");
+	PUT_NEXT(b, "user_agent");
 	gh_json_put_str(b, s->user_agent);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "current");
-	gh_buf_put(b, "true}", 5);
-	gh_buf_put(b, ",", 1);
-	PUT_KEY(b, "csrf_token");
+	gh_buf_put(b, ME_CURRENT_CSRF, sizeof ME_CURRENT_CSRF - 1);
 	gh_json_put_str(b, csrf);
 }
 

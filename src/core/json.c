@@ -11,6 +11,24 @@
 
 #include <string.h>
 
+/*
+ * gh_buf_put without the call when the bytes fit (a response is dozens of
+ * small puts); keeps the buffer's invariants: NUL-terminated, nothing
+ * written once it is in error.
+ */
+static inline void
+put(struct gh_buf *b, const void *p, size_t n)
+{
+	if (b->err == GH_OK && b->data != NULL && n < b->cap - b->len &&
+	    b->len + n <= b->max) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+		return;
+	}
+	gh_buf_put(b, p, n);
+}
+
 /* Bytes that need an escape: the quote, the backslash and controls. */
 static bool
 needs_escape(unsigned char c)
@@ -25,17 +43,17 @@ put_escape(struct gh_buf *b, unsigned char c)
 	char e[6] = { '\\', 'u', '0', '0', 0, 0 };
 
 	switch (c) {
-	case '"':  gh_buf_put(b, "\\\"", 2); return;
-	case '\\': gh_buf_put(b, "\\\\", 2); return;
-	case '\b': gh_buf_put(b, "\\b", 2); return;
-	case '\f': gh_buf_put(b, "\\f", 2); return;
-	case '\n': gh_buf_put(b, "\\n", 2); return;
-	case '\r': gh_buf_put(b, "\\r", 2); return;
-	case '\t': gh_buf_put(b, "\\t", 2); return;
+	case '"':  put(b, "\\\"", 2); return;
+	case '\\': put(b, "\\\\", 2); return;
+	case '\b': put(b, "\\b", 2); return;
+	case '\f': put(b, "\\f", 2); return;
+	case '\n': put(b, "\\n", 2); return;
+	case '\r': put(b, "\\r", 2); return;
+	case '\t': put(b, "\\t", 2); return;
 	default:
 		e[4] = hex[c >> 4];
 		e[5] = hex[c & 0xf];
-		gh_buf_put(b, e, sizeof e);
+		put(b, e, sizeof e);
 	}
 }
 
@@ -43,35 +61,40 @@ void
 gh_json_put_str(struct gh_buf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-	size_t n = strlen((const char *)p), run = 0;
+	size_t n, i, run = 0;
+	bool ascii = true;
 
-	if (!gh_utf8_valid((const char *)p, n)) {
+	/* One pass finds the length and whether there is anything but
+	 * ASCII; only then is the UTF-8 checked. */
+	for (n = 0; p[n] != '\0'; n++)
+		ascii &= p[n] < 0x80;
+	if (!ascii && !gh_utf8_valid((const char *)p, n)) {
 		gh_buf_fail(b, GH_ERR_INVALID);
 		return;
 	}
-	gh_buf_put(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
+	put(b, "\"", 1);
+	for (i = 0; i < n; i++) {
 		if (!needs_escape(p[i]))
 			continue;
-		gh_buf_put(b, p + run, i - run);
+		put(b, p + run, i - run);
 		put_escape(b, p[i]);
 		run = i + 1;
 	}
-	gh_buf_put(b, p + run, n - run);
-	gh_buf_put(b, "\"", 1);
+	put(b, p + run, n - run);
+	put(b, "\"", 1);
 }
 
 void
 gh_json_put_time(struct gh_buf *b, int64_t ms)
 {
-	char t[25];
+	char t[26];
 
 	if (ms <= 0) {
-		gh_buf_put(b, "null", 4);
+		put(b, "null", 4);
 		return;
 	}
-	gh_time_rfc3339(ms, t);
-	gh_buf_put(b, "\"", 1);
-	gh_buf_put(b, t, 24);
-	gh_buf_put(b, "\"", 1);
+	t[0] = '"';
+	gh_time_rfc3339(ms, t + 1);
+	t[25] = '"';
+	put(b, t, 26);
 }
