@@ -508,16 +508,111 @@ out:
 	ctx_close(&ctx);
 }
 
+/*
+ * GET /me is the request a signed-in page makes most: its body is written
+ * straight into a buffer (gh_json_put_*) instead of a jansson tree that
+ * was serialised at once. The bytes are those gh_identity_user_json and
+ * session_json give (same keys, same order, same escapes); only the
+ * attributes, a variable object, still go through jansson.
+ */
+#define ME_BODY_MAX (4u << 20)
+
+/* "key": and ,"key": (key is a literal: no escaping needed). */
+#define PUT_KEY(b, k) gh_buf_put((b), "\"" k "\":", sizeof(k) + 2)
+#define ME_CURRENT_CSRF ",\"current\":true},\"csrf_token\":"
+#define PUT_NEXT(b, k) gh_buf_put((b), ",\"" k "\":", sizeof(k) + 3)
+
+static int
+me_dump_cb(const char *p, size_t n, void *arg)
+{
+	struct gh_buf *b = arg;
+
+	gh_buf_put(b, p, n);
+	return gh_buf_err(b) == GH_OK ? 0 : -1;
+}
+
+/* A session time: always a string, as session_json writes it. */
+static void
+me_put_session_time(struct gh_buf *b, int64_t ms)
+{
+	char t[26];
+
+	t[0] = '"';
+	gh_time_rfc3339(ms, t + 1);
+	t[25] = '"';
+	gh_buf_put(b, t, sizeof t);
+}
+
+static void
+me_put_user(struct gh_buf *b, const struct gh_user *u, json_t *attrs)
+{
+	PUT_KEY(b, "user");
+	gh_buf_put(b, "{", 1);
+	PUT_KEY(b, "id");
+	gh_json_put_str(b, u->id);
+	PUT_NEXT(b, "username");
+	gh_json_put_str(b, u->username);
+	PUT_NEXT(b, "email");
+	if (u->email[0] != '\0')
+		gh_json_put_str(b, u->email);
+	else
+		gh_buf_put(b, "null", 4);
+	PUT_NEXT(b, "display_name");
+	gh_json_put_str(b, u->display_name);
+	PUT_NEXT(b, "state");
+	gh_json_put_str(b, u->state);
+	PUT_NEXT(b, "role");
+	gh_json_put_str(b, u->role);
+	PUT_NEXT(b, "created_at");
+	gh_json_put_time(b, u->created_at);
+	PUT_NEXT(b, "updated_at");
+	gh_json_put_time(b, u->updated_at);
+	PUT_NEXT(b, "last_signin_at");
+	gh_json_put_time(b, u->last_signin_at);
+	PUT_NEXT(b, "password_changed_at");
+	gh_json_put_time(b, u->password_changed_at);
+	PUT_NEXT(b, "attributes");
+	if (json_object_size(attrs) == 0)
+		gh_buf_put(b, "{}", 2);
+	else if (json_dump_callback(attrs, me_dump_cb, b, JSON_COMPACT) != 0)
+		gh_buf_fail(b, GH_ERR_INTERNAL);
+	gh_buf_put(b, "}", 1);
+}
+
+static void
+me_put_session(struct gh_buf *b, const struct gh_session *s,
+    const char *csrf)
+{
+	PUT_NEXT(b, "session");
+	gh_buf_put(b, "{", 1);
+	PUT_KEY(b, "id");
+	gh_json_put_str(b, s->id);
+	PUT_NEXT(b, "created_at");
+	me_put_session_time(b, s->created_at);
+	PUT_NEXT(b, "last_seen_at");
+	me_put_session_time(b, s->last_seen_at);
+	PUT_NEXT(b, "expires_at");
+	me_put_session_time(b, s->expires_at);
+	PUT_NEXT(b, "source_ip");
+	gh_json_put_str(b, s->source_ip);
+	PUT_NEXT(b, "user_agent");
+	gh_json_put_str(b, s->user_agent);
+	gh_buf_put(b, ME_CURRENT_CSRF, sizeof ME_CURRENT_CSRF - 1);
+	gh_json_put_str(b, csrf);
+}
+
 static void
 h_me(void *app, struct gh_http_req *req)
 {
 	char csrf[GH_TOKEN_LEN + 1];
 	struct api_ctx ctx;
-	json_t *body, *attrs = NULL;
+	json_t *attrs = NULL;
+	struct gh_buf b;
 	gh_err err;
 
+	gh_buf_init(&b, ME_BODY_MAX, 0);
 	if (!ctx_open(app, req, &ctx))
-		return;
+		goto done;
 	if (!ctx_auth(&ctx, false))
 		goto out;
 	/* The user's own attributes, except those classified sensitive. */
@@ -531,20 +626,27 @@ h_me(void *app, struct gh_http_req *req)
 		respond_err(req, err);
 		goto out;
 	}
-	body = json_pack("{s:o}", "user", gh_identity_user_json(&ctx.user));
-	if (body != NULL)
-		json_object_set(json_object_get(body, "user"), "attributes",
-		    attrs);
-	if (ctx.via_session && body != NULL) {
+	/* Most bodies fit: one allocation instead of doubling from 64. */
+	(void)gh_buf_reserve(&b, 1024);
+	gh_buf_put(&b, "{", 1);
+	me_put_user(&b, &ctx.user, attrs);
+	if (ctx.via_session) {
 		gh_auth_session_csrf(ctx.session_token, csrf);
-		json_object_set_new(body, "session",
-		    session_json(&ctx.session, true));
-		json_object_set_new(body, "csrf_token", json_string(csrf));
+		me_put_session(&b, &ctx.session, csrf);
+		gh_wipe(csrf, sizeof csrf);
 	}
-	gh_http_respond_json(req, 200, body);
+	gh_buf_put(&b, "}", 1);
+	if (gh_buf_err(&b) != GH_OK) {
+		GH_LOG_ERR(gh_buf_err(&b), "user %s: /me body", ctx.user.id);
+		respond_err(req, GH_ERR_INTERNAL);
+		goto out;
+	}
+	gh_http_respond(req, 200, "application/json", b.data, b.len);
 out:
 	json_decref(attrs);
 	ctx_close(&ctx);
+done:
+	gh_buf_free(&b);
 }
 
 struct session_list {

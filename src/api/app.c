@@ -323,6 +323,12 @@ method_is_safe(const char *m)
 	    strcmp(m, "OPTIONS") == 0;
 }
 
+static void
+read_session_user(struct gh_stmt *st, int first, void *arg)
+{
+	gh_identity_user_from_stmt(st, first, arg);
+}
+
 /* Finds the caller; 0 = nobody presented credentials, 1 = ok,
  * -1 = credentials presented but refused, -2 = store failure (err set). */
 static int
@@ -355,13 +361,12 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 		return 0;
 	if (strlen(cookie) != GH_TOKEN_LEN)
 		return -1;
-	err = gh_auth_session_check(ctx->db, cookie, &ctx->app->cfg.session,
-	    &ctx->session);
+	/* The session and its user in one statement (one snapshot). */
+	err = gh_auth_session_check_with(ctx->db, cookie,
+	    &ctx->app->cfg.session, &ctx->session, GH_IDENTITY_USER_COLUMNS_U,
+	    read_session_user, &ctx->user);
 	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
 		return -1;
-	if (err == GH_OK)
-		err = gh_identity_user_get(ctx->db, ctx->session.user_id,
-		    &ctx->user);
 	if (err != GH_OK) {
 		*err_out = err;
 		return -2;

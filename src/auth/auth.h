@@ -141,6 +141,18 @@ gh_err gh_auth_session_create(struct gh_db *db, const char *user_id,
 gh_err gh_auth_session_check(struct gh_db *db, const char *token,
     const struct gh_session_limits *lim, struct gh_session *out)
     GH_MUST_CHECK;
+/*
+ * As gh_auth_session_check, and reads more columns of the session's user
+ * (aliased u) in the same statement, on the same snapshot: extra_cols, an
+ * SQL column list (a constant, never client text), read from the row by
+ * read_extra(st, first_column, arg) once the session is found live and
+ * before it is refreshed. Spares the caller a second lookup of the user.
+ */
+gh_err gh_auth_session_check_with(struct gh_db *db, const char *token,
+    const struct gh_session_limits *lim, struct gh_session *out,
+    const char *extra_cols,
+    void (*read_extra)(struct gh_stmt *st, int first, void *arg), void *arg)
+    GH_MUST_CHECK;
 
 /* The CSRF token bound to a session token: base64url(SHA-256("csrf" ||
  * token)), GH_TOKEN_LEN chars + NUL. */

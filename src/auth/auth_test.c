@@ -640,6 +640,49 @@ test_session_is_created_and_found_by_its_token(void **state)
 	gh_wipe(token, sizeof token);
 }
 
+struct extra_user {
+	char id[GH_ID_LEN + 1];
+	char state[16];
+	int calls;
+};
+
+static void
+read_extra_user(struct gh_stmt *st, int first, void *arg)
+{
+	struct extra_user *x = arg;
+
+	gh_strlcpy(x->id, gh_stmt_text(st, first), sizeof x->id);
+	gh_strlcpy(x->state, gh_stmt_text(st, first + 1), sizeof x->state);
+	x->calls++;
+}
+
+static void
+test_session_check_with_reads_the_user_in_the_same_row(void **state)
+{
+	struct gh_test_tenant *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct extra_user x = { .calls = 0 };
+	struct gh_session s, found;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, "u.id, u.state", read_extra_user, &x), GH_OK);
+	assert_string_equal(found.id, s.id);
+	assert_string_equal(x.id, TEST_USER);
+	assert_string_equal(x.state, "active");
+	assert_int_equal(x.calls, 1);
+	/* A refused session reads nothing. */
+	token[5] = token[5] == 'A' ? 'B' : 'A';
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, "u.id, u.state", read_extra_user, &x), GH_ERR_DENIED);
+	assert_int_equal(x.calls, 1);
+	/* Columns without a reader (or the reverse) are a caller's bug. */
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, "u.id", NULL, NULL), GH_ERR_INVALID);
+	gh_wipe(token, sizeof token);
+}
+
 static void
 test_session_check_refuses_a_wrong_or_malformed_token(void **state)
 {
@@ -1065,6 +1108,7 @@ main(void)
 		cmocka_unit_test(test_policy_counts_code_points_not_bytes),
 		cmocka_unit_test(test_policy_checks_in_the_documented_order),
 		DB_TEST(test_session_is_created_and_found_by_its_token),
+		DB_TEST(test_session_check_with_reads_the_user_in_the_same_row),
 		DB_TEST(test_session_check_refuses_a_wrong_or_malformed_token),
 		DB_TEST(
 		    test_session_expires_after_idle_time_and_use_refreshes_it),

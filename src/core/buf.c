@@ -129,6 +129,19 @@ buf_reserve(struct gh_buf *b, size_t n)
 	return true;
 }
 
+bool
+gh_buf_reserve(struct gh_buf *b, size_t n)
+{
+	return buf_reserve(b, n);
+}
+
+void
+gh_buf_fail(struct gh_buf *b, gh_err err)
+{
+	if (b->err == GH_OK)
+		buf_fail(b, err != GH_OK ? err : GH_ERR_INTERNAL);
+}
+
 void
 gh_buf_put(struct gh_buf *b, const void *p, size_t n)
 {

@@ -93,6 +93,9 @@ void gh_buf_reset(struct gh_buf *b);
 void gh_buf_free(struct gh_buf *b);
 gh_err gh_buf_err(const struct gh_buf *b);
 void gh_buf_put(struct gh_buf *b, const void *p, size_t n);
+/* Makes room for n more bytes at once (one allocation instead of several
+ * doublings); false once the buffer is in error. */
+bool gh_buf_reserve(struct gh_buf *b, size_t n);
 /* Appends n bytes the caller must fill in place (they are not cleared);
  * returns where they start (valid until the next put), or NULL once the
  * buffer is in error. */
@@ -111,6 +114,19 @@ char *gh_buf_take(struct gh_buf *b, size_t *len_out);
 /* The contents as a C string; "" when empty or in error. Borrowed until the
  * next put. */
 const char *gh_buf_cstr(const struct gh_buf *b);
+/* Puts the buffer in error err (a no-op if it already is): it empties
+ * itself and later puts are no-ops until gh_buf_reset. */
+void gh_buf_fail(struct gh_buf *b, gh_err err);
+
+/* ---- JSON writer (json.c) --------------------------------------------------- */
+
+/* Appends s as a JSON string (quoted, escaped exactly as jansson's
+ * json_dumps escapes it; NULL is ""). Text that is not well-formed UTF-8
+ * puts b in error GH_ERR_INVALID instead. */
+void gh_json_put_str(struct gh_buf *b, const char *s);
+/* Appends ms as a quoted RFC 3339 time (gh_time_rfc3339), or null when
+ * ms <= 0. */
+void gh_json_put_time(struct gh_buf *b, int64_t ms);
 
 /* ---- secrets ------------------------------------------------------------ */
 

@@ -5,6 +5,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "core/core.h"
 
@@ -171,6 +175,116 @@ test_time_round_trips(void **state)
 	    &ms), GH_ERR_INVALID);
 }
 
+/* What the old strftime-based formatter wrote: the reference. */
+static void
+rfc3339_reference(int64_t ms, char out[static 25])
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&secs, &tm));
+	if (tm.tm_year > 9999 - 1900)
+		tm.tm_year = 9999 - 1900;
+	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + 19, 6, ".%03uZ", (unsigned)(ms % 1000) % 1000u);
+}
+
+static void
+test_time_format_matches_gmtime(void **state)
+{
+	static const int64_t fixed[] = { 0, 1, 999, 1000, 86399999,
+		86400000, 951782400000LL /* 2000-02-29 */,
+		4107542399999LL /* 2100-02-28T23:59:59.999 */,
+		4107542400000LL, 253402300799999LL /* 9999-12-31 */,
+		253402300800000LL /* year 10000: clamped */,
+		1700000000123LL };
+	char got[25], want[25];
+	uint64_t x = 88172645463325252ULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+		gh_time_rfc3339(fixed[i], got);
+		rfc3339_reference(fixed[i], want);
+		assert_string_equal(got, want);
+	}
+	/* Pseudo-random instants up to the year 9999 (xorshift). */
+	for (int i = 0; i < 200000; i++) {
+		int64_t ms;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		ms = (int64_t)(x % 253402300800000ULL);
+		gh_time_rfc3339(ms, got);
+		rfc3339_reference(ms, want);
+		assert_string_equal(got, want);
+	}
+	gh_time_rfc3339(-5, got);
+	assert_string_equal(got, "1970-01-01T00:00:00.000Z");
+}
+
+/* gh_json_put_str must write exactly what jansson writes. */
+static void
+assert_json_str_like_jansson(const char *s)
+{
+	json_t *j = json_string(s);
+	char *want;
+	struct gh_buf b;
+
+	assert_non_null(j);
+	want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	assert_non_null(want);
+	gh_buf_init(&b, 4096, 0);
+	gh_json_put_str(&b, s);
+	assert_int_equal(gh_buf_err(&b), GH_OK);
+	assert_string_equal(gh_buf_cstr(&b), want);
+	gh_buf_free(&b);
+	free(want);
+	json_decref(j);
+}
+
+static void
+test_json_str_escapes_like_jansson(void **state)
+{
+	static const char *const cases[] = { "", "plain", "a\"quote\"",
+		"back\\slash", "slash/", "\b\f\n\r\t", "\x01\x1f\x7f",
+		"h\xc3\xa9llo \xf0\x9f\x94\x91", "\xe2\x80\xa8 line sep",
+		"</script>", "mixed \"\x02\xc3\xa9\\\n end" };
+	char all[32];
+	struct gh_buf b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		assert_json_str_like_jansson(cases[i]);
+	for (int c = 1; c < 32; c++)
+		all[c - 1] = (char)c;
+	all[31] = '\0';
+	assert_json_str_like_jansson(all);
+	/* Not UTF-8: refused (jansson refuses it too), sticky. */
+	assert_null(json_string("bad \xc0\xaf"));
+	gh_buf_init(&b, 4096, 0);
+	gh_buf_put_str(&b, "{");
+	gh_json_put_str(&b, "bad \xc0\xaf");
+	assert_int_equal(gh_buf_err(&b), GH_ERR_INVALID);
+	gh_json_put_str(&b, "fine");
+	assert_int_equal(gh_buf_err(&b), GH_ERR_INVALID);
+	assert_string_equal(gh_buf_cstr(&b), "");
+	gh_buf_free(&b);
+	/* NULL is the empty string; times are strings, or null when unset. */
+	gh_buf_init(&b, 4096, 0);
+	gh_json_put_str(&b, NULL);
+	gh_json_put_time(&b, 0);
+	gh_json_put_time(&b, 1700000000123LL);
+	assert_string_equal(gh_buf_cstr(&b),
+	    "\"\"null\"2023-11-14T22:13:20.123Z\"");
+	gh_buf_free(&b);
+	/* The ceiling still holds. */
+	gh_buf_init(&b, 4, 0);
+	gh_json_put_str(&b, "toolong");
+	assert_int_equal(gh_buf_err(&b), GH_ERR_LIMIT);
+	gh_buf_free(&b);
+}
+
 static void
 test_ids_are_hex_and_distinct(void **state)
 {
@@ -211,6 +325,8 @@ main(void)
 		cmocka_unit_test(test_b64url_round_trips_and_rejects_junk),
 		cmocka_unit_test(test_utf8_rejects_malformed),
 		cmocka_unit_test(test_time_round_trips),
+		cmocka_unit_test(test_time_format_matches_gmtime),
+		cmocka_unit_test(test_json_str_escapes_like_jansson),
 		cmocka_unit_test(test_ids_are_hex_and_distinct),
 		cmocka_unit_test(test_secret_is_zeroed_and_freed),
 	};

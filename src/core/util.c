@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,12 +54,25 @@ gh_id_valid(const char *s)
 	return i == GH_ID_LEN;
 }
 
+/* SHA-256 fetched from the default provider once: an implicit fetch on
+ * every digest was most of the cost of hashing a session token. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 gh_sha256(const void *p, size_t n, uint8_t out[static GH_SHA256_LEN])
 {
 	unsigned int len = GH_SHA256_LEN;
 
-	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+	pthread_once(&sha256_once, sha256_fetch);
+	if (EVP_Digest(p, n, out, &len, sha256_md != NULL ? sha256_md :
+	    EVP_sha256(), NULL) != 1)
 		GH_PANIC("SHA-256 failed");
 }
 
@@ -219,24 +233,64 @@ gh_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes v as n decimal digits (v < 10^n). */
+static void
+put_digits(char *out, unsigned v, int n)
+{
+	while (n-- > 0) {
+		out[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/*
+ * The proleptic Gregorian date of days since 1970-01-01 (days >= 0), by
+ * 400-year eras of 146097 days (the civil_from_days method): no gmtime_r
+ * and no strftime, which showed in the profile of every response with
+ * times in it.
+ */
+static void
+civil_from_days(int64_t days, int64_t *y_out, unsigned *m_out,
+    unsigned *d_out)
+{
+	int64_t z = days + 719468, era = z / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+
+	*d_out = doy - (153 * mp + 2) / 5 + 1;
+	*m_out = mp < 10 ? mp + 3 : mp - 9;
+	*y_out = (int64_t)yoe + era * 400 + (*m_out <= 2);
+}
+
 void
 gh_time_rfc3339(int64_t ms, char out[static 25])
 {
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
+	int64_t secs, y;
+	unsigned m, d, sod;
 
-	if (ms < 0 || gmtime_r(&secs, &tm) == NULL) {
+	if (ms < 0) {
 		strcpy(out, "1970-01-01T00:00:00.000Z");
 		return;
 	}
-	/* strftime bounds every field; the year is clamped to 4 digits. */
-	if (tm.tm_year > 9999 - 1900)
-		tm.tm_year = 9999 - 1900;
-	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
+	secs = ms / 1000;
+	sod = (unsigned)(secs % 86400);
+	civil_from_days(secs / 86400, &y, &m, &d);
+	/* The year is clamped to 4 digits, the rest kept, as before. */
+	put_digits(out, y > 9999 ? 9999 : (unsigned)y, 4);
+	out[4] = '-';
+	put_digits(out + 5, m, 2);
+	out[7] = '-';
+	put_digits(out + 8, d, 2);
+	out[10] = 'T';
+	put_digits(out + 11, sod / 3600, 2);
+	out[13] = ':';
+	put_digits(out + 14, sod / 60 % 60, 2);
+	out[16] = ':';
+	put_digits(out + 17, sod % 60, 2);
 	out[19] = '.';
-	out[20] = (char)('0' + ms % 1000 / 100);
-	out[21] = (char)('0' + ms % 100 / 10);
-	out[22] = (char)('0' + ms % 10);
+	put_digits(out + 20, (unsigned)(ms % 1000), 3);
 	out[23] = 'Z';
 	out[24] = '\0';
 }

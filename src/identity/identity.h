@@ -106,6 +106,16 @@ gh_err gh_identity_user_init(struct gh_user *u, const char *username)
     GH_MUST_CHECK;
 gh_err gh_identity_user_get(struct gh_db *db, const char *id,
     struct gh_user *out) GH_MUST_CHECK;
+/* The columns gh_identity_user_from_stmt reads, of users aliased u: for a
+ * query of another capability that joins users (the session check reads
+ * the signed-in user in its own statement). */
+#define GH_IDENTITY_USER_COLUMNS_U "u.id, u.username, u.email, " \
+	"u.display_name, u.state, u.role, u.password_hash, u.created_at, " \
+	"u.updated_at, u.last_signin_at, u.password_changed_at"
+/* Reads a user from st's current row, GH_IDENTITY_USER_COLUMNS_U starting
+ * at column first. */
+void gh_identity_user_from_stmt(struct gh_stmt *st, int first,
+    struct gh_user *out);
 /* By username, ignoring case. */
 gh_err gh_identity_user_find(struct gh_db *db, const char *username,
     struct gh_user *out) GH_MUST_CHECK;

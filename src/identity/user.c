@@ -140,26 +140,32 @@ gh_identity_user_insert(struct gh_db *db, const struct gh_user *u)
 	"password_hash, created_at, updated_at, last_signin_at, " \
 	"password_changed_at"
 
-static void
-user_from_row(struct gh_stmt *st, struct gh_user *u)
+void
+gh_identity_user_from_stmt(struct gh_stmt *st, int f, struct gh_user *u)
 {
 	const char *s;
 
 	memset(u, 0, sizeof *u);
-	gh_strlcpy(u->id, gh_stmt_text(st, 0), sizeof u->id);
-	gh_strlcpy(u->username, gh_stmt_text(st, 1), sizeof u->username);
-	if ((s = gh_stmt_text(st, 2)) != NULL)
+	gh_strlcpy(u->id, gh_stmt_text(st, f + 0), sizeof u->id);
+	gh_strlcpy(u->username, gh_stmt_text(st, f + 1), sizeof u->username);
+	if ((s = gh_stmt_text(st, f + 2)) != NULL)
 		gh_strlcpy(u->email, s, sizeof u->email);
-	gh_strlcpy(u->display_name, gh_stmt_text(st, 3),
+	gh_strlcpy(u->display_name, gh_stmt_text(st, f + 3),
 	    sizeof u->display_name);
-	gh_strlcpy(u->state, gh_stmt_text(st, 4), sizeof u->state);
-	gh_strlcpy(u->role, gh_stmt_text(st, 5), sizeof u->role);
-	if ((s = gh_stmt_text(st, 6)) != NULL)
+	gh_strlcpy(u->state, gh_stmt_text(st, f + 4), sizeof u->state);
+	gh_strlcpy(u->role, gh_stmt_text(st, f + 5), sizeof u->role);
+	if ((s = gh_stmt_text(st, f + 6)) != NULL)
 		gh_strlcpy(u->password_hash, s, sizeof u->password_hash);
-	u->created_at = gh_stmt_int(st, 7);
-	u->updated_at = gh_stmt_int(st, 8);
-	u->last_signin_at = gh_stmt_int(st, 9);
-	u->password_changed_at = gh_stmt_int(st, 10);
+	u->created_at = gh_stmt_int(st, f + 7);
+	u->updated_at = gh_stmt_int(st, f + 8);
+	u->last_signin_at = gh_stmt_int(st, f + 9);
+	u->password_changed_at = gh_stmt_int(st, f + 10);
+}
+
+static void
+user_from_row(struct gh_stmt *st, struct gh_user *u)
+{
+	gh_identity_user_from_stmt(st, 0, u);
 }
 
 static gh_err

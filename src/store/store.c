@@ -116,13 +116,25 @@ db_close(struct gh_db *db)
 	free(db);
 }
 
+/*
+ * FNV-1a style, eight bytes a step: statements are hashed on every
+ * prepare, and byte-at-a-time hashing of the longer ones (the session
+ * check's is 400 bytes) showed in the profile of GET /me. Only equality
+ * matters (a hit is confirmed with strcmp), so word-wise mixing is fine.
+ */
 static uint64_t
 sql_hash(const char *sql)
 {
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+	size_t n = strlen(sql), i = 0;
+	uint64_t h = 1469598103934665603ULL ^ n, w;
 
-	for (; *sql != '\0'; sql++)
-		h = (h ^ (unsigned char)*sql) * 1099511628211ULL;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, sql + i, 8);
+		h = (h ^ w) * 1099511628211ULL;
+		h ^= h >> 32;
+	}
+	for (; i < n; i++)
+		h = (h ^ (unsigned char)sql[i]) * 1099511628211ULL;
 	return h;
 }
 
