@@ -28,6 +28,7 @@
 struct gh_store_conn {
 	sqlite3 *db;
 	struct gh_store_crypt *crypt;	/* NULL: a plain database */
+	sqlite3_stmt *data_version;	/* prepared on first use */
 };
 
 static const char sqlite_magic[16] = "SQLite format 3";
@@ -483,6 +484,7 @@ sqlite_conn_close(struct gh_store_conn *c)
 {
 	if (c == NULL)
 		return;
+	sqlite3_finalize(c->data_version);
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		GH_PANIC("close with unfinalized statements: %s",
 		    sqlite3_errmsg(c->db));
@@ -523,6 +525,34 @@ static int64_t
 sqlite_changes(struct gh_store_conn *c)
 {
 	return sqlite3_changes64(c->db);
+}
+
+/* PRAGMA data_version: changes when another connection, of this process
+ * or another, commits to the database; a read of the wal-index only. */
+static gh_err
+sqlite_data_version(struct gh_store_conn *c, int64_t *out)
+{
+	int rc;
+
+	if (c->data_version == NULL) {
+		rc = sqlite3_prepare_v2(c->db, "PRAGMA data_version", -1,
+		    &c->data_version, NULL);
+		if (rc != SQLITE_OK) {
+			GH_LOG_ERR(sqlite_map_error(rc), "data_version: %s",
+			    sqlite3_errmsg(c->db));
+			return sqlite_map_error(rc);
+		}
+	}
+	rc = sqlite3_step(c->data_version);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(c->data_version, 0);
+	sqlite3_reset(c->data_version);
+	if (rc != SQLITE_ROW) {
+		GH_LOG_ERR(sqlite_map_error(rc), "data_version: %s",
+		    sqlite3_errmsg(c->db));
+		return sqlite_map_error(rc);
+	}
+	return GH_OK;
 }
 
 static gh_err
@@ -837,4 +867,5 @@ const struct gh_store_backend gh_store_backend_sqlite = {
 	.errmsg = sqlite_errmsg,
 	.rekey = sqlite_rekey,
 	.min_key_version = sqlite_min_key_version,
+	.data_version = sqlite_data_version,
 };
