@@ -468,29 +468,35 @@ static gh_err
 acquire(struct gh_store *st, const char *region, const char *org_id,
     bool create, struct gh_db **out)
 {
-	struct gh_buf key;
+	/* "region/org_id" (both validated and bounded by the callers), or
+	 * "" for the directory: on the stack, as it is built per request. */
+	char key[128];
 	struct pool *p;
 	struct gh_db *db = NULL;
 	struct gh_store_keys keys;
 	bool migrated, with_keys;
 	unsigned gen;
-	gh_err err;
+	gh_err err = GH_OK;
 	int i, cache_kib;
 
 	*out = NULL;
-	gh_buf_init(&key, 128, 0);
-	if (org_id != NULL)
-		gh_buf_printf(&key, "%s/%s", region, org_id);
-	err = gh_buf_err(&key);
-	if (err != GH_OK) {
-		GH_LOG_ERR(err, "pool key");
-		goto out;
+	key[0] = '\0';
+	if (org_id != NULL) {
+		size_t rl = strlen(region), ol = strlen(org_id);
+
+		if (rl + 1 + ol >= sizeof key) {
+			GH_LOG_ERR(GH_ERR_LIMIT, "pool key");
+			return GH_ERR_LIMIT;
+		}
+		memcpy(key, region, rl);
+		key[rl] = '/';
+		memcpy(key + rl + 1, org_id, ol + 1);
 	}
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		/* Looked up afresh after each wait: an empty pool may have
 		 * been dropped meanwhile. */
-		err = pool_get(st, region, org_id, gh_buf_cstr(&key), &p);
+		err = pool_get(st, region, org_id, key, &p);
 		if (err != GH_OK)
 			break;
 		for (i = 0; i < p->n_conns; i++)
@@ -533,8 +539,6 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 	pthread_mutex_unlock(&st->mu);
 	if (err == GH_OK)
 		*out = db;
-out:
-	gh_buf_free(&key);
 	return err;
 }
 
