@@ -33,6 +33,7 @@ struct gh_app {
 	struct gh_app_config cfg;
 	struct oidc_keycache *oidc_keys;	/* oidc_keys.c */
 	struct api_batch *batch;		/* batch.c */
+	struct gh_org_cache *orgs;		/* {org} slugs, ctx_open */
 };
 
 /* Everything a request against /o/{org}/... needs. */

@@ -37,7 +37,10 @@ gh_api_app_new(struct gh_store *store, struct gh_kms *kms,
 	err = oidc_keycache_new(&app->oidc_keys);
 	if (err == GH_OK)
 		err = batch_new(store, &app->batch);
+	if (err == GH_OK)
+		err = gh_identity_org_cache_new(&app->orgs);
 	if (err != GH_OK) {
+		batch_free(app->batch);
 		oidc_keycache_free(app->oidc_keys);
 		guard_free(app);
 		free(app);
@@ -61,6 +64,7 @@ gh_api_app_free(struct gh_app *app)
 		guard_free(app);
 		oidc_keycache_free(app->oidc_keys);
 		batch_free(app->batch);
+		gh_identity_org_cache_free(app->orgs);
 	}
 	free(app);
 }
@@ -214,16 +218,15 @@ bool
 ctx_open(struct gh_app *app, struct gh_http_req *req, struct api_ctx *ctx)
 {
 	const char *slug = gh_http_req_param(req, "org");
-	struct gh_db *dir = NULL;
 	gh_err err;
 
 	memset(ctx, 0, sizeof *ctx);
 	ctx->app = app;
 	ctx->req = req;
-	err = gh_store_directory(app->store, &dir);
-	if (err == GH_OK)
-		err = gh_identity_org_get(dir, slug ? slug : "", &ctx->org);
-	gh_db_release(dir);
+	/* In memory unless an organisation changed (any process): a
+	 * suspension or deletion holds from the next request on. */
+	err = gh_identity_org_cache_get(app->orgs, app->store,
+	    slug ? slug : "", &ctx->org);
 	if (err == GH_OK && strcmp(ctx->org.state, "deleted") == 0)
 		err = GH_ERR_NOTFOUND;
 	if (err == GH_ERR_NOTFOUND) {

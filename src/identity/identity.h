@@ -66,6 +66,26 @@ gh_err gh_identity_org_purge_due(struct gh_db *dir, int64_t deleted_before,
 /* {"id", "slug", "name", "state", "region", "created_at"}; NULL on ENOMEM. */
 json_t *gh_identity_org_json(const struct gh_org *org);
 
+/*
+ * A cache of organisations by slug, shared by all threads, so that most
+ * requests resolve {org} without the directory database. Never stale: each
+ * lookup first reads the organisations' generation (gh_store_org_gen,
+ * which sees a commit of any process, the CLI's included) and the cache
+ * is emptied when it moved, so a change that committed before the lookup
+ * began is always seen. Bounded (GH_ORG_CACHE_MAX entries; emptied when
+ * full). Deleted organisations are cached as rows like any other; unknown
+ * slugs are not cached.
+ */
+#define GH_ORG_CACHE_MAX 4096
+struct gh_org_cache;
+gh_err gh_identity_org_cache_new(struct gh_org_cache **out) GH_MUST_CHECK;
+/* NULL is a no-op. */
+void gh_identity_org_cache_free(struct gh_org_cache *c);
+/* gh_identity_org_get through the cache; st gives the directory on a
+ * miss. GH_ERR_NOTFOUND when absent or the slug is malformed. */
+gh_err gh_identity_org_cache_get(struct gh_org_cache *c, struct gh_store *st,
+    const char *slug, struct gh_org *out) GH_MUST_CHECK;
+
 /* ---- users ---------------------------------------------------------------- */
 
 #define GH_USERNAME_MAX 64

@@ -21,4 +21,9 @@ bool identity_text_ok(const char *s, size_t min, size_t max);
 /* RFC 3339 text of ms, or JSON null when ms <= 0. */
 json_t *identity_time_json(int64_t ms);
 
+/* gh_identity_org_get, with the organisations' generation read in the
+ * same statement (the snapshot the row belongs to). */
+gh_err identity_org_get_gen(struct gh_db *dir, const char *slug,
+    struct gh_org *out, int64_t *gen_out) GH_MUST_CHECK;
+
 #endif

@@ -227,6 +227,66 @@ test_orgs_create_list_and_change_state(void **state)
 	gh_db_release(dir);
 }
 
+/* A second store on the same data directory stands for another process
+ * (the CLI): the cache must see its commits on the next lookup. */
+static void
+test_org_cache_sees_every_commit_of_another_store(void **state)
+{
+	struct fixture *f = *state;
+	struct gh_org_cache *c;
+	struct gh_store *other;
+	struct gh_db *dir;
+	struct gh_org o, got;
+
+	assert_int_equal(gh_identity_org_cache_new(&c), GH_OK);
+	assert_int_equal(gh_store_open(f->t->dir, false, &other), GH_OK);
+	assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "acme", &got),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(gh_store_directory(other, &dir), GH_OK);
+	assert_int_equal(gh_identity_org_create(dir, "acme", "Acme", "eu", &o),
+	    GH_OK);
+	gh_db_release(dir);
+	/* Found, then served from memory. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "acme",
+		    &got), GH_OK);
+		assert_string_equal(got.id, o.id);
+		assert_string_equal(got.state, "active");
+	}
+	assert_int_equal(gh_store_directory(other, &dir), GH_OK);
+	assert_int_equal(gh_db_begin(dir), GH_OK);
+	assert_int_equal(gh_identity_org_set_state(dir, o.id, "suspended"),
+	    GH_OK);
+	/* Not before the commit... */
+	assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "acme", &got),
+	    GH_OK);
+	assert_string_equal(got.state, "active");
+	assert_int_equal(gh_db_commit(dir), GH_OK);
+	gh_db_release(dir);
+	/* ...and at once after it. */
+	assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "acme", &got),
+	    GH_OK);
+	assert_string_equal(got.state, "suspended");
+	assert_int_equal(gh_store_directory(other, &dir), GH_OK);
+	assert_int_equal(gh_identity_org_set_name(dir, o.id, "Acme Two"),
+	    GH_OK);
+	gh_db_release(dir);
+	assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "acme", &got),
+	    GH_OK);
+	assert_string_equal(got.name, "Acme Two");
+	assert_int_equal(gh_store_directory(other, &dir), GH_OK);
+	assert_int_equal(gh_identity_org_set_state(dir, o.id, "deleted"),
+	    GH_OK);
+	gh_db_release(dir);
+	assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "acme", &got),
+	    GH_OK);
+	assert_string_equal(got.state, "deleted");
+	assert_int_equal(gh_identity_org_cache_get(c, f->t->st, "../x", &got),
+	    GH_ERR_NOTFOUND);
+	gh_store_free(other);
+	gh_identity_org_cache_free(c);
+}
+
 /* ---- custom attributes ------------------------------------------------------ */
 
 /* A file-provider kms beside the store, with keys for the fixture's org. */
@@ -823,6 +883,9 @@ main(void)
 		    test_swap_hash_refuses_a_changed_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_orgs_create_list_and_change_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_org_cache_sees_every_commit_of_another_store, setup,
+		    teardown),
 		cmocka_unit_test(test_attr_definitions_are_validated),
 		cmocka_unit_test(test_attr_values_are_validated_and_canonical),
 		cmocka_unit_test_setup_teardown(

@@ -68,6 +68,16 @@ gh_identity_org_state_valid(const char *state)
 
 #define ORG_COLUMNS "id, slug, name, state, region, created_at, updated_at"
 
+/* Every change of the orgs table bumps the generation in the caller's
+ * transaction, after the change: caches of organisations (org_cache.c)
+ * drop what they hold when it moves (see gh_store_org_gen). */
+static gh_err
+org_gen_bump(struct gh_db *dir)
+{
+	return gh_db_run(dir, "UPDATE org_generation SET gen = gen + 1 "
+	    "WHERE id = 1", "");
+}
+
 static void
 org_from_row(struct gh_stmt *st, struct gh_org *o)
 {
@@ -103,6 +113,8 @@ gh_identity_org_create(struct gh_db *dir, const char *slug, const char *name,
 	err = gh_db_run(dir, "INSERT INTO orgs (" ORG_COLUMNS ") VALUES (?, ?, "
 	    "?, ?, ?, ?, ?)", "tttttii", o.id, o.slug, o.name, o.state,
 	    o.region, o.created_at, o.updated_at);
+	if (err == GH_OK)
+		err = org_gen_bump(dir);
 	if (err != GH_OK)
 		return err;
 	*out = o;
@@ -112,22 +124,35 @@ gh_identity_org_create(struct gh_db *dir, const char *slug, const char *name,
 gh_err
 gh_identity_org_get(struct gh_db *dir, const char *slug, struct gh_org *out)
 {
+	int64_t gen;
+
+	return identity_org_get_gen(dir, slug, out, &gen);
+}
+
+gh_err
+identity_org_get_gen(struct gh_db *dir, const char *slug, struct gh_org *out,
+    int64_t *gen_out)
+{
 	struct gh_stmt *st = NULL;
 	bool row = false;
 	gh_err err;
 
 	if (!gh_identity_slug_valid(slug))
 		return GH_ERR_NOTFOUND;
-	err = gh_db_prepare(dir, "SELECT " ORG_COLUMNS " FROM orgs WHERE "
-	    "slug = ?", &st);
+	/* One statement, one snapshot: the row and the generation it
+	 * belongs to. */
+	err = gh_db_prepare(dir, "SELECT " ORG_COLUMNS ", (SELECT gen FROM "
+	    "org_generation WHERE id = 1) FROM orgs WHERE slug = ?", &st);
 	if (err == GH_OK)
 		err = gh_stmt_bind(st, "t", slug);
 	if (err == GH_OK)
 		err = gh_stmt_step(st, &row);
 	if (err == GH_OK && !row)
 		err = GH_ERR_NOTFOUND;
-	if (err == GH_OK)
+	if (err == GH_OK) {
 		org_from_row(st, out);
+		*gen_out = gh_stmt_int(st, 7);
+	}
 	gh_stmt_free(st);
 	return err;
 }
@@ -163,6 +188,8 @@ org_update(struct gh_db *dir, const char *sql, const char *value,
 	err = gh_db_run(dir, sql, "tit", value, gh_now_ms(), org_id);
 	if (err == GH_OK && gh_db_changes(dir) == 0)
 		err = GH_ERR_NOTFOUND;
+	if (err == GH_OK)
+		err = org_gen_bump(dir);
 	return err;
 }
 
@@ -181,6 +208,8 @@ gh_identity_org_set_state(struct gh_db *dir, const char *org_id,
 		    org_id);
 		if (err == GH_OK && gh_db_changes(dir) == 0)
 			err = GH_ERR_NOTFOUND;
+		if (err == GH_OK)
+			err = org_gen_bump(dir);
 		return err;
 	}
 	return org_update(dir, "UPDATE orgs SET state = ?, updated_at = ?, "
@@ -217,6 +246,8 @@ gh_identity_org_mark_purged(struct gh_db *dir, const char *org_id)
 	    "state = 'deleted'", "it", gh_now_ms(), org_id);
 	if (err == GH_OK && gh_db_changes(dir) == 0)
 		err = GH_ERR_NOTFOUND;
+	if (err == GH_OK)
+		err = org_gen_bump(dir);
 	return err;
 }
 

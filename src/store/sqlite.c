@@ -20,14 +20,30 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
 
+/* The wal-index header (https://www.sqlite.org/walformat.html, "The
+ * WAL-Index Header"): two 48-byte copies at the start of the -shm file,
+ * rewritten (copy 2 first, then copy 1) by every commit and every WAL
+ * restart; iChange inside counts transactions. */
+#define WAL_HDR_BYTES 48
+#define WAL_HDR_WORDS (WAL_HDR_BYTES / 4)
+
 struct gh_store_conn {
 	sqlite3 *db;
 	struct gh_store_crypt *crypt;	/* NULL: a plain database */
+	sqlite3_stmt *data_version;	/* prepared on first use */
+	/* The wal-index header in the -shm file, mapped read-only
+	 * (sqlite_data_version); NULL: not mapped, ask SQLite. */
+	const uint32_t *shm;
+	bool shm_tried;
+	uint32_t shm_seen[WAL_HDR_WORDS];
+	int64_t version;		/* data_version when shm_seen was read */
+	bool version_ok;
 };
 
 static const char sqlite_magic[16] = "SQLite format 3";
@@ -483,6 +499,9 @@ sqlite_conn_close(struct gh_store_conn *c)
 {
 	if (c == NULL)
 		return;
+	sqlite3_finalize(c->data_version);
+	if (c->shm != NULL)
+		munmap((void *)c->shm, 2 * WAL_HDR_BYTES);
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		GH_PANIC("close with unfinalized statements: %s",
 		    sqlite3_errmsg(c->db));
@@ -523,6 +542,107 @@ static int64_t
 sqlite_changes(struct gh_store_conn *c)
 {
 	return sqlite3_changes64(c->db);
+}
+
+/*
+ * Maps the -shm file's first page read-only, once the connection has read
+ * (so the file exists and is initialised). Safe to keep: while this
+ * connection is open the file is neither truncated nor unlinked (SQLite
+ * does either only as the first or the last connection to the database).
+ * Best effort: without it every call asks SQLite.
+ */
+static void
+shm_map(struct gh_store_conn *c)
+{
+	const char *db = sqlite3_db_filename(c->db, "main");
+	char path[PATH_MAX];
+	struct stat sb;
+	void *m;
+	int fd;
+
+	c->shm_tried = true;
+	if (db == NULL || db[0] == '\0' ||
+	    snprintf(path, sizeof path, "%s-shm", db) >= (int)sizeof path)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &sb) == 0 && sb.st_size >= 2 * WAL_HDR_BYTES) {
+		m = mmap(NULL, 2 * WAL_HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED)
+			c->shm = m;
+	}
+	close(fd);
+}
+
+/* Reads both header copies as SQLite's readers do (copy 1, a barrier,
+ * copy 2); false when they differ (a commit is being written). */
+static bool
+shm_read(const struct gh_store_conn *c, uint32_t out[WAL_HDR_WORDS])
+{
+	bool same = true;
+
+	for (int i = 0; i < WAL_HDR_WORDS; i++)
+		out[i] = __atomic_load_n(&c->shm[i], __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	for (int i = 0; i < WAL_HDR_WORDS; i++)
+		if (__atomic_load_n(&c->shm[WAL_HDR_WORDS + i],
+		    __ATOMIC_RELAXED) != out[i])
+			same = false;
+	return same;
+}
+
+/*
+ * PRAGMA data_version: changes when another connection, of this process
+ * or another, commits to the database. It takes a read transaction (file
+ * locks, an fstat: a few system calls), so it is asked only when the
+ * wal-index header moved since the last answer: any commit rewrites it
+ * before it returns, so an unchanged header means nothing committed. The
+ * header is read before the pragma: a commit in between moves it again
+ * and the next call asks again.
+ */
+static gh_err
+sqlite_data_version(struct gh_store_conn *c, int64_t *out)
+{
+	uint32_t hdr[WAL_HDR_WORDS];
+	bool steady = false;
+	int rc;
+
+	if (c->shm != NULL) {
+		steady = shm_read(c, hdr);
+		if (steady && c->version_ok &&
+		    memcmp(hdr, c->shm_seen, sizeof hdr) == 0) {
+			*out = c->version;
+			return GH_OK;
+		}
+	}
+	if (c->data_version == NULL) {
+		rc = sqlite3_prepare_v2(c->db, "PRAGMA data_version", -1,
+		    &c->data_version, NULL);
+		if (rc != SQLITE_OK) {
+			GH_LOG_ERR(sqlite_map_error(rc), "data_version: %s",
+			    sqlite3_errmsg(c->db));
+			return sqlite_map_error(rc);
+		}
+	}
+	rc = sqlite3_step(c->data_version);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(c->data_version, 0);
+	sqlite3_reset(c->data_version);
+	if (rc != SQLITE_ROW) {
+		c->version_ok = false;
+		GH_LOG_ERR(sqlite_map_error(rc), "data_version: %s",
+		    sqlite3_errmsg(c->db));
+		return sqlite_map_error(rc);
+	}
+	c->version_ok = steady;
+	if (steady) {
+		memcpy(c->shm_seen, hdr, sizeof hdr);
+		c->version = *out;
+	}
+	if (c->shm == NULL && !c->shm_tried)
+		shm_map(c);
+	return GH_OK;
 }
 
 static gh_err
@@ -837,4 +957,5 @@ const struct gh_store_backend gh_store_backend_sqlite = {
 	.errmsg = sqlite_errmsg,
 	.rekey = sqlite_rekey,
 	.min_key_version = sqlite_min_key_version,
+	.data_version = sqlite_data_version,
 };

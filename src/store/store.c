@@ -11,9 +11,11 @@
  * page-key callback is kept (a function and its argument, no key); the
  * backend fetches and holds the keys per connection.
  */
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,6 +72,22 @@ struct gh_stmt {
 	int slot;		/* cache slot, or -1 when not cached */
 };
 
+/*
+ * Probes of the organisations' generation (gh_store_org_gen): a few
+ * connections to the directory kept out of the pool, each under its own
+ * lock, so that the per-request check never waits on the pool's lock.
+ */
+#define DIR_PROBES 4
+
+struct dir_probe {
+	pthread_mutex_t mu;
+	struct gh_store_conn *conn;	/* NULL until first used */
+	struct gh_store_bstmt *gen_stmt;
+	bool seen;			/* version and gen are current */
+	int64_t version;		/* the backend's data version */
+	int64_t gen;			/* org_generation at that version */
+};
+
 /* Pools by hash of their key: with a thousand organisations open, a
  * list walked under st->mu on every acquire showed in the latency. */
 #define POOL_BUCKETS 1024
@@ -88,6 +106,8 @@ struct gh_store {
 	int cache_kib;		/* page cache per connection; 0: default */
 	int busy_ms;
 	struct gh_store_keys keys;	/* page_key NULL: plain tenants */
+	struct dir_probe probes[DIR_PROBES];
+	atomic_uint probe_next;
 };
 
 /* Finalizes the cached statements of db. */
@@ -460,29 +480,35 @@ static gh_err
 acquire(struct gh_store *st, const char *region, const char *org_id,
     bool create, struct gh_db **out)
 {
-	struct gh_buf key;
+	/* "region/org_id" (both validated and bounded by the callers), or
+	 * "" for the directory: on the stack, as it is built per request. */
+	char key[128];
 	struct pool *p;
 	struct gh_db *db = NULL;
 	struct gh_store_keys keys;
 	bool migrated, with_keys;
 	unsigned gen;
-	gh_err err;
+	gh_err err = GH_OK;
 	int i, cache_kib;
 
 	*out = NULL;
-	gh_buf_init(&key, 128, 0);
-	if (org_id != NULL)
-		gh_buf_printf(&key, "%s/%s", region, org_id);
-	err = gh_buf_err(&key);
-	if (err != GH_OK) {
-		GH_LOG_ERR(err, "pool key");
-		goto out;
+	key[0] = '\0';
+	if (org_id != NULL) {
+		size_t rl = strlen(region), ol = strlen(org_id);
+
+		if (rl + 1 + ol >= sizeof key) {
+			GH_LOG_ERR(GH_ERR_LIMIT, "pool key");
+			return GH_ERR_LIMIT;
+		}
+		memcpy(key, region, rl);
+		key[rl] = '/';
+		memcpy(key + rl + 1, org_id, ol + 1);
 	}
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		/* Looked up afresh after each wait: an empty pool may have
 		 * been dropped meanwhile. */
-		err = pool_get(st, region, org_id, gh_buf_cstr(&key), &p);
+		err = pool_get(st, region, org_id, key, &p);
 		if (err != GH_OK)
 			break;
 		for (i = 0; i < p->n_conns; i++)
@@ -525,8 +551,6 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 	pthread_mutex_unlock(&st->mu);
 	if (err == GH_OK)
 		*out = db;
-out:
-	gh_buf_free(&key);
 	return err;
 }
 
@@ -820,6 +844,95 @@ gh_store_tenant_min_key_version(struct gh_store *st, const char *org_id,
 	return err;
 }
 
+/* ---- the organisations' generation ----------------------------------------- */
+
+static void
+probe_close(struct gh_store *st, struct dir_probe *p)
+{
+	if (p->gen_stmt != NULL)
+		st->be->finalize(p->gen_stmt);
+	st->be->conn_close(p->conn);
+	p->gen_stmt = NULL;
+	p->conn = NULL;
+	p->seen = false;
+}
+
+/* Reads the generation through p (locked), reading the table only when
+ * something committed to the directory since p last looked. */
+static gh_err
+probe_read(struct gh_store *st, struct dir_probe *p, int64_t *out)
+{
+	int64_t v;
+	gh_err err;
+	int rc;
+
+	if (p->conn == NULL) {
+		err = st->be->conn_open(st->data_dir, NULL, NULL, NULL, false,
+		    st->busy_ms, &p->conn);
+		if (err != GH_OK)
+			return err;
+	}
+	err = st->be->data_version(p->conn, &v);
+	if (err != GH_OK)
+		goto fail;
+	if (p->seen && v == p->version) {
+		*out = p->gen;
+		return GH_OK;
+	}
+	if (p->gen_stmt == NULL) {
+		rc = st->be->prepare(p->conn, "SELECT gen FROM org_generation "
+		    "WHERE id = 1", &p->gen_stmt);
+		if (!st->be->is_ok(rc)) {
+			err = st->be->map_error(rc);
+			GH_LOG_ERR(err, "directory: org generation: %s",
+			    st->be->errmsg(p->conn));
+			goto fail;
+		}
+	}
+	rc = st->be->step(p->gen_stmt);
+	if (st->be->is_row(rc))
+		p->gen = st->be->col_int(p->gen_stmt, 0);
+	st->be->reset(p->gen_stmt);
+	if (!st->be->is_row(rc)) {
+		err = st->be->is_done(rc) ? GH_ERR_STORE : st->be->map_error(rc);
+		GH_LOG_ERR(err, "directory: org generation unreadable");
+		goto fail;
+	}
+	/* v was read first: a commit in between only makes the next call
+	 * read the table again. */
+	p->version = v;
+	p->seen = true;
+	*out = p->gen;
+	return GH_OK;
+fail:
+	probe_close(st, p);
+	return err;
+}
+
+gh_err
+gh_store_org_gen(struct gh_store *st, int64_t *out)
+{
+	static _Thread_local unsigned hint = UINT_MAX;
+	struct dir_probe *p = NULL;
+	gh_err err;
+
+	if (hint == UINT_MAX)
+		hint = atomic_fetch_add(&st->probe_next, 1);
+	for (unsigned i = 0; i < DIR_PROBES && p == NULL; i++) {
+		struct dir_probe *c = &st->probes[(hint + i) % DIR_PROBES];
+
+		if (pthread_mutex_trylock(&c->mu) == 0)
+			p = c;
+	}
+	if (p == NULL) {
+		p = &st->probes[hint % DIR_PROBES];
+		pthread_mutex_lock(&p->mu);
+	}
+	err = probe_read(st, p, out);
+	pthread_mutex_unlock(&p->mu);
+	return err;
+}
+
 /* ---- the store ----------------------------------------------------------- */
 
 gh_err
@@ -850,6 +963,8 @@ gh_store_open(const char *data_dir, bool create, struct gh_store **out)
 	st->open_max = GH_STORE_OPEN_MAX;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	for (int i = 0; i < DIR_PROBES; i++)
+		pthread_mutex_init(&st->probes[i].mu, NULL);
 	st->data_dir = gh_strdup(data_dir);
 	if (st->data_dir == NULL) {
 		err = GH_ERR_NOMEM;
@@ -889,6 +1004,10 @@ gh_store_free(struct gh_store *st)
 			db_close(p->conns[i]);
 		}
 		pool_free(p);
+	}
+	for (i = 0; i < DIR_PROBES; i++) {
+		probe_close(st, &st->probes[i]);
+		pthread_mutex_destroy(&st->probes[i].mu);
 	}
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);

@@ -97,6 +97,18 @@ gh_err gh_store_directory(struct gh_store *st, struct gh_db **out)
 gh_err gh_store_tenant(struct gh_store *st, const char *org_id,
     const char *region, bool create, struct gh_db **out) GH_MUST_CHECK;
 
+/*
+ * The generation of the organisations in the directory: a counter that
+ * every change of the orgs table bumps in its own transaction
+ * (src/identity/org.c), whichever process makes it (the server's admin
+ * API, the CLI). Cheap enough for every request: a few connections kept
+ * open ask the backend whether anything committed to the directory since
+ * they last looked, and read the counter only then. Once a change has
+ * committed, every later call returns the new value. For caches of
+ * organisations (gh_identity_org_cache).
+ */
+gh_err gh_store_org_gen(struct gh_store *st, int64_t *out) GH_MUST_CHECK;
+
 /* Region names: 1-32 chars of [a-z0-9-], starting with a letter. */
 bool gh_store_region_valid(const char *region);
 

@@ -115,6 +115,13 @@ struct gh_store_backend {
 	 * encrypted tenant connection (0 when no page is sealed yet). */
 	gh_err (*min_key_version)(struct gh_store_conn *c,
 	    uint32_t *version_out);
+	/*
+	 * A number that differs between two calls on c when another
+	 * connection, of any process, committed to the database in between
+	 * (SQLite: PRAGMA data_version; PostgreSQL would read a counter
+	 * bumped by the same commits). Cheap: no table is read.
+	 */
+	gh_err (*data_version)(struct gh_store_conn *c, int64_t *out);
 };
 
 extern const struct gh_store_backend gh_store_backend_sqlite;
