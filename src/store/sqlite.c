@@ -20,7 +20,6 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,7 +36,7 @@ struct gh_store_conn {
 	sqlite3 *db;
 	struct gh_store_crypt *crypt;	/* NULL: a plain database */
 	sqlite3_stmt *data_version;	/* prepared on first use */
-	/* The wal-index header in the -shm file, mapped read-only
+	/* The wal-index header in the -shm file, through SQLite's mapping
 	 * (sqlite_data_version); NULL: not mapped, ask SQLite. */
 	const uint32_t *shm;
 	bool shm_tried;
@@ -500,8 +499,6 @@ sqlite_conn_close(struct gh_store_conn *c)
 	if (c == NULL)
 		return;
 	sqlite3_finalize(c->data_version);
-	if (c->shm != NULL)
-		munmap((void *)c->shm, 2 * WAL_HDR_BYTES);
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		GH_PANIC("close with unfinalized statements: %s",
 		    sqlite3_errmsg(c->db));
@@ -545,34 +542,32 @@ sqlite_changes(struct gh_store_conn *c)
 }
 
 /*
- * Maps the -shm file's first page read-only, once the connection has read
- * (so the file exists and is initialised). Safe to keep: while this
- * connection is open the file is neither truncated nor unlinked (SQLite
- * does either only as the first or the last connection to the database).
- * Best effort: without it every call asks SQLite.
+ * Finds the wal-index header through SQLite's own mapping of the -shm file
+ * (region 0 of the connection's xShmMap), once the connection has read, so
+ * the mapping exists. Never through a descriptor of our own: POSIX locks
+ * belong to the process, and closing any descriptor of the -shm file
+ * would drop every lock SQLite holds on it in this process (its
+ * dead-man-switch and read marks), letting another process rebuild the
+ * wal-index under live readers. The region stays mapped, at the same
+ * address, until the connection closes. Best effort: without it every
+ * call asks SQLite.
  */
+#define WAL_INDEX_REGION 32768	/* SQLite's wal-index region size */
+
 static void
 shm_map(struct gh_store_conn *c)
 {
-	const char *db = sqlite3_db_filename(c->db, "main");
-	char path[PATH_MAX];
-	struct stat sb;
-	void *m;
-	int fd;
+	sqlite3_file *f = NULL;
+	void volatile *p = NULL;
 
 	c->shm_tried = true;
-	if (db == NULL || db[0] == '\0' ||
-	    snprintf(path, sizeof path, "%s-shm", db) >= (int)sizeof path)
+	if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER,
+	    &f) != SQLITE_OK || f == NULL || f->pMethods == NULL ||
+	    f->pMethods->iVersion < 2 || f->pMethods->xShmMap == NULL)
 		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (fstat(fd, &sb) == 0 && sb.st_size >= 2 * WAL_HDR_BYTES) {
-		m = mmap(NULL, 2 * WAL_HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-		if (m != MAP_FAILED)
-			c->shm = m;
-	}
-	close(fd);
+	if (f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &p) ==
+	    SQLITE_OK && p != NULL)
+		c->shm = (const uint32_t *)p;
 }
 
 /* Reads both header copies as SQLite's readers do (copy 1, a barrier,

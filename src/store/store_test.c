@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
@@ -920,6 +921,58 @@ test_store_keeps_a_busy_orgs_connections_after_many_orgs(void **state)
 	assert_true(gh_store_open_count(f->st) <= 3);
 }
 
+/*
+ * Each SQLite connection of a process in WAL mode holds a shared lock on
+ * byte 128 of the -shm file (its dead-man switch: while any process holds
+ * it, nobody rebuilds the wal-index). POSIX locks go when the process
+ * closes ANY descriptor of the file, so the organisations' generation
+ * probe, which reads the wal-index header, must do so through SQLite's
+ * own mapping. Returns 1 when a child process sees the lock held.
+ */
+static int
+shm_lock_seen_from_outside(const char *shm_path)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			.l_start = 128, .l_len = 1 };
+		int fd = open(shm_path, O_RDWR | O_CLOEXEC);
+
+		if (fd == -1 || fcntl(fd, F_GETLK, &fl) == -1)
+			_exit(2);
+		_exit(fl.l_type == F_UNLCK ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+test_the_generation_probe_keeps_the_process_shm_locks(void **state)
+{
+	struct fixture *f = *state;
+	char shm[PATH_MAX + 32];
+	int64_t gen1 = -1, gen2 = -1;
+	int before, after;
+
+	open_store(f, true);
+	snprintf(shm, sizeof shm, "%s/directory.db-shm", f->dir);
+	assert_int_equal(gh_store_org_gen(f->st, &gen1), GH_OK);
+	before = shm_lock_seen_from_outside(shm);
+	/* The first call maps the header; the later ones read it. */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(gh_store_org_gen(f->st, &gen2), GH_OK);
+	after = shm_lock_seen_from_outside(shm);
+	assert_int_equal(gen1, gen2);
+	assert_int_equal(before, 1);
+	assert_int_equal(after, 1);
+}
+
 int
 main(void)
 {
@@ -945,6 +998,7 @@ main(void)
 		T(test_pool_caps_connections_per_database_and_waits_for_a_release),
 		T(test_store_closes_released_connections_above_its_open_limit),
 		T(test_store_keeps_a_busy_orgs_connections_after_many_orgs),
+		T(test_the_generation_probe_keeps_the_process_shm_locks),
 #undef T
 	};
 
