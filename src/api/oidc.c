@@ -2,8 +2,8 @@
  * oidc.c: the OpenID Connect provider's protocol endpoints under
  * /o/{org}/oidc/: authorize (code flow with PKCE, consent for third-party
  * apps), token (authorization_code, refresh_token, client_credentials),
- * userinfo, introspect (RFC 7662), revoke (RFC 7009) and RP-initiated
- * logout; and /me/grants, the third-party apps a user let in.
+ * userinfo, introspect (RFC 7662) and revoke (RFC 7009). RP-initiated
+ * logout is in oidc_logout.c, /me/grants in oidc_grants.c.
  *
  * Untrusted input: every query and form parameter, bearer tokens, codes,
  * refresh tokens and PKCE verifiers. A bad client_id or redirect_uri is an
@@ -1685,214 +1685,6 @@ out:
 	ctx_close(&ctx);
 }
 
-/* ---- logout -------------------------------------------------------------- */
-
-/* The sign-out question, posting to /o/{org}/logout (src/api/web.c). */
-static void
-logout_confirm(struct api_ctx *ctx)
-{
-	char csrf[GH_TOKEN_LEN + 1];
-	struct gh_buf b;
-
-	gh_auth_session_csrf(ctx->session_token, csrf);
-	gh_buf_init(&b, 8192, 0);
-	page_open(&b, "Sign out");
-	gh_buf_printf(&b, "<h1>Sign out?</h1><p class=\"note\">Signed in as ");
-	put_escaped(&b, ctx->user.username);
-	gh_buf_printf(&b, "</p><form method=\"post\" action=\"/o/%s/logout\">"
-	    "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">"
-	    "<button type=\"submit\">Sign out</button></form>",
-	    ctx->org.slug, csrf);
-	gh_wipe(csrf, sizeof csrf);
-	page_send(ctx->req, 200, &b);
-}
-
-static void
-h_logout(void *app, struct gh_http_req *req)
-{
-	const char *hint = gh_http_req_query(req, "id_token_hint");
-	const char *post = gh_http_req_query(req,
-	    "post_logout_redirect_uri");
-	const char *state = gh_http_req_query(req, "state");
-	const char *client_id = gh_http_req_query(req, "client_id");
-	const char *aud = NULL, *sub = NULL;
-	struct oidc_client c;
-	struct api_ctx ctx;
-	json_t *claims = NULL, *a;
-	struct gh_buf b;
-	gh_err err;
-
-	memset(&c, 0, sizeof c);
-	gh_buf_init(&b, 8192, 0);
-	if (!ctx_open(app, req, &ctx))
-		return;
-	if (hint != NULL) {
-		if (oidc_verify(&ctx, hint, NULL, &claims) != GH_OK) {
-			oidc_error_page(&ctx, 400, "The id_token_hint is not a "
-			    "token of this provider.");
-			goto out;
-		}
-		a = json_object_get(claims, "aud");
-		aud = json_is_array(a) ? json_string_value(json_array_get(a,
-		    0)) : json_string_value(a);
-		sub = json_string_value(json_object_get(claims, "sub"));
-		if (client_id != NULL && (aud == NULL ||
-		    strcmp(aud, client_id) != 0)) {
-			oidc_error_page(&ctx, 400, "client_id does not match "
-			    "the id_token_hint.");
-			goto out;
-		}
-		client_id = aud;
-	}
-	if (post != NULL) {
-		err = oidc_client_load(ctx.db, client_id, &c);
-		if (err != GH_OK || !oidc_client_has(&c,
-		    "post_logout_redirect_uris", post)) {
-			oidc_error_page(&ctx, 400, "The "
-			    "post_logout_redirect_uri is not registered for "
-			    "this client.");
-			goto out;
-		}
-	}
-	if (ctx_auth_quiet(&ctx) && hint == NULL) {
-		/* Without a hint any page could sign the user out: ask. */
-		logout_confirm(&ctx);
-		goto out;
-	}
-	if (ctx.authed && sub != NULL && strcmp(sub, ctx.user.id) == 0) {
-		/* Tokens bound to the session end with it. */
-		err = gh_db_begin(ctx.db);
-		if (err == GH_OK)
-			err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET "
-			    "revoked_at = ? WHERE session_id = ? AND "
-			    "revoked_at IS NULL", "it", gh_now_ms(),
-			    ctx.session.id);
-		if (err == GH_OK && gh_db_changes(ctx.db) > 0) {
-			json_t *ch = json_pack("{s:s}", "reason", "logout");
-
-			err = gh_audit_append(ctx.db, &ctx.actor,
-			    "oidc.token.revoke", "session", ctx.session.id, ch);
-			json_decref(ch);
-		}
-		if (err == GH_OK)
-			err = gh_db_commit(ctx.db);
-		if (err != GH_OK)
-			gh_db_rollback(ctx.db);
-		if (err == GH_OK)
-			err = session_end(&ctx);
-		if (err != GH_OK) {
-			respond_err(req, err);
-			goto out;
-		}
-	}
-	if (post != NULL) {
-		gh_buf_put_str(&b, post);
-		if (state != NULL) {
-			gh_buf_put_str(&b, strchr(post, '?') ? "&" : "?");
-			gh_buf_put_str(&b, "state=");
-			oidc_pct_put(&b, state);
-		}
-		if (gh_buf_err(&b) != GH_OK)
-			respond_err(req, GH_ERR_INVALID);
-		else
-			gh_http_redirect(req, gh_buf_cstr(&b));
-		goto out;
-	}
-	page_open(&b, "Signed out");
-	gh_buf_printf(&b, "<h1>You are signed out</h1><p><a "
-	    "href=\"/o/%s/login\">Sign in again</a></p>", ctx.org.slug);
-	page_send(req, 200, &b);
-out:
-	gh_buf_free(&b);
-	json_decref(claims);
-	oidc_client_free(&c);
-	ctx_close(&ctx);
-}
-
-/* ---- the user's grants to third-party apps ------------------------------- */
-
-static void
-h_me_grants(void *app, struct gh_http_req *req)
-{
-	struct gh_stmt *st = NULL;
-	struct api_ctx ctx;
-	json_t *list = NULL;
-	char at[25];
-	gh_err err;
-	bool row;
-
-	if (!ctx_open(app, req, &ctx))
-		return;
-	if (!ctx_auth(&ctx, false))
-		goto out;
-	list = json_array();
-	err = gh_db_prepare(ctx.db, "SELECT g.client_id, a.name, g.scope, "
-	    "g.created_at FROM oidc_grants g JOIN apps a ON a.id = "
-	    "g.client_id WHERE g.user_id = ? ORDER BY a.name_key", &st);
-	if (err == GH_OK)
-		err = gh_stmt_bind(st, "t", ctx.user.id);
-	while (err == GH_OK && (err = gh_stmt_step(st, &row)) == GH_OK &&
-	    row) {
-		gh_time_rfc3339(gh_stmt_int(st, 3), at);
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}",
-		    "client_id", gh_stmt_text(st, 0), "app_name",
-		    gh_stmt_text(st, 1), "scope", gh_stmt_text(st, 2),
-		    "created_at", at));
-	}
-	gh_stmt_free(st);
-	if (err != GH_OK) {
-		respond_err(req, err);
-		goto out;
-	}
-	gh_http_respond_json(req, 200, json_pack("{s:O}", "grants", list));
-out:
-	json_decref(list);
-	ctx_close(&ctx);
-}
-
-static void
-h_me_grant_delete(void *app, struct gh_http_req *req)
-{
-	const char *client_id = gh_http_req_param(req, "client_id");
-	struct api_ctx ctx;
-	json_t *changes;
-	int64_t tokens;
-	gh_err err;
-
-	if (!ctx_open(app, req, &ctx))
-		return;
-	if (!ctx_auth(&ctx, false))
-		goto out;
-	err = gh_db_begin(ctx.db);
-	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "DELETE FROM oidc_grants WHERE "
-		    "user_id = ? AND client_id = ?", "tt", ctx.user.id,
-		    client_id);
-	if (err == GH_OK && gh_db_changes(ctx.db) == 0) {
-		gh_db_rollback(ctx.db);
-		gh_http_respond_error(req, 404, "grant_not_found",
-		    "You have not granted this app access.");
-		goto out;
-	}
-	/* Without the grant, nothing issued under it may live on. */
-	if (err == GH_OK)
-		err = gh_db_run(ctx.db, "UPDATE oidc_tokens SET revoked_at = ? "
-		    "WHERE user_id = ? AND client_id = ? AND revoked_at IS "
-		    "NULL", "itt", gh_now_ms(), ctx.user.id, client_id);
-	if (err == GH_OK) {
-		tokens = gh_db_changes(ctx.db);
-		changes = json_pack("{s:s, s:I}", "client_id", client_id,
-		    "tokens", (json_int_t)tokens);
-		err = gh_audit_append(ctx.db, &ctx.actor, "oidc.grant.revoke",
-		    "user", ctx.user.id, changes);
-		json_decref(changes);
-	}
-	if (finish(&ctx, err))
-		gh_http_respond(req, 204, NULL, NULL, 0);
-out:
-	ctx_close(&ctx);
-}
-
 gh_err
 routes_oidc(struct gh_http_router *r)
 {
@@ -1904,10 +1696,6 @@ routes_oidc(struct gh_http_router *r)
 		{ "POST", "/o/{org}/oidc/userinfo", h_userinfo },
 		{ "POST", "/o/{org}/oidc/introspect", h_introspect },
 		{ "POST", "/o/{org}/oidc/revoke", h_revoke },
-		{ "GET", "/o/{org}/oidc/logout", h_logout },
-		{ "GET", "/o/{org}/api/v1/me/grants", h_me_grants },
-		{ "DELETE", "/o/{org}/api/v1/me/grants/{client_id}",
-		    h_me_grant_delete },
 	};
 	gh_err err = routes_oidc_admin(r);
 
@@ -1915,5 +1703,9 @@ routes_oidc(struct gh_http_router *r)
 		err = routes_oidc_device(r);
 	if (err == GH_OK)
 		err = gh_http_routes(r, defs, sizeof defs / sizeof defs[0]);
+	if (err == GH_OK)
+		err = routes_oidc_logout(r);
+	if (err == GH_OK)
+		err = routes_oidc_grants(r);
 	return err;
 }

@@ -2,7 +2,8 @@
  * oidc_int.h: shared by the OpenID Connect provider files of src/api
  * (oidc_keys.c: signing keys, discovery, JWKS; oidc_clients.c: client
  * settings, secrets and client authentication; oidc.c: the protocol
- * endpoints). Not for other capabilities.
+ * endpoints; oidc_logout.c: RP-initiated logout; oidc_grants.c:
+ * /me/grants). Not for other capabilities.
  */
 #ifndef GH_OIDC_INT_H
 #define GH_OIDC_INT_H
@@ -151,5 +152,11 @@ gh_err oidc_http_post_form(const char *url, const char *body,
 void oidc_grant_device(struct api_ctx *ctx, const struct oidc_client *c,
     struct oidc_issue *is);
 gh_err routes_oidc_device(struct gh_http_router *r);
+
+/* ---- oidc_logout.c: GET /oidc/logout (RP-initiated logout) ---- */
+gh_err routes_oidc_logout(struct gh_http_router *r);
+
+/* ---- oidc_grants.c: the user's grants, /me/grants ---- */
+gh_err routes_oidc_grants(struct gh_http_router *r);
 
 #endif
