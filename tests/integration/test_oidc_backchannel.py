@@ -213,15 +213,23 @@ def test_rp_initiated_logout_posts_a_logout_token(server, admin, alice,
 
 def test_ending_own_session_posts_a_logout_token(server, admin, alice,
                                                  receiver):
-    c = bcl_client(server, admin, alice["id"], receiver.uri)
+    # The client requires sid (Back-Channel Logout 1.0, 2.2): the flag is
+    # echoed, and the ID and logout tokens carry sid (always sent).
+    c = bcl_client(server, admin, alice["id"], receiver.uri,
+                   backchannel_logout_session_required=True)
+    assert c.settings["backchannel_logout_session_required"] is True
+    assert admin.get(server.api(f"/apps/{c.id}/oidc"), timeout=30).json()[
+        "backchannel_logout_session_required"] is True
     s = server.login("alice", USER_PASSWORD)
     _, t, _, _ = code_flow(server, c, s=s)
     sid = verify(server, t["id_token"])["sid"]
+    assert sid == current_sid(server, s)
     # A second session of alice's, without tokens, ends the first one.
     other = server.login("alice", USER_PASSWORD)
     r = other.delete(server.api(f"/me/sessions/{sid}"), timeout=30)
     assert r.status_code == 204, r.text
     claims = logout_claims(server, receiver.next(), c)
+    assert "sid" in claims
     assert (claims["sub"], claims["sid"]) == (alice["id"], sid)
     # Ending a session in which no client got tokens sends nothing.
     r = other.delete(server.api(f"/me/sessions/{current_sid(server, other)}"),
