@@ -159,23 +159,11 @@ read_hints(struct gh_outbox *w, bool full, int64_t now)
 /* ---- one org --------------------------------------------------------------- */
 
 struct org_find {
-	const char *id;
 	struct gh_org org;
 	bool found;
 };
 
-static void
-org_match(const struct gh_org *org, void *arg)
-{
-	struct org_find *f = arg;
-
-	if (!f->found && strcmp(org->id, f->id) == 0) {
-		f->org = *org;
-		f->found = true;
-	}
-}
-
-/* The directory's row of org_id; *found false when there is none. */
+/* The directory's row of org_id; f->found false when there is none. */
 static gh_err
 org_lookup(struct gh_store *st, const char *org_id, struct org_find *f)
 {
@@ -183,12 +171,12 @@ org_lookup(struct gh_store *st, const char *org_id, struct org_find *f)
 	gh_err err;
 
 	memset(f, 0, sizeof *f);
-	f->id = org_id;
 	err = gh_store_directory(st, &dir);
 	if (err == GH_OK)
-		err = gh_identity_org_list(dir, org_match, f);
+		err = gh_identity_org_get_id(dir, org_id, &f->org);
 	gh_db_release(dir);
-	return err;
+	f->found = err == GH_OK;
+	return err == GH_ERR_NOTFOUND ? GH_OK : err;
 }
 
 /* Runs the kind's work for org_id: the org looked up, its tenant acquired

@@ -290,12 +290,16 @@ test_the_worker_runs_only_hinted_active_orgs(void **state)
 	struct gh_org a, b, c;
 	struct gh_outbox *w;
 	struct gh_db *dir = NULL;
+	struct seen s = { 0 };
+	int64_t seq = 0;
 
 	new_org(t->st, "alpha", &a);
 	new_org(t->st, "beta", &b);
 	new_org(t->st, "gamma", &c);
 	hint(t->st, a.id, "test");
 	hint(t->st, c.id, "test");
+	/* The fixture's tenant has no row in the directory: an org gone. */
+	assert_int_equal(gh_db_outbox_hint(t->db, "test"), GH_OK);
 	assert_int_equal(gh_store_directory(t->st, &dir), GH_OK);
 	assert_int_equal(gh_identity_org_set_state(dir, c.id, "suspended"),
 	    GH_OK);
@@ -307,6 +311,12 @@ test_the_worker_runs_only_hinted_active_orgs(void **state)
 	assert_string_equal(r.runs[0].org, a.id);
 	assert_true(r.runs[0].had_db);
 	assert_int_equal(wait_runs(&r, 2, 500), 1);
+	/* The gone org's hint was cleared; the suspended one's stays. */
+	assert_int_equal(gh_store_outbox_hints(t->st, "test", 0, saw, &s,
+	    &seq), GH_OK);
+	assert_int_equal(s.n, 2);
+	assert_true(strcmp(s.ids[0], t->org_id) != 0 &&
+	    strcmp(s.ids[1], t->org_id) != 0);
 	/* A hint written by "another process" is found by the poll. */
 	hint(t->st, b.id, "test");
 	assert_int_equal(wait_runs(&r, 2, 3000), 2);
