@@ -11,17 +11,19 @@
  * BCL_MAX_ATTEMPTS times. Every attempt is audited as
  * oidc.backchannel_logout; the row goes once the outcome is final.
  *
- * The thread wakes on a kick (a request that ended sessions, ctx_close),
- * when a retry falls due, at start and every BCL_SCAN_MS (sessions ended
- * by the CLI in another process).
+ * The sending runs on an outbox worker of kind "bcl" (src/notify/outbox.c):
+ * an org is run on a kick (a request that ended sessions, ctx_close), when
+ * a retry falls due, and when its outbox hint (written by session.c before
+ * the row commits, in whichever process: the CLI too) is read, within
+ * BCL_POLL_MS of a new hint and at start and every BCL_SCAN_MS for all.
  *
  * Untrusted input: the client's HTTP answer (only its status is read).
  * Secrets: the private signing key while signing (src/api/oidc_keys.c);
  * logout tokens are never stored nor logged.
  */
 #include "api/oidc_int.h"
+#include "notify/notify.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,6 @@
 #define BCL_TOKEN_TTL_S 120
 #define BCL_RETRY_DEFAULT_S 30
 #define BCL_SCAN_MS (300 * 1000)
-#define BCL_QUEUE_MAX 256
 #define BCL_EVENT "http://schemas.openid.net/event/backchannel-logout"
 
 struct pending_logout {
@@ -227,244 +228,81 @@ out:
 	return err;
 }
 
-struct oidc_bcl;
-static bool stopping(struct oidc_bcl *b);
+/* Orgs with logouts queued by another process (the CLI) are found
+ * through their outbox hints within about this long. */
+#define BCL_POLL_MS (2 * 1000)
 
-/* Sends the due logouts of one org (db acquired by the caller), until b
- * is asked to stop. */
+struct oidc_bcl {
+	struct gh_app *app;
+	int64_t retry_ms;
+	struct gh_outbox *w;
+};
+
+/* The earliest pending attempt of an org, 0 when none. */
 static gh_err
-drain(struct oidc_bcl *b, struct gh_app *app, const struct gh_org *org,
-    struct gh_db *db, int64_t retry_ms)
+next_due(struct gh_db *db, int64_t *next_out)
 {
+	struct gh_stmt *st = NULL;
+	bool row = false;
+	gh_err err;
+
+	*next_out = 0;
+	err = gh_db_prepare(db, "SELECT MIN(next_at) FROM oidc_logout_outbox",
+	    &st);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK && row && !gh_stmt_is_null(st, 0))
+		*next_out = gh_stmt_int(st, 0);
+	gh_stmt_free(st);
+	return err;
+}
+
+/* The outbox worker's run: sends the due logouts of one org (db held by
+ * the worker) until asked to stop. */
+static gh_err
+bcl_run(void *arg, struct gh_outbox *w, const struct gh_org *org,
+    struct gh_db *db, int64_t *next_out)
+{
+	struct oidc_bcl *b = arg;
 	struct pending_logout batch[BCL_BATCH];
 	struct api_ctx ctx;
 	int n = 0;
 	gh_err err;
 
+	*next_out = 0;
 	memset(&ctx, 0, sizeof ctx);
-	ctx.app = app;
+	ctx.app = b->app;
 	ctx.org = *org;
 	ctx.db = db;
 	ctx.actor.type = "system";
 	ctx.actor.id = "oidc-backchannel-logout";
 	err = load_batch(db, gh_now_ms(), batch, &n);
-	for (int i = 0; err == GH_OK && i < n && !stopping(b); i++)
-		err = send_one(&ctx, &batch[i], retry_ms);
+	for (int i = 0; err == GH_OK && i < n && !gh_outbox_stopping(w); i++)
+		err = send_one(&ctx, &batch[i], b->retry_ms);
+	if (err == GH_OK)
+		err = next_due(db, next_out);
 	return err;
 }
 
 /* ---- the thread ---------------------------------------------------------- */
-
-struct queued {
-	char org_id[GH_ID_LEN + 1];
-	int64_t due_ms;
-};
-
-struct oidc_bcl {
-	struct gh_app *app;
-	int64_t retry_ms;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	int64_t scan_at;	/* the next look through every org */
-	struct queued q[BCL_QUEUE_MAX];
-	size_t qlen;
-};
-
-static bool
-stopping(struct oidc_bcl *b)
-{
-	bool stop;
-
-	pthread_mutex_lock(&b->mu);
-	stop = b->stop;
-	pthread_mutex_unlock(&b->mu);
-	return stop;
-}
-
-/* Adds org_id due at due_ms or brings its entry forward; with mu held. */
-static void
-queue_put(struct oidc_bcl *b, const char *org_id, int64_t due_ms)
-{
-	for (size_t i = 0; i < b->qlen; i++) {
-		if (strcmp(b->q[i].org_id, org_id) == 0) {
-			if (due_ms < b->q[i].due_ms)
-				b->q[i].due_ms = due_ms;
-			return;
-		}
-	}
-	if (b->qlen == BCL_QUEUE_MAX) {
-		b->scan_at = 0;	/* too many: look everywhere */
-		return;
-	}
-	gh_strlcpy(b->q[b->qlen].org_id, org_id, sizeof b->q[0].org_id);
-	b->q[b->qlen].due_ms = due_ms;
-	b->qlen++;
-}
 
 void
 oidc_bcl_kick(struct gh_app *app, const char *org_id)
 {
 	struct oidc_bcl *b = app != NULL ? app->bcl : NULL;
 
-	if (b == NULL || org_id == NULL || !gh_id_valid(org_id))
-		return;
-	pthread_mutex_lock(&b->mu);
-	queue_put(b, org_id, 0);
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-}
-
-/* The earliest pending attempt of an org, 0 when none. */
-static int64_t
-next_due(struct gh_db *db)
-{
-	struct gh_stmt *st = NULL;
-	int64_t next = 0;
-	bool row = false;
-
-	if (gh_db_prepare(db, "SELECT MIN(next_at) FROM oidc_logout_outbox",
-	    &st) == GH_OK && gh_stmt_step(st, &row) == GH_OK && row &&
-	    !gh_stmt_is_null(st, 0))
-		next = gh_stmt_int(st, 0);
-	gh_stmt_free(st);
-	return next;
-}
-
-static void
-drain_org(struct oidc_bcl *b, const struct gh_org *org)
-{
-	struct gh_db *db = NULL;
-	int64_t next;
-	gh_err err;
-
-	if (strcmp(org->state, "active") != 0)
-		return;
-	err = gh_store_tenant(b->app->store, org->id, org->region, false, &db);
-	if (err == GH_OK)
-		err = drain(b, b->app, org, db, b->retry_ms);
-	next = err == GH_OK ? next_due(db) : gh_now_ms() + b->retry_ms;
-	gh_db_release(db);
-	if (err != GH_OK)
-		GH_LOG_WARN(err, "org %s: back-channel logout outbox",
-		    org->slug);
-	if (next > 0) {
-		pthread_mutex_lock(&b->mu);
-		queue_put(b, org->id, next);
-		pthread_mutex_unlock(&b->mu);
-	}
-}
-
-struct org_list {
-	struct gh_org *v;
-	size_t n, cap;
-	const char *only;	/* NULL: every active org */
-	bool nomem;
-};
-
-static void
-collect_org(const struct gh_org *org, void *arg)
-{
-	struct org_list *l = arg;
-
-	if (l->nomem || strcmp(org->state, "active") != 0 ||
-	    (l->only != NULL && strcmp(org->id, l->only) != 0))
-		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct gh_org *v = realloc(l->v, cap * sizeof *v);
-
-		if (v == NULL) {
-			l->nomem = true;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = *org;
-}
-
-/* Drains org_id, or every active org when NULL. The directory handle is
- * released before any tenant is opened. */
-static void
-drain_orgs(struct oidc_bcl *b, const char *org_id)
-{
-	struct org_list l = { .only = org_id };
-	struct gh_db *dir = NULL;
-	gh_err err;
-
-	err = gh_store_directory(b->app->store, &dir);
-	if (err == GH_OK)
-		err = gh_identity_org_list(dir, collect_org, &l);
-	gh_db_release(dir);
-	if (err == GH_OK && l.nomem)
-		err = GH_ERR_NOMEM;
-	if (err != GH_OK)
-		GH_LOG_WARN(err, "back-channel logout: listing organisations");
-	for (size_t i = 0; err == GH_OK && i < l.n && !stopping(b); i++)
-		drain_org(b, &l.v[i]);
-	free(l.v);
-}
-
-/* Takes the next due org (or the time for a full scan) off the queue,
- * waiting until one is due. False when stopping. With mu held. */
-static bool
-next_job(struct oidc_bcl *b, char org_id[static GH_ID_LEN + 1], bool *all)
-{
-	for (;;) {
-		int64_t now = gh_now_ms(), wake = b->scan_at;
-		struct timespec ts;
-
-		if (b->stop)
-			return false;
-		*all = b->scan_at <= now;
-		if (*all) {
-			b->scan_at = now + BCL_SCAN_MS;
-			return true;
-		}
-		for (size_t i = 0; i < b->qlen; i++) {
-			if (b->q[i].due_ms <= now) {
-				gh_strlcpy(org_id, b->q[i].org_id,
-				    GH_ID_LEN + 1);
-				b->q[i] = b->q[--b->qlen];
-				return true;
-			}
-			if (b->q[i].due_ms < wake)
-				wake = b->q[i].due_ms;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (wake - now) / 1000;
-		ts.tv_nsec += ((wake - now) % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-	}
-}
-
-static void *
-bcl_main(void *arg)
-{
-	struct oidc_bcl *b = arg;
-	char org_id[GH_ID_LEN + 1];
-	bool all;
-
-	pthread_mutex_lock(&b->mu);
-	while (next_job(b, org_id, &all)) {
-		pthread_mutex_unlock(&b->mu);
-		drain_orgs(b, all ? NULL : org_id);
-		pthread_mutex_lock(&b->mu);
-	}
-	pthread_mutex_unlock(&b->mu);
-	return NULL;
+	if (b != NULL)
+		gh_outbox_kick(b->w, org_id);
 }
 
 gh_err
 gh_api_bcl_start(struct gh_app *app)
 {
+	struct gh_outbox_ops ops = { .name = "back-channel logout",
+	    .run = bcl_run, .st = app->store, .kind = "bcl",
+	    .poll_ms = BCL_POLL_MS, .scan_ms = BCL_SCAN_MS };
 	struct oidc_bcl *b;
+	gh_err err;
 
 	if (app->bcl != NULL)
 		return GH_OK;
@@ -474,14 +312,12 @@ gh_api_bcl_start(struct gh_app *app)
 	b->app = app;
 	b->retry_ms = (int64_t)(app->cfg.bcl_retry_s ? app->cfg.bcl_retry_s :
 	    BCL_RETRY_DEFAULT_S) * 1000;
-	b->scan_at = 0;
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
-	if (pthread_create(&b->thread, NULL, bcl_main, b) != 0) {
-		pthread_cond_destroy(&b->cv);
-		pthread_mutex_destroy(&b->mu);
+	ops.retry_ms = b->retry_ms;
+	ops.arg = b;
+	err = gh_outbox_start(&ops, &b->w);
+	if (err != GH_OK) {
 		free(b);
-		return GH_ERR_INTERNAL;
+		return err;
 	}
 	app->bcl = b;
 	return GH_OK;
@@ -494,14 +330,8 @@ gh_api_bcl_stop(struct gh_app *app)
 
 	if (b == NULL)
 		return;
-	pthread_mutex_lock(&b->mu);
-	b->stop = true;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
 	/* At most one post in flight, bounded by its timeouts. */
-	pthread_join(b->thread, NULL);
-	pthread_cond_destroy(&b->cv);
-	pthread_mutex_destroy(&b->mu);
+	gh_outbox_stop(b->w);
 	free(b);
 	app->bcl = NULL;
 }

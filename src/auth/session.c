@@ -345,13 +345,15 @@ gh_auth_session_mfa_live(struct gh_db *db, const char *user_id,
  * src/api/oidc_bcl.c) for each client that got tokens in the sessions
  * chosen by where (one "?" bound to key, a second to now), in the
  * caller's transaction: the session ending and the notice to its relying
- * parties commit together. where names exactly the sessions that end:
+ * parties commit together; the org's outbox hint "bcl" is written before
+ * that commit. where names exactly the sessions that end:
  * the live ones before they are marked, or the one just marked at now.
  */
 static gh_err
 bcl_queue(struct gh_db *db, const char *where, const char *key, int64_t now)
 {
 	char sql[512];
+	gh_err err;
 
 	snprintf(sql, sizeof sql, "INSERT INTO oidc_logout_outbox "
 	    "(session_id, client_id, user_id, next_at, created_at) SELECT "
@@ -361,7 +363,12 @@ bcl_queue(struct gh_db *db, const char *where, const char *key, int64_t now)
 	    "oidc_logout_outbox o WHERE o.session_id = t.session_id AND "
 	    "o.client_id = t.client_id)", (long long)now, (long long)now,
 	    where);
-	return gh_db_run(db, sql, "ti", key, now);
+	err = gh_db_run(db, sql, "ti", key, now);
+	/* Still inside the caller's transaction: the hint (committed at
+	 * once) precedes the rows, so the sender of any process finds them. */
+	if (err == GH_OK && gh_db_changes(db) > 0)
+		err = gh_db_outbox_hint(db, "bcl");
+	return err;
 }
 
 gh_err

@@ -48,6 +48,9 @@ gh_err gh_identity_org_create(struct gh_db *dir, const char *slug,
 /* By slug. GH_ERR_NOTFOUND when absent or the slug is malformed. */
 gh_err gh_identity_org_get(struct gh_db *dir, const char *slug,
     struct gh_org *out) GH_MUST_CHECK;
+/* By id. GH_ERR_NOTFOUND when absent or the id is malformed. */
+gh_err gh_identity_org_get_id(struct gh_db *dir, const char *org_id,
+    struct gh_org *out) GH_MUST_CHECK;
 gh_err gh_identity_org_list(struct gh_db *dir,
     void (*fn)(const struct gh_org *org, void *arg), void *arg)
     GH_MUST_CHECK;

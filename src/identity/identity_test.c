@@ -224,6 +224,14 @@ test_orgs_create_list_and_change_state(void **state)
 	    GH_ERR_INVALID);
 	assert_int_equal(gh_identity_org_get(dir, "../x", &got),
 	    GH_ERR_NOTFOUND);
+	memset(&got, 0, sizeof got);
+	assert_int_equal(gh_identity_org_get_id(dir, o.id, &got), GH_OK);
+	assert_string_equal(got.slug, "acme");
+	assert_string_equal(got.region, "eu");
+	assert_int_equal(gh_identity_org_get_id(dir, f->t->org_id, &got),
+	    GH_ERR_NOTFOUND);
+	assert_int_equal(gh_identity_org_get_id(dir, "../x", &got),
+	    GH_ERR_NOTFOUND);
 	gh_db_release(dir);
 }
 

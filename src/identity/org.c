@@ -130,6 +130,30 @@ gh_identity_org_get(struct gh_db *dir, const char *slug, struct gh_org *out)
 }
 
 gh_err
+gh_identity_org_get_id(struct gh_db *dir, const char *org_id,
+    struct gh_org *out)
+{
+	struct gh_stmt *st = NULL;
+	bool row = false;
+	gh_err err;
+
+	if (org_id == NULL || !gh_id_valid(org_id))
+		return GH_ERR_NOTFOUND;
+	err = gh_db_prepare(dir, "SELECT " ORG_COLUMNS " FROM orgs WHERE "
+	    "id = ?", &st);
+	if (err == GH_OK)
+		err = gh_stmt_bind(st, "t", org_id);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK && !row)
+		err = GH_ERR_NOTFOUND;
+	if (err == GH_OK)
+		org_from_row(st, out);
+	gh_stmt_free(st);
+	return err;
+}
+
+gh_err
 identity_org_get_gen(struct gh_db *dir, const char *slug, struct gh_org *out,
     int64_t *gen_out)
 {

@@ -1,11 +1,11 @@
 /*
- * mailer.c: the thread that mails pending notices. It wakes on a kick
- * (after a request committed a notice), when a retry falls due, and once
- * at start to pick up what an earlier process left pending.
+ * mailer.c: mails pending notices, from an outbox worker (outbox.c) of
+ * kind "mail". It runs an org on a kick (after a request committed a
+ * notice), when a retry falls due, and when the org's outbox hint shows
+ * mail queued by another process or left pending by an earlier one.
  */
 #include "notify/notify_int.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,6 @@
 
 #define DRAIN_BATCH 20
 #define RETRY_BASE_MS (30 * 1000)
-#define QUEUE_MAX 256
 
 struct pending_mail {
 	char id[GH_ID_LEN + 1];
@@ -168,242 +167,71 @@ gh_mailer_drain(struct gh_db *db, const struct gh_mailer_config *cfg,
 
 /* ---- the thread --------------------------------------------------------------- */
 
-struct queued {
-	char org_id[GH_ID_LEN + 1];
-	int64_t due_ms;
-};
+/* Orgs with mail queued by another process (the CLI) are found through
+ * their outbox hints within about this long. */
+#define MAIL_POLL_MS (2 * 1000)
+#define MAIL_SCAN_MS (300 * 1000)
 
 struct gh_mailer {
-	struct gh_store *st;
 	struct gh_mailer_config cfg;
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	bool scan_all;
-	struct queued q[QUEUE_MAX];
-	size_t qlen;
+	struct gh_outbox *w;
 };
-
-/* Adds org_id due at due_ms, or brings an existing entry forward. Called
- * with mu held. */
-static void
-queue_put(struct gh_mailer *m, const char *org_id, int64_t due_ms)
-{
-	for (size_t i = 0; i < m->qlen; i++) {
-		if (strcmp(m->q[i].org_id, org_id) == 0) {
-			if (due_ms < m->q[i].due_ms)
-				m->q[i].due_ms = due_ms;
-			return;
-		}
-	}
-	if (m->qlen == QUEUE_MAX) {
-		m->scan_all = true;	/* too many: look everywhere later */
-		return;
-	}
-	gh_strlcpy(m->q[m->qlen].org_id, org_id, sizeof m->q[0].org_id);
-	m->q[m->qlen].due_ms = due_ms;
-	m->qlen++;
-}
 
 void
 gh_mailer_kick(struct gh_mailer *m, const char *org_id)
 {
-	if (m == NULL || org_id == NULL || !gh_id_valid(org_id))
-		return;
-	pthread_mutex_lock(&m->mu);
-	queue_put(m, org_id, 0);
-	pthread_cond_signal(&m->cv);
-	pthread_mutex_unlock(&m->mu);
+	if (m != NULL)
+		gh_outbox_kick(m->w, org_id);
 }
 
 /* The earliest pending retry of an org, 0 when none. */
-static int64_t
-next_retry(struct gh_db *db)
+static gh_err
+next_retry(struct gh_db *db, int64_t *next_out)
 {
 	struct gh_stmt *st = NULL;
-	int64_t next = 0;
 	bool row = false;
+	gh_err err;
 
-	if (gh_db_prepare(db, "SELECT MIN(mail_next_at) FROM notifications "
-	    "WHERE mail_state = 'pending'", &st) == GH_OK &&
-	    gh_stmt_step(st, &row) == GH_OK && row && !gh_stmt_is_null(st, 0))
-		next = gh_stmt_int(st, 0);
+	*next_out = 0;
+	err = gh_db_prepare(db, "SELECT MIN(mail_next_at) FROM notifications "
+	    "WHERE mail_state = 'pending'", &st);
+	if (err == GH_OK)
+		err = gh_stmt_step(st, &row);
+	if (err == GH_OK && row && !gh_stmt_is_null(st, 0))
+		*next_out = gh_stmt_int(st, 0);
 	gh_stmt_free(st);
-	return next;
+	return err;
 }
 
-struct org_ref {
-	struct gh_org org;
-	bool found;
-	const char *want_id;
-};
-
-static void
-find_org(const struct gh_org *org, void *arg)
+/* The outbox worker's run: one org's due mail. */
+static gh_err
+mail_run(void *arg, struct gh_outbox *w, const struct gh_org *org,
+    struct gh_db *db, int64_t *next_out)
 {
-	struct org_ref *r = arg;
-
-	if (!r->found && strcmp(org->id, r->want_id) == 0) {
-		r->org = *org;
-		r->found = true;
-	}
-}
-
-static void
-drain_org(struct gh_mailer *m, const struct gh_org *org)
-{
-	struct gh_db *db = NULL;
-	int64_t retry;
+	struct gh_mailer *m = arg;
 	int sent = 0;
 	gh_err err;
 
-	if (strcmp(org->state, "active") != 0)
-		return;
-	err = gh_store_tenant(m->st, org->id, org->region, false, &db);
-	if (err == GH_OK)
-		err = gh_mailer_drain(db, &m->cfg, org->slug, org->name,
-		    gh_now_ms(), &sent);
-	retry = err == GH_OK ? next_retry(db) : gh_now_ms() + RETRY_BASE_MS;
-	gh_db_release(db);
-	if (err != GH_OK)
-		GH_LOG_WARN(err, "org %s: mail outbox", org->slug);
+	(void)w;
+	*next_out = 0;
+	err = gh_mailer_drain(db, &m->cfg, org->slug, org->name, gh_now_ms(),
+	    &sent);
 	if (sent > 0)
 		GH_LOG_INFO("org %s: %d notice(s) mailed", org->slug, sent);
-	if (retry > 0) {
-		pthread_mutex_lock(&m->mu);
-		queue_put(m, org->id, retry);
-		pthread_mutex_unlock(&m->mu);
-	}
-}
-
-static void
-drain_by_id(struct gh_mailer *m, const char *org_id)
-{
-	struct org_ref r = { .want_id = org_id };
-	struct gh_db *dir = NULL;
-	gh_err err;
-
-	err = gh_store_directory(m->st, &dir);
 	if (err == GH_OK)
-		err = gh_identity_org_list(dir, find_org, &r);
-	gh_db_release(dir);
-	if (err == GH_OK && r.found)
-		drain_org(m, &r.org);
-}
-
-struct org_list {
-	struct gh_org *v;
-	size_t n, cap;
-	bool nomem;
-};
-
-static void
-collect_org(const struct gh_org *org, void *arg)
-{
-	struct org_list *l = arg;
-
-	if (l->nomem || strcmp(org->state, "active") != 0)
-		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct gh_org *v = realloc(l->v, cap * sizeof *v);
-
-		if (v == NULL) {
-			l->nomem = true;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = *org;
-}
-
-/* Drains every active org. The directory handle is released before any
- * tenant is opened or any mail sent. */
-static void
-scan_all(struct gh_mailer *m)
-{
-	struct org_list l = { 0 };
-	struct gh_db *dir = NULL;
-	gh_err err;
-
-	err = gh_store_directory(m->st, &dir);
-	if (err == GH_OK)
-		err = gh_identity_org_list(dir, collect_org, &l);
-	gh_db_release(dir);
-	if (err == GH_OK && l.nomem)
-		err = GH_ERR_NOMEM;
-	if (err != GH_OK)
-		GH_LOG_WARN(err, "mailer: listing organisations");
-	for (size_t i = 0; err == GH_OK && i < l.n; i++)
-		drain_org(m, &l.v[i]);
-	free(l.v);
-}
-
-/* Takes the next due org id (or the scan-all flag) off the queue, waiting
- * until one is due. False when stopping. Called with mu held. */
-static bool
-next_job(struct gh_mailer *m, char org_id[static GH_ID_LEN + 1], bool *all)
-{
-	for (;;) {
-		int64_t now = gh_now_ms(), wake = now + 60 * 1000;
-		struct timespec ts;
-
-		if (m->stop)
-			return false;
-		*all = m->scan_all;
-		if (*all) {
-			m->scan_all = false;
-			return true;
-		}
-		for (size_t i = 0; i < m->qlen; i++) {
-			if (m->q[i].due_ms <= now) {
-				gh_strlcpy(org_id, m->q[i].org_id,
-				    GH_ID_LEN + 1);
-				m->q[i] = m->q[--m->qlen];
-				return true;
-			}
-			if (m->q[i].due_ms < wake)
-				wake = m->q[i].due_ms;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (wake - now) / 1000;
-		ts.tv_nsec += ((wake - now) % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
-	}
-}
-
-static void *
-mailer_main(void *arg)
-{
-	struct gh_mailer *m = arg;
-	char org_id[GH_ID_LEN + 1];
-	bool all;
-
-	pthread_mutex_lock(&m->mu);
-	while (next_job(m, org_id, &all)) {
-		pthread_mutex_unlock(&m->mu);
-		if (all)
-			scan_all(m);
-		else
-			drain_by_id(m, org_id);
-		pthread_mutex_lock(&m->mu);
-	}
-	pthread_mutex_unlock(&m->mu);
-	return NULL;
+		err = next_retry(db, next_out);
+	return err;
 }
 
 gh_err
 gh_mailer_start(struct gh_store *st, const struct gh_mailer_config *cfg,
     struct gh_mailer **out)
 {
+	struct gh_outbox_ops ops = { .name = "mail", .run = mail_run,
+	    .st = st, .kind = "mail", .poll_ms = MAIL_POLL_MS,
+	    .scan_ms = MAIL_SCAN_MS, .retry_ms = RETRY_BASE_MS };
 	struct gh_mailer *m;
+	gh_err err;
 
 	*out = NULL;
 	if (cfg->host[0] == '\0' || !gh_mail_addr_valid(cfg->from) ||
@@ -412,20 +240,17 @@ gh_mailer_start(struct gh_store *st, const struct gh_mailer_config *cfg,
 	m = calloc(1, sizeof *m);
 	if (m == NULL)
 		return GH_ERR_NOMEM;
-	m->st = st;
 	m->cfg = *cfg;
 	if (m->cfg.helo[0] == '\0')
 		gh_strlcpy(m->cfg.helo, "localhost", sizeof m->cfg.helo);
 	if (m->cfg.timeout_s == 0)
 		m->cfg.timeout_s = 10;
-	m->scan_all = true;
-	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->cv, NULL);
-	if (pthread_create(&m->thread, NULL, mailer_main, m) != 0) {
-		gh_mailer_stop(m);
-		return GH_ERR_INTERNAL;
+	ops.arg = m;
+	err = gh_outbox_start(&ops, &m->w);
+	if (err != GH_OK) {
+		free(m);
+		return err;
 	}
-	m->started = true;
 	*out = m;
 	return GH_OK;
 }
@@ -435,14 +260,6 @@ gh_mailer_stop(struct gh_mailer *m)
 {
 	if (m == NULL)
 		return;
-	if (m->started) {
-		pthread_mutex_lock(&m->mu);
-		m->stop = true;
-		pthread_cond_signal(&m->cv);
-		pthread_mutex_unlock(&m->mu);
-		pthread_join(m->thread, NULL);
-	}
-	pthread_cond_destroy(&m->cv);
-	pthread_mutex_destroy(&m->mu);
+	gh_outbox_stop(m->w);
 	free(m);
 }

@@ -104,10 +104,15 @@ gh_notify_user(struct gh_db *db, const char *user_id, const char *kind,
 	text = data != NULL ? json_dumps(data, JSON_COMPACT) : strdup("{}");
 	if (text == NULL)
 		return GH_ERR_NOMEM;
-	err = gh_db_run(db, "INSERT INTO notifications (id, user_id, kind, "
-	    "data, created_at, mail_state) VALUES (?, ?, ?, ?, ?, ?)",
-	    "ttttit", id, user_id, kind, text, gh_now_ms(),
-	    mailable ? "pending" : "none");
+	/* The hint first: it commits now, before the caller's transaction
+	 * (the mailer of any process then finds this org). */
+	if (mailable)
+		err = gh_db_outbox_hint(db, "mail");
+	if (err == GH_OK)
+		err = gh_db_run(db, "INSERT INTO notifications (id, user_id, "
+		    "kind, data, created_at, mail_state) VALUES (?, ?, ?, ?, ?, "
+		    "?)", "ttttit", id, user_id, kind, text, gh_now_ms(),
+		    mailable ? "pending" : "none");
 	free(text);
 	return err;
 }

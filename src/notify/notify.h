@@ -58,6 +58,52 @@ gh_err gh_notify_mark_read(struct gh_db *db, const char *user_id,
 /* The one-line title of a kind, for pages and mail subjects. */
 const char *gh_notify_title(const char *kind);
 
+/* ---- outbox workers ---------------------------------------------------------- */
+
+/*
+ * One thread working through the outboxes of one kind (mail, back-channel
+ * logouts), org by org: it keeps the orgs with due work and the time each
+ * is due, sleeps until the earliest, and runs them one at a time. Work is
+ * found from kicks (this process queued a row and committed), from retry
+ * times, and from the directory's outbox hints (gh_db_outbox_hint, written
+ * by any process before its row commits): the hints written since the last
+ * look every poll_ms, all of them at start and every scan_ms. Never opens
+ * an org's database to find out whether it has work.
+ */
+struct gh_org;
+struct gh_outbox;
+
+struct gh_outbox_ops {
+	const char *name;	/* for the log: "mail" */
+	/* Does one org's due work (org active; db its tenant handle, held
+	 * by the worker) and sets *next_out to when it is next due (ms
+	 * since the epoch), 0 when its outbox is empty (the hint is then
+	 * cleared). An error retries the org after retry_ms. Without st
+	 * (unit tests) org holds only the id and db is NULL. */
+	gh_err (*run)(void *arg, struct gh_outbox *w, const struct gh_org *org,
+	    struct gh_db *db, int64_t *next_out);
+	void *arg;
+	struct gh_store *st;	/* borrowed; NULL: no hints, no tenants */
+	const char *kind;	/* the hint kind, with st: "mail", "bcl" */
+	int64_t poll_ms;	/* reading new hints; > 0 with st */
+	int64_t scan_ms;	/* reading every hint; 0: at start only */
+	int64_t retry_ms;	/* after a failed run; > 0 */
+};
+
+/* Starts the thread (ops copied; the strings and st must outlive it).
+ * GH_ERR_INVALID for missing callbacks or times. */
+gh_err gh_outbox_start(const struct gh_outbox_ops *ops, struct gh_outbox **out)
+    GH_MUST_CHECK;
+/* Runs org_id now (after the run in progress). NULL w is a no-op. */
+void gh_outbox_kick(struct gh_outbox *w, const char *org_id);
+/* Runs org_id at `at` (ms since the epoch), or earlier if it is already
+ * due earlier. NULL w is a no-op. */
+void gh_outbox_due(struct gh_outbox *w, const char *org_id, int64_t at);
+/* True once gh_outbox_stop was called: a run should return soon. */
+bool gh_outbox_stopping(struct gh_outbox *w);
+/* Stops the thread (after the run in progress) and frees. NULL no-op. */
+void gh_outbox_stop(struct gh_outbox *w);
+
 /* ---- mail ------------------------------------------------------------------ */
 
 #define GH_MAIL_MAX_ATTEMPTS 5
@@ -99,8 +145,9 @@ struct gh_mailer_config {
 
 struct gh_mailer;
 
-/* Starts the mailer thread; it first looks through every active org's
- * outbox once, then waits for kicks. The store is borrowed. */
+/* Starts the mailer thread (an outbox worker of kind "mail"): it finds
+ * the orgs with mail to send from the outbox hints, then from kicks. The
+ * store is borrowed. */
 gh_err gh_mailer_start(struct gh_store *st, const struct gh_mailer_config *cfg,
     struct gh_mailer **out) GH_MUST_CHECK;
 /* Asks the mailer to send org_id's pending mail soon. NULL is a no-op. */

@@ -108,6 +108,10 @@ struct gh_store {
 	struct gh_store_keys keys;	/* page_key NULL: plain tenants */
 	struct dir_probe probes[DIR_PROBES];
 	atomic_uint probe_next;
+	/* Outbox hints are written through a directory connection of their
+	 * own (gh_db_outbox_hint), by threads holding a tenant handle. */
+	pthread_mutex_t hint_mu;
+	struct gh_store_conn *hint_conn;	/* NULL until first used */
 };
 
 /* Finalizes the cached statements of db. */
@@ -532,6 +536,8 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 			/* Opening and migrating do I/O: not under the lock. */
 			err = conn_new(st, p, with_keys ? &keys : NULL, create,
 			    migrated, gen, cache_kib, &db);
+			if (err == GH_OK && org_id != NULL)
+				GH_LOG_DEBUG("org %s: database opened", org_id);
 			pthread_mutex_lock(&st->mu);
 			p->n_opening--;
 			if (err == GH_OK) {
@@ -933,6 +939,134 @@ gh_store_org_gen(struct gh_store *st, int64_t *out)
 	return err;
 }
 
+/* ---- outbox hints -------------------------------------------------------- */
+
+static bool
+hint_kind_valid(const char *kind)
+{
+	size_t n = kind != NULL ? strlen(kind) : 0;
+
+	if (n == 0 || n > 32)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((kind[i] < 'a' || kind[i] > 'z') && kind[i] != '_')
+			return false;
+	return true;
+}
+
+/* Runs the hint upsert on st->hint_conn (hint_mu held), opening it first. */
+static gh_err
+hint_write(struct gh_store *st, const char *org_id, const char *kind,
+    int64_t now)
+{
+	struct gh_store_bstmt *b = NULL;
+	gh_err err = GH_OK;
+	int rc;
+
+	if (st->hint_conn == NULL) {
+		err = st->be->conn_open(st->data_dir, NULL, NULL, NULL, false,
+		    st->busy_ms, &st->hint_conn);
+		if (err != GH_OK)
+			return err;
+	}
+	/* One statement: it commits on its own, under the directory's write
+	 * lock, so seq follows the order of the commits. */
+	rc = st->be->prepare(st->hint_conn, "INSERT INTO outbox_hints (org_id, "
+	    "kind, seq, at, pending) VALUES (?, ?, (SELECT COALESCE(MAX(seq), "
+	    "0) + 1 FROM outbox_hints), ?, 1) ON CONFLICT (org_id, kind) DO "
+	    "UPDATE SET seq = excluded.seq, at = excluded.at, pending = 1",
+	    &b);
+	if (st->be->is_ok(rc))
+		rc = st->be->bind_text(b, 1, org_id);
+	if (st->be->is_ok(rc))
+		rc = st->be->bind_text(b, 2, kind);
+	if (st->be->is_ok(rc))
+		rc = st->be->bind_int(b, 3, now);
+	if (st->be->is_ok(rc))
+		rc = st->be->step(b);
+	if (!st->be->is_ok(rc) && !st->be->is_done(rc)) {
+		err = st->be->map_error(rc);
+		GH_LOG_ERR(err, "org %s: outbox hint %s: %s", org_id, kind,
+		    st->be->errmsg(st->hint_conn));
+	}
+	if (b != NULL)
+		st->be->finalize(b);
+	if (err != GH_OK) {
+		st->be->conn_close(st->hint_conn);
+		st->hint_conn = NULL;
+	}
+	return err;
+}
+
+gh_err
+gh_db_outbox_hint(struct gh_db *db, const char *kind)
+{
+	const char *org_id = db != NULL ? gh_db_org_id(db) : NULL;
+	struct gh_store *st;
+	gh_err err;
+
+	if (org_id == NULL || !hint_kind_valid(kind))
+		return GH_ERR_INVALID;
+	st = db->st;
+	pthread_mutex_lock(&st->hint_mu);
+	err = hint_write(st, org_id, kind, gh_now_ms());
+	pthread_mutex_unlock(&st->hint_mu);
+	return err;
+}
+
+gh_err
+gh_store_outbox_hints(struct gh_store *st, const char *kind,
+    int64_t after_seq, void (*fn)(const char *org_id, void *arg), void *arg,
+    int64_t *seq_out)
+{
+	struct gh_db *dir = NULL;
+	struct gh_stmt *q = NULL;
+	char org_id[GH_ID_LEN + 1];
+	bool row = true;
+	gh_err err;
+
+	if (!hint_kind_valid(kind))
+		return GH_ERR_INVALID;
+	*seq_out = after_seq;
+	err = gh_store_directory(st, &dir);
+	if (err == GH_OK)
+		err = gh_db_prepare(dir, "SELECT org_id, seq, pending FROM "
+		    "outbox_hints WHERE kind = ? AND seq > ? ORDER BY seq", &q);
+	if (err == GH_OK)
+		err = gh_stmt_bind(q, "ti", kind, after_seq);
+	while (err == GH_OK) {
+		err = gh_stmt_step(q, &row);
+		if (err != GH_OK || !row)
+			break;
+		*seq_out = gh_stmt_int(q, 1);
+		if (gh_stmt_int(q, 2) == 0 ||
+		    !gh_strlcpy(org_id, gh_stmt_text(q, 0), sizeof org_id))
+			continue;
+		fn(org_id, arg);
+	}
+	gh_stmt_free(q);
+	gh_db_release(dir);
+	return err;
+}
+
+gh_err
+gh_store_outbox_hint_clear(struct gh_store *st, const char *org_id,
+    const char *kind, int64_t checked_at)
+{
+	struct gh_db *dir = NULL;
+	gh_err err;
+
+	if (!hint_kind_valid(kind) || org_id == NULL)
+		return GH_ERR_INVALID;
+	err = gh_store_directory(st, &dir);
+	if (err == GH_OK)
+		err = gh_db_run(dir, "UPDATE outbox_hints SET pending = 0 WHERE "
+		    "org_id = ? AND kind = ? AND pending = 1 AND at < ?", "tti",
+		    org_id, kind, checked_at - GH_STORE_HINT_GRACE_MS);
+	gh_db_release(dir);
+	return err;
+}
+
 /* ---- the store ----------------------------------------------------------- */
 
 gh_err
@@ -965,6 +1099,7 @@ gh_store_open(const char *data_dir, bool create, struct gh_store **out)
 	pthread_cond_init(&st->cv, NULL);
 	for (int i = 0; i < DIR_PROBES; i++)
 		pthread_mutex_init(&st->probes[i].mu, NULL);
+	pthread_mutex_init(&st->hint_mu, NULL);
 	st->data_dir = gh_strdup(data_dir);
 	if (st->data_dir == NULL) {
 		err = GH_ERR_NOMEM;
@@ -1009,6 +1144,8 @@ gh_store_free(struct gh_store *st)
 		probe_close(st, &st->probes[i]);
 		pthread_mutex_destroy(&st->probes[i].mu);
 	}
+	st->be->conn_close(st->hint_conn);
+	pthread_mutex_destroy(&st->hint_mu);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st->data_dir);

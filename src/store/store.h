@@ -109,6 +109,36 @@ gh_err gh_store_tenant(struct gh_store *st, const char *org_id,
  */
 gh_err gh_store_org_gen(struct gh_store *st, int64_t *out) GH_MUST_CHECK;
 
+/*
+ * Outbox hints: "this org may have pending rows in its outbox of kind"
+ * (kind: 1-32 chars of [a-z_], e.g. "mail", "bcl"), in the directory, so
+ * that a sender finds the orgs with work without opening every tenant.
+ *
+ * gh_db_outbox_hint puts the hint of db's org (a tenant handle, usually
+ * inside the transaction that queues the row). It commits at once, through
+ * a directory connection of the store's own (never a pooled handle, so the
+ * lock order holds), and so precedes the caller's commit: a hint with
+ * nothing behind it is harmless, a row without one would be missed.
+ */
+gh_err gh_db_outbox_hint(struct gh_db *db, const char *kind) GH_MUST_CHECK;
+/* Calls fn for each org with a pending hint of kind written after after_seq
+ * (0: every one); *seq_out gets the newest seq read (after_seq when none),
+ * for the next call. One directory query. */
+gh_err gh_store_outbox_hints(struct gh_store *st, const char *kind,
+    int64_t after_seq, void (*fn)(const char *org_id, void *arg), void *arg,
+    int64_t *seq_out) GH_MUST_CHECK;
+/*
+ * Clears org_id's hint of kind, for a sender that found the outbox empty
+ * at checked_at (read before looking). A writer may have put the hint and
+ * not yet committed its row, invisible to that look; so only a hint put
+ * more than GH_STORE_HINT_GRACE_MS before checked_at is cleared (a
+ * transaction never lasts that long), and a younger one stays until a
+ * later look.
+ */
+#define GH_STORE_HINT_GRACE_MS (120 * 1000)
+gh_err gh_store_outbox_hint_clear(struct gh_store *st, const char *org_id,
+    const char *kind, int64_t checked_at) GH_MUST_CHECK;
+
 /* Region names: 1-32 chars of [a-z0-9-], starting with a letter. */
 bool gh_store_region_valid(const char *region);
 
