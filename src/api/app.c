@@ -326,10 +326,20 @@ method_is_safe(const char *m)
 	    strcmp(m, "OPTIONS") == 0;
 }
 
+/* The user's columns after the session's, and for probe_attrs whether
+ * the user has any attribute (the primary key's index: one probe). */
+#define SESSION_USER_NCOLS 11
+#define SESSION_USER_ATTRS_COLUMNS GH_IDENTITY_USER_COLUMNS_U ", EXISTS " \
+	"(SELECT 1 FROM user_attributes a WHERE a.user_id = u.id)"
+
 static void
 read_session_user(struct gh_stmt *st, int first, void *arg)
 {
-	gh_identity_user_from_stmt(st, first, arg);
+	struct api_ctx *ctx = arg;
+
+	gh_identity_user_from_stmt(st, first, &ctx->user);
+	ctx->has_attrs = !ctx->probe_attrs ||
+	    gh_stmt_int(st, first + SESSION_USER_NCOLS) != 0;
 }
 
 /* Finds the caller; 0 = nobody presented credentials, 1 = ok,
@@ -355,6 +365,7 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 			*err_out = err;
 			return -2;
 		}
+		ctx->has_attrs = true;
 		ctx->actor.type = "api_token";
 		ctx->actor.id = ctx->token.id;
 		return 1;
@@ -366,8 +377,9 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 		return -1;
 	/* The session and its user in one statement (one snapshot). */
 	err = gh_auth_session_check_with(ctx->db, cookie,
-	    &ctx->app->cfg.session, &ctx->session, GH_IDENTITY_USER_COLUMNS_U,
-	    read_session_user, &ctx->user);
+	    &ctx->app->cfg.session, &ctx->session, ctx->probe_attrs ?
+	    SESSION_USER_ATTRS_COLUMNS : GH_IDENTITY_USER_COLUMNS_U,
+	    read_session_user, ctx);
 	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
 		return -1;
 	if (err != GH_OK) {
