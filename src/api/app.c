@@ -332,14 +332,29 @@ method_is_safe(const char *m)
 #define SESSION_USER_ATTRS_COLUMNS GH_IDENTITY_USER_COLUMNS_U ", EXISTS " \
 	"(SELECT 1 FROM user_attributes a WHERE a.user_id = u.id)"
 
+/* What the session check reads of the user (plain bytes: the check may
+ * hand back a remembered copy). */
+struct session_user {
+	struct gh_user user;
+	bool has_attrs;
+};
+
 static void
 read_session_user(struct gh_stmt *st, int first, void *arg)
 {
-	struct api_ctx *ctx = arg;
+	struct session_user *su = arg;
 
-	gh_identity_user_from_stmt(st, first, &ctx->user);
-	ctx->has_attrs = !ctx->probe_attrs ||
-	    gh_stmt_int(st, first + SESSION_USER_NCOLS) != 0;
+	gh_identity_user_from_stmt(st, first, &su->user);
+	su->has_attrs = false;
+}
+
+static void
+read_session_user_attrs(struct gh_stmt *st, int first, void *arg)
+{
+	struct session_user *su = arg;
+
+	gh_identity_user_from_stmt(st, first, &su->user);
+	su->has_attrs = gh_stmt_int(st, first + SESSION_USER_NCOLS) != 0;
 }
 
 /* Finds the caller; 0 = nobody presented credentials, 1 = ok,
@@ -348,6 +363,7 @@ static int
 authenticate(struct api_ctx *ctx, gh_err *err_out)
 {
 	const char *authz = gh_http_req_header(ctx->req, "Authorization");
+	struct session_user su;
 	const char *cookie;
 	gh_err err;
 
@@ -376,10 +392,21 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 	if (strlen(cookie) != GH_TOKEN_LEN)
 		return -1;
 	/* The session and its user in one statement (one snapshot). */
-	err = gh_auth_session_check_with(ctx->db, cookie,
-	    &ctx->app->cfg.session, &ctx->session, ctx->probe_attrs ?
-	    SESSION_USER_ATTRS_COLUMNS : GH_IDENTITY_USER_COLUMNS_U,
-	    read_session_user, ctx);
+	if (ctx->probe_attrs)
+		err = gh_auth_session_check_with(ctx->db, cookie,
+		    &ctx->app->cfg.session, &ctx->session,
+		    SESSION_USER_ATTRS_COLUMNS, read_session_user_attrs, &su,
+		    sizeof su);
+	else
+		err = gh_auth_session_check_with(ctx->db, cookie,
+		    &ctx->app->cfg.session, &ctx->session,
+		    GH_IDENTITY_USER_COLUMNS_U, read_session_user, &su,
+		    sizeof su);
+	if (err == GH_OK) {
+		ctx->user = su.user;
+		ctx->has_attrs = !ctx->probe_attrs || su.has_attrs;
+	}
+	gh_wipe(&su, sizeof su);
 	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
 		return -1;
 	if (err != GH_OK) {
