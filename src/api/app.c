@@ -406,7 +406,7 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 		ctx->user = su.user;
 		ctx->has_attrs = !ctx->probe_attrs || su.has_attrs;
 	}
-	gh_wipe(&su, sizeof su);
+	gh_wipe(su.user.password_hash, sizeof su.user.password_hash);
 	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
 		return -1;
 	if (err != GH_OK) {

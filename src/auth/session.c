@@ -14,6 +14,7 @@
  */
 #include "auth/auth_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -182,6 +183,15 @@ memo_live(const struct memo_entry *m, const struct gh_session_limits *lim,
 	    m->s.last_seen_at > now - lim->idle_ms;
 }
 
+/* Empties an entry: wipes the bytes it holds (not the unused tail of
+ * arg: a full wipe per entry showed after every commit). */
+static void
+memo_clear(struct memo_entry *e)
+{
+	if (e->used)
+		gh_wipe(e, offsetof(struct memo_entry, arg) + e->arg_size);
+}
+
 /* The memo of db when it holds at version v (emptied when it does not),
  * or NULL. */
 static struct session_memo *
@@ -192,7 +202,8 @@ memo_at(struct gh_db *db, const struct gh_db_version *v)
 	if (m == NULL)
 		return NULL;
 	if (m->ver.others != v->others || m->ver.own != v->own) {
-		gh_wipe(m, sizeof *m);
+		for (int i = 0; i < GH_AUTH_SESSION_MEMO_N; i++)
+			memo_clear(&m->e[i]);
 		m->ver = *v;
 	}
 	return m;
@@ -225,7 +236,7 @@ memo_put(struct session_memo *m, const char *digest, const char *extra_cols,
 	if (arg_size > sizeof e->arg)
 		return;
 	e = &m->e[m->next++ % GH_AUTH_SESSION_MEMO_N];
-	gh_wipe(e, sizeof *e);
+	memo_clear(e);
 	e->used = true;
 	memcpy(e->digest, digest, sizeof e->digest);
 	e->extra_cols = extra_cols;
