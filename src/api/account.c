@@ -613,11 +613,14 @@ h_me(void *app, struct gh_http_req *req)
 	gh_buf_init(&b, ME_BODY_MAX, 0);
 	if (!ctx_open(app, req, &ctx))
 		goto done;
+	ctx.probe_attrs = true;
 	if (!ctx_auth(&ctx, false))
 		goto out;
-	/* The user's own attributes, except those classified sensitive. */
-	err = gh_identity_attr_values_json(ctx.db, ctx.app->kms, ctx.user.id,
-	    GH_ATTR_PERSONAL, &attrs);
+	/* The user's own attributes, except those classified sensitive;
+	 * the session check told whether there is any (most users have
+	 * none: no second statement then). */
+	err = ctx.has_attrs ? gh_identity_attr_values_json(ctx.db,
+	    ctx.app->kms, ctx.user.id, GH_ATTR_PERSONAL, &attrs) : GH_OK;
 	if (err == GH_ERR_DENIED) {
 		gh_http_respond_error(req, 503, "keys_unavailable",
 		    "The encryption keys of this organisation are unavailable.");

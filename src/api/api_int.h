@@ -45,6 +45,11 @@ struct api_ctx {
 	bool authed;
 	struct gh_user user;		/* the caller, when authed */
 	bool via_session;
+	/* Set before ctx_auth: the session check also tells, in the same
+	 * statement, whether the user has any attribute (has_attrs); an
+	 * API token caller gets has_attrs = true (not probed). */
+	bool probe_attrs;
+	bool has_attrs;
 	struct gh_session session;
 	char session_token[GH_TOKEN_LEN + 1];
 	struct gh_api_token token;	/* when via an API token */

@@ -326,10 +326,35 @@ method_is_safe(const char *m)
 	    strcmp(m, "OPTIONS") == 0;
 }
 
+/* The user's columns after the session's, and for probe_attrs whether
+ * the user has any attribute (the primary key's index: one probe). */
+#define SESSION_USER_NCOLS 11
+#define SESSION_USER_ATTRS_COLUMNS GH_IDENTITY_USER_COLUMNS_U ", EXISTS " \
+	"(SELECT 1 FROM user_attributes a WHERE a.user_id = u.id)"
+
+/* What the session check reads of the user (plain bytes: the check may
+ * hand back a remembered copy). */
+struct session_user {
+	struct gh_user user;
+	bool has_attrs;
+};
+
 static void
 read_session_user(struct gh_stmt *st, int first, void *arg)
 {
-	gh_identity_user_from_stmt(st, first, arg);
+	struct session_user *su = arg;
+
+	gh_identity_user_from_stmt(st, first, &su->user);
+	su->has_attrs = false;
+}
+
+static void
+read_session_user_attrs(struct gh_stmt *st, int first, void *arg)
+{
+	struct session_user *su = arg;
+
+	gh_identity_user_from_stmt(st, first, &su->user);
+	su->has_attrs = gh_stmt_int(st, first + SESSION_USER_NCOLS) != 0;
 }
 
 /* Finds the caller; 0 = nobody presented credentials, 1 = ok,
@@ -338,6 +363,7 @@ static int
 authenticate(struct api_ctx *ctx, gh_err *err_out)
 {
 	const char *authz = gh_http_req_header(ctx->req, "Authorization");
+	struct session_user su;
 	const char *cookie;
 	gh_err err;
 
@@ -355,6 +381,7 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 			*err_out = err;
 			return -2;
 		}
+		ctx->has_attrs = true;
 		ctx->actor.type = "api_token";
 		ctx->actor.id = ctx->token.id;
 		return 1;
@@ -365,9 +392,21 @@ authenticate(struct api_ctx *ctx, gh_err *err_out)
 	if (strlen(cookie) != GH_TOKEN_LEN)
 		return -1;
 	/* The session and its user in one statement (one snapshot). */
-	err = gh_auth_session_check_with(ctx->db, cookie,
-	    &ctx->app->cfg.session, &ctx->session, GH_IDENTITY_USER_COLUMNS_U,
-	    read_session_user, &ctx->user);
+	if (ctx->probe_attrs)
+		err = gh_auth_session_check_with(ctx->db, cookie,
+		    &ctx->app->cfg.session, &ctx->session,
+		    SESSION_USER_ATTRS_COLUMNS, read_session_user_attrs, &su,
+		    sizeof su);
+	else
+		err = gh_auth_session_check_with(ctx->db, cookie,
+		    &ctx->app->cfg.session, &ctx->session,
+		    GH_IDENTITY_USER_COLUMNS_U, read_session_user, &su,
+		    sizeof su);
+	if (err == GH_OK) {
+		ctx->user = su.user;
+		ctx->has_attrs = !ctx->probe_attrs || su.has_attrs;
+	}
+	gh_wipe(su.user.password_hash, sizeof su.user.password_hash);
 	if (err == GH_ERR_DENIED || err == GH_ERR_INVALID)
 		return -1;
 	if (err != GH_OK) {

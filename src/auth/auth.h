@@ -147,11 +147,24 @@ gh_err gh_auth_session_check(struct gh_db *db, const char *token,
  * SQL column list (a constant, never client text), read from the row by
  * read_extra(st, first_column, arg) once the session is found live and
  * before it is refreshed. Spares the caller a second lookup of the user.
+ * arg is arg_size plain bytes that read_extra fills entirely (no pointers
+ * out of it).
+ *
+ * A live answer is remembered in db's connection (GH_AUTH_SESSION_MEMO_N
+ * of them, by token digest, extra_cols and limits) while nothing commits to
+ * the database: as long as gh_db_version is unchanged, the same statement
+ * would return the same row, so only the time limits are checked again (in
+ * C, as SESSION_LIVE does in SQL) and the remembered row and arg bytes are
+ * given back. Any commit (a revocation, a disabled user, a policy change,
+ * another process's write, this check's own refresh of last_seen_at) drops
+ * them all; so does an open transaction (no memo is used or filled in one).
  */
+#define GH_AUTH_SESSION_MEMO_N 8
 gh_err gh_auth_session_check_with(struct gh_db *db, const char *token,
     const struct gh_session_limits *lim, struct gh_session *out,
     const char *extra_cols,
-    void (*read_extra)(struct gh_stmt *st, int first, void *arg), void *arg)
+    void (*read_extra)(struct gh_stmt *st, int first, void *arg), void *arg,
+    size_t arg_size)
     GH_MUST_CHECK;
 
 /* The CSRF token bound to a session token: base64url(SHA-256("csrf" ||

@@ -667,7 +667,7 @@ test_session_check_with_reads_the_user_in_the_same_row(void **state)
 	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
 	    NULL, NULL, token, &s), GH_OK);
 	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
-	    &found, "u.id, u.state", read_extra_user, &x), GH_OK);
+	    &found, "u.id, u.state", read_extra_user, &x, sizeof x), GH_OK);
 	assert_string_equal(found.id, s.id);
 	assert_string_equal(x.id, TEST_USER);
 	assert_string_equal(x.state, "active");
@@ -675,11 +675,122 @@ test_session_check_with_reads_the_user_in_the_same_row(void **state)
 	/* A refused session reads nothing. */
 	token[5] = token[5] == 'A' ? 'B' : 'A';
 	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
-	    &found, "u.id, u.state", read_extra_user, &x), GH_ERR_DENIED);
+	    &found, "u.id, u.state", read_extra_user, &x, sizeof x),
+	    GH_ERR_DENIED);
 	assert_int_equal(x.calls, 1);
 	/* Columns without a reader (or the reverse) are a caller's bug. */
 	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
-	    &found, "u.id", NULL, NULL), GH_ERR_INVALID);
+	    &found, "u.id", NULL, NULL, 0), GH_ERR_INVALID);
+	gh_wipe(token, sizeof token);
+}
+
+static const char memo_cols[] = "u.id, u.state";
+
+/* A repeated check is answered from the connection's memo: the reader is
+ * not called again and the remembered bytes come back. */
+static void
+test_session_check_memo_answers_a_repeat(void **state)
+{
+	struct gh_test_tenant *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct extra_user x = { .calls = 0 };
+	struct gh_session s, found;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+	assert_int_equal(x.calls, 1);
+	memset(&x, 0, sizeof x);
+	memset(&found, 0, sizeof found);
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+	assert_int_equal(x.calls, 1);	/* the copy, not a second read */
+	assert_string_equal(x.id, TEST_USER);
+	assert_string_equal(found.id, s.id);
+	gh_wipe(token, sizeof token);
+}
+
+/* Any commit ends the memo: a revocation through this connection, then
+ * one through another connection (as another request or process would),
+ * then a disabled user, each refuse on the very next check. */
+static void
+test_session_check_memo_sees_every_commit(void **state)
+{
+	struct gh_test_tenant *f = *state;
+	char t1[GH_TOKEN_LEN + 1], t2[GH_TOKEN_LEN + 1];
+	char t3[GH_TOKEN_LEN + 1];
+	struct extra_user x = { .calls = 0 };
+	struct gh_session s1, s2, s3, found;
+	struct gh_db *other = NULL;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t1, &s1), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t2, &s2), GH_OK);
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, t3, &s3), GH_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(gh_auth_session_check_with(f->db, t1, &limits,
+		    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+		assert_int_equal(gh_auth_session_check_with(f->db, t2, &limits,
+		    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+		assert_int_equal(gh_auth_session_check_with(f->db, t3, &limits,
+		    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+	}
+	assert_int_equal(x.calls, 3);
+	/* This connection. */
+	assert_int_equal(gh_auth_session_revoke(f->db, s1.id, TEST_USER),
+	    GH_OK);
+	assert_int_equal(gh_auth_session_check_with(f->db, t1, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check_with(f->db, t2, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+	/* Another connection of the same database (f->db is held, so the
+	 * pool opens a second one). */
+	assert_int_equal(gh_store_tenant(f->st, f->org_id, "eu", false,
+	    &other), GH_OK);
+	assert_int_equal(gh_auth_session_revoke(other, s2.id, TEST_USER),
+	    GH_OK);
+	gh_db_release(other);
+	assert_int_equal(gh_auth_session_check_with(f->db, t2, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_ERR_DENIED);
+	assert_int_equal(gh_auth_session_check_with(f->db, t3, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+	assert_int_equal(gh_store_tenant(f->st, f->org_id, "eu", false,
+	    &other), GH_OK);
+	assert_int_equal(gh_db_run(other, "UPDATE users SET state = "
+	    "'disabled' WHERE id = ?", "t", TEST_USER), GH_OK);
+	gh_db_release(other);
+	assert_int_equal(gh_auth_session_check_with(f->db, t3, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_ERR_DENIED);
+	gh_wipe(t1, sizeof t1);
+	gh_wipe(t2, sizeof t2);
+	gh_wipe(t3, sizeof t3);
+}
+
+/* Inside a transaction the memo is neither used nor filled: a rolled
+ * back revocation must not be remembered, nor a remembered row hide it. */
+static void
+test_session_check_memo_not_in_a_transaction(void **state)
+{
+	struct gh_test_tenant *f = *state;
+	char token[GH_TOKEN_LEN + 1];
+	struct extra_user x = { .calls = 0 };
+	struct gh_session s, found;
+
+	assert_int_equal(gh_auth_session_create(f->db, TEST_USER, &limits,
+	    NULL, NULL, token, &s), GH_OK);
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
+	assert_int_equal(gh_db_begin(f->db), GH_OK);
+	assert_int_equal(gh_auth_session_revoke(f->db, s.id, TEST_USER),
+	    GH_OK);
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_ERR_DENIED);
+	gh_db_rollback(f->db);
+	assert_int_equal(gh_auth_session_check_with(f->db, token, &limits,
+	    &found, memo_cols, read_extra_user, &x, sizeof x), GH_OK);
 	gh_wipe(token, sizeof token);
 }
 
@@ -1109,6 +1220,9 @@ main(void)
 		cmocka_unit_test(test_policy_checks_in_the_documented_order),
 		DB_TEST(test_session_is_created_and_found_by_its_token),
 		DB_TEST(test_session_check_with_reads_the_user_in_the_same_row),
+		DB_TEST(test_session_check_memo_answers_a_repeat),
+		DB_TEST(test_session_check_memo_sees_every_commit),
+		DB_TEST(test_session_check_memo_not_in_a_transaction),
 		DB_TEST(test_session_check_refuses_a_wrong_or_malformed_token),
 		DB_TEST(
 		    test_session_expires_after_idle_time_and_use_refreshes_it),

@@ -14,6 +14,7 @@
  */
 #include "auth/auth_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -141,25 +142,128 @@ gh_auth_session_check(struct gh_db *db, const char *token,
     const struct gh_session_limits *lim, struct gh_session *out)
 {
 	return gh_auth_session_check_with(db, token, lim, out, NULL, NULL,
-	    NULL);
+	    NULL, 0);
 }
 
-/* The SELECT of a session check, with extra columns or without. */
+/* The SELECT of a session check, with extra columns or without: the
+ * session's columns, its own idle timeout (-1: none), then the extra. */
+#define SESSION_CHECK_IDLE ", ifnull(s.idle_ms, -1)"
 #define SESSION_CHECK_FROM " FROM sessions s JOIN users u ON u.id = " \
 	"s.user_id WHERE s.token_hash = ? AND " SESSION_LIVE
 #define SESSION_CHECK_SQL_MAX 1024
+#define SESSION_EXTRA_MAX 1024	/* arg bytes a memo entry holds */
+
+/* One remembered live check (gh_auth_session_check_with). */
+struct memo_entry {
+	bool used;
+	char digest[GH_TOKEN_HASH_LEN + 1];
+	const char *extra_cols;		/* a constant: compared by address */
+	struct gh_session_limits lim;
+	int64_t idle_ms;		/* the session's own; -1: none */
+	struct gh_session s;
+	size_t arg_size;
+	unsigned char arg[SESSION_EXTRA_MAX];
+};
+
+struct session_memo {
+	struct gh_db_version ver;	/* the entries hold at this version */
+	unsigned next;			/* the entry replaced next */
+	struct memo_entry e[GH_AUTH_SESSION_MEMO_N];
+};
+
+/* SESSION_LIVE's time conditions, for a row that SESSION_LIVE passed
+ * when the data was as it still is. */
+static bool
+memo_live(const struct memo_entry *m, const struct gh_session_limits *lim,
+    int64_t now)
+{
+	return m->s.expires_at > now &&
+	    (m->idle_ms < 0 || m->s.last_seen_at + m->idle_ms > now) &&
+	    m->s.created_at > now - lim->absolute_ms &&
+	    m->s.last_seen_at > now - lim->idle_ms;
+}
+
+/* Empties an entry: wipes the bytes it holds (not the unused tail of
+ * arg: a full wipe per entry showed after every commit). */
+static void
+memo_clear(struct memo_entry *e)
+{
+	if (e->used)
+		gh_wipe(e, offsetof(struct memo_entry, arg) + e->arg_size);
+}
+
+/* The memo of db when it holds at version v (emptied when it does not),
+ * or NULL. */
+static struct session_memo *
+memo_at(struct gh_db *db, const struct gh_db_version *v)
+{
+	struct session_memo *m = gh_db_memo(db, sizeof *m);
+
+	if (m == NULL)
+		return NULL;
+	if (m->ver.others != v->others || m->ver.own != v->own) {
+		for (int i = 0; i < GH_AUTH_SESSION_MEMO_N; i++)
+			memo_clear(&m->e[i]);
+		m->ver = *v;
+	}
+	return m;
+}
+
+static struct memo_entry *
+memo_find(struct session_memo *m, const char *digest, const char *extra_cols,
+    const struct gh_session_limits *lim, size_t arg_size)
+{
+	for (int i = 0; i < GH_AUTH_SESSION_MEMO_N; i++) {
+		struct memo_entry *e = &m->e[i];
+
+		if (e->used && e->extra_cols == extra_cols &&
+		    e->arg_size == arg_size &&
+		    e->lim.absolute_ms == lim->absolute_ms &&
+		    e->lim.idle_ms == lim->idle_ms &&
+		    auth_digest_eq(e->digest, digest))
+			return e;
+	}
+	return NULL;
+}
+
+static void
+memo_put(struct session_memo *m, const char *digest, const char *extra_cols,
+    const struct gh_session_limits *lim, int64_t idle_ms,
+    const struct gh_session *s, const void *arg, size_t arg_size)
+{
+	struct memo_entry *e;
+
+	if (arg_size > sizeof e->arg)
+		return;
+	e = &m->e[m->next++ % GH_AUTH_SESSION_MEMO_N];
+	memo_clear(e);
+	e->used = true;
+	memcpy(e->digest, digest, sizeof e->digest);
+	e->extra_cols = extra_cols;
+	e->lim = *lim;
+	e->idle_ms = idle_ms;
+	e->s = *s;
+	e->arg_size = arg_size;
+	if (arg_size > 0)
+		memcpy(e->arg, arg, arg_size);
+}
 
 gh_err
 gh_auth_session_check_with(struct gh_db *db, const char *token,
     const struct gh_session_limits *lim, struct gh_session *out,
     const char *extra_cols,
-    void (*read_extra)(struct gh_stmt *st, int first, void *arg), void *arg)
+    void (*read_extra)(struct gh_stmt *st, int first, void *arg), void *arg,
+    size_t arg_size)
 {
 	char digest[GH_TOKEN_HASH_LEN + 1], sql[SESSION_CHECK_SQL_MAX];
-	const char *q = "SELECT " SESSION_COLUMNS SESSION_CHECK_FROM;
+	const char *q = "SELECT " SESSION_COLUMNS SESSION_CHECK_IDLE
+	    SESSION_CHECK_FROM;
+	struct session_memo *memo = NULL;
+	struct memo_entry *hit;
+	struct gh_db_version ver;
 	struct gh_stmt *st = NULL;
 	struct gh_session s;
-	int64_t now;
+	int64_t now, idle_ms;
 	gh_err err;
 	bool row;
 
@@ -169,9 +273,28 @@ gh_auth_session_check_with(struct gh_db *db, const char *token,
 	/* A token of the wrong shape cannot be ours: no need to hash it. */
 	if (!auth_token_shape_ok(token, GH_TOKEN_LEN))
 		return GH_ERR_DENIED;
+	auth_token_digest(token, GH_TOKEN_LEN, digest);
+	now = gh_now_ms();
+	/* The version is read before the statement: a commit in between
+	 * only makes the next check read again. */
+	if (gh_db_version(db, &ver))
+		memo = memo_at(db, &ver);
+	hit = memo != NULL ? memo_find(memo, digest, extra_cols, lim,
+	    arg_size) : NULL;
+	/* Not when a refresh of last_seen_at is due: that writes. */
+	if (hit != NULL && memo_live(hit, lim, now) &&
+	    now - hit->s.last_seen_at < AUTH_SESSION_TOUCH_MS) {
+		if (arg_size > 0)
+			memcpy(arg, hit->arg, arg_size);
+		if (out != NULL)
+			*out = hit->s;
+		err = GH_OK;
+		goto out;
+	}
 	if (extra_cols != NULL) {
 		/* Pasted without snprintf: this runs on every request. */
-		static const char head[] = "SELECT " SESSION_COLUMNS ", ";
+		static const char head[] = "SELECT " SESSION_COLUMNS
+		    SESSION_CHECK_IDLE ", ";
 		static const char tail[] = SESSION_CHECK_FROM;
 		size_t n = strlen(extra_cols);
 
@@ -182,8 +305,6 @@ gh_auth_session_check_with(struct gh_db *db, const char *token,
 		memcpy(sql + sizeof head - 1 + n, tail, sizeof tail);
 		q = sql;
 	}
-	auth_token_digest(token, GH_TOKEN_LEN, digest);
-	now = gh_now_ms();
 	err = gh_db_prepare(db, q, &st);
 	if (err != GH_OK)
 		goto out;
@@ -201,8 +322,9 @@ gh_auth_session_check_with(struct gh_db *db, const char *token,
 		goto out;
 	}
 	session_from_row(st, &s);
+	idle_ms = gh_stmt_int(st, SESSION_NCOLS);
 	if (read_extra != NULL)
-		read_extra(st, SESSION_NCOLS, arg);
+		read_extra(st, SESSION_NCOLS + 1, arg);
 	gh_stmt_free(st);
 	st = NULL;
 	/* Refreshed at most once a minute (AUTH_SESSION_TOUCH_MS): a write
@@ -217,6 +339,10 @@ gh_auth_session_check_with(struct gh_db *db, const char *token,
 			goto out;
 		}
 		s.last_seen_at = now;
+	} else if (memo != NULL) {
+		/* (After a refresh the version moved: nothing to keep.) */
+		memo_put(memo, digest, extra_cols, lim, idle_ms, &s, arg,
+		    arg_size);
 	}
 	if (out != NULL)
 		*out = s;

@@ -529,6 +529,12 @@ sqlite_set_cache_kib(struct gh_store_conn *c, int kib)
 	return GH_OK;
 }
 
+static int64_t
+sqlite_total_changes(struct gh_store_conn *c)
+{
+	return sqlite3_total_changes64(c->db);
+}
+
 static bool
 sqlite_in_txn(struct gh_store_conn *c)
 {
@@ -926,6 +932,7 @@ const struct gh_store_backend gh_store_backend_sqlite = {
 	.set_busy_timeout = sqlite_set_busy_timeout,
 	.set_cache_kib = sqlite_set_cache_kib,
 	.in_txn = sqlite_in_txn,
+	.total_changes = sqlite_total_changes,
 	.changes = sqlite_changes,
 	.table_exists = sqlite_table_exists,
 	.exec = sqlite_exec,

@@ -63,6 +63,8 @@ struct gh_db {
 	 * cached connection not in use is on it, and only such one. */
 	struct gh_db *idle_prev, *idle_next;
 	struct stmt_slot cache[STMT_CACHE_N];
+	void *memo;		/* gh_db_memo: wiped and freed on close */
+	size_t memo_size;
 	uint64_t clock;
 };
 
@@ -137,6 +139,9 @@ db_close(struct gh_db *db)
 {
 	cache_drop(db);
 	db->st->be->conn_close(db->conn);
+	if (db->memo != NULL)
+		gh_wipe(db->memo, db->memo_size);
+	free(db->memo);
 	free(db);
 }
 
@@ -1263,6 +1268,32 @@ int64_t
 gh_db_changes(struct gh_db *db)
 {
 	return db->st->be->changes(db->conn);
+}
+
+bool
+gh_db_version(struct gh_db *db, struct gh_db_version *out)
+{
+	const struct gh_store_backend *be = db->st->be;
+
+	/* Inside a transaction this connection may see its own writes,
+	 * which a rollback takes back without a trace in either count. */
+	if (be->in_txn(db->conn) || be->data_version(db->conn,
+	    &out->others) != GH_OK)
+		return false;
+	out->own = be->total_changes(db->conn);
+	return true;
+}
+
+void *
+gh_db_memo(struct gh_db *db, size_t size)
+{
+	if (db->memo == NULL) {
+		db->memo = calloc(1, size);
+		db->memo_size = db->memo != NULL ? size : 0;
+	}
+	if (db->memo != NULL && db->memo_size != size)
+		GH_PANIC("%s: memo asked with two sizes", db_name(db));
+	return db->memo;
 }
 
 /* A cached, idle statement for sql, or -1. */

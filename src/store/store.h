@@ -162,6 +162,27 @@ gh_err gh_db_exec(struct gh_db *db, const char *sql) GH_MUST_CHECK;
 /* Rows changed by the last INSERT, UPDATE or DELETE. */
 int64_t gh_db_changes(struct gh_db *db);
 
+/*
+ * What this connection sees of the database, as two counters: the two are
+ * the same as at an earlier call only if nothing committed to the database
+ * since (through any connection, of any process, this one included). Cheap
+ * while nothing commits (no system call). False, and out unset, inside a
+ * transaction (own writes may still be rolled back) or on a store error:
+ * the caller then reads the data.
+ */
+struct gh_db_version {
+	int64_t others;		/* the backend's data version */
+	int64_t own;		/* rows changed through this connection */
+};
+bool gh_db_version(struct gh_db *db, struct gh_db_version *out);
+/*
+ * The connection's memo: size zeroed bytes, allocated on first use (NULL
+ * if that fails), wiped and freed when the connection closes. One user
+ * only (the session check, src/auth/session.c); every call passes the
+ * same size. Reached only by the thread holding the handle.
+ */
+void *gh_db_memo(struct gh_db *db, size_t size);
+
 /* Prepares one statement. The statement borrows db and must be freed
  * before db is released. */
 gh_err gh_db_prepare(struct gh_db *db, const char *sql,

@@ -57,6 +57,9 @@ struct gh_store_backend {
 	/* True while an explicit transaction is open. */
 	bool (*in_txn)(struct gh_store_conn *c);
 	int64_t (*changes)(struct gh_store_conn *c);
+	/* Rows changed through this connection since it opened (every
+	 * write statement, committed or not). */
+	int64_t (*total_changes)(struct gh_store_conn *c);
 	/* Whether a table exists (the one catalogue query that differs
 	 * between dialects). */
 	gh_err (*table_exists)(struct gh_store_conn *c, const char *table,

@@ -973,6 +973,51 @@ test_the_generation_probe_keeps_the_process_shm_locks(void **state)
 	assert_int_equal(after, 1);
 }
 
+static bool
+version_eq(const struct gh_db_version *x, const struct gh_db_version *y)
+{
+	return x->others == y->others && x->own == y->own;
+}
+
+/* gh_db_version stays while nothing commits and moves with any commit:
+ * this connection's, another connection's; none inside a transaction. */
+static void
+test_db_version_moves_with_every_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct gh_db_version v1, v2;
+	struct gh_db *a = NULL, *b = NULL;
+
+	open_store(f, true);
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, true, &a),
+	    GH_OK);
+	assert_int_equal(count_users(a), 0);
+	assert_true(gh_db_version(a, &v1));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(count_users(a), 0);
+		assert_true(gh_db_version(a, &v2));
+		assert_true(version_eq(&v1, &v2));
+	}
+	assert_int_equal(insert_user(a, "u1", "alice"), GH_OK);
+	assert_true(gh_db_version(a, &v2));
+	assert_false(version_eq(&v1, &v2));
+	v1 = v2;
+	/* a is held: the pool opens a second connection. */
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false, &b),
+	    GH_OK);
+	assert_int_equal(insert_user(b, "u2", "bob"), GH_OK);
+	gh_db_release(b);
+	assert_true(gh_db_version(a, &v2));
+	assert_false(version_eq(&v1, &v2));
+	assert_int_equal(gh_db_begin(a), GH_OK);
+	assert_false(gh_db_version(a, &v2));
+	gh_db_rollback(a);
+	/* The memo: zeroed, one size. */
+	assert_non_null(gh_db_memo(a, 64));
+	assert_int_equal(((unsigned char *)gh_db_memo(a, 64))[63], 0);
+	gh_db_release(a);
+}
+
 int
 main(void)
 {
@@ -987,6 +1032,7 @@ main(void)
 		T(test_database_claiming_a_newer_schema_is_refused),
 		T(test_two_processes_creating_the_same_databases_migrate_once),
 		T(test_bind_formats_round_trip),
+		T(test_db_version_moves_with_every_commit),
 		T(test_duplicate_unique_key_is_a_conflict),
 		T(test_other_constraint_failures_are_invalid),
 		T(test_rollback_leaves_nothing),

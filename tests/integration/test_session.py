@@ -184,3 +184,43 @@ def test_last_signin_at_is_set(server):
     assert s2.user["last_signin_at"], s2.user
     assert s.get(server.api("/me")).status_code == 200
     assert s.headers["User-Agent"] == USER_AGENT
+
+
+def test_a_write_by_another_process_holds_from_the_next_request(server, admin):
+    # Repeated checks of one session are remembered per database
+    # connection; a commit by another process (here `gatehouse db sql`)
+    # must end that at once: a disabled user, then a revoked session.
+    for _ in range(5):
+        r = admin.get(server.api("/me"))
+        assert r.status_code == 200, r.text
+    sid = r.json()["session"]["id"]
+    server.query("UPDATE users SET state = 'disabled' WHERE id = ?",
+                 (admin.user["id"],))
+    expect_error(admin.get(server.api("/me")), 401, "unauthenticated")
+    server.query("UPDATE users SET state = 'active' WHERE id = ?",
+                 (admin.user["id"],))
+    for _ in range(5):
+        r = admin.get(server.api("/me"))
+        assert r.status_code == 200, r.text
+    server.query("UPDATE sessions SET revoked_at = ? WHERE id = ?",
+                 (int(time.time() * 1000), sid))
+    expect_error(admin.get(server.api("/me")), 401, "unauthenticated")
+
+
+def test_me_attributes_follow_a_write_by_another_process(server, admin):
+    # /me skips the attribute query when the session check found none;
+    # a value added behind the server's back shows on the next request.
+    r = admin.get(server.api("/me"))
+    assert r.status_code == 200 and r.json()["user"]["attributes"] == {}
+    attr = "a0" * 16
+    server.query("INSERT INTO attribute_definitions (id, name, type, "
+                 "required, is_unique, classification, encrypted, "
+                 "created_at, updated_at) "
+                 "VALUES (?, 'team', 'string', 0, 0, 'personal', 0, 1, 1)",
+                 (attr,))
+    server.query("INSERT INTO user_attributes (user_id, attribute_id, "
+                 "value_text, updated_at) VALUES (?, ?, 'blue', 1)",
+                 (admin.user["id"], attr))
+    r = admin.get(server.api("/me"))
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["attributes"] == {"team": "blue"}
