@@ -2,7 +2,8 @@
  * router.c: maps (method, path) to a handler. Patterns are absolute paths
  * of literal and {name} segments; at each segment a literal beats a
  * parameter. A path that matches only under other methods gives 405 with
- * the methods for Allow.
+ * the methods for Allow. Once frozen, routes are bucketed by their number of
+ * segments, so a request is compared only with routes of its own length.
  *
  * Untrusted input: the request path, already decoded and checked by
  * gh_http_path_valid. Secrets: none.
@@ -14,6 +15,7 @@
 
 struct seg {
 	char *text;		/* literal text, or the parameter name */
+	size_t len;		/* of text */
 	bool param;
 };
 
@@ -29,6 +31,12 @@ struct gh_http_router {
 	struct route *v;
 	size_t len;
 	bool frozen;
+	/* After freeze: the indexes of the routes with n segments, in the
+	 * order they were added (ties go to the first); NULL: not built
+	 * (no memory), every route is tried. */
+	size_t *by_nsegs[GH_HTTP_SEGS_MAX + 1];
+	size_t n_by_nsegs[GH_HTTP_SEGS_MAX + 1];
+	bool indexed;
 };
 
 gh_err
@@ -53,6 +61,8 @@ gh_http_router_free(struct gh_http_router *r)
 		return;
 	for (size_t i = 0; i < r->len; i++)
 		route_clear(&r->v[i]);
+	for (size_t n = 0; n <= GH_HTTP_SEGS_MAX; n++)
+		free(r->by_nsegs[n]);
 	free(r->v);
 	free(r);
 }
@@ -110,6 +120,7 @@ pattern_split(const char *pattern, struct route *rt)
 			return GH_ERR_NOMEM;
 		memcpy(sg->text, s, len);
 		sg->text[len] = '\0';
+		sg->len = len;
 		rt->nsegs++;
 	}
 	return GH_OK;
@@ -198,7 +209,44 @@ gh_http_router_label(const struct gh_http_router *r, size_t i)
 void
 gh_http_router_freeze(struct gh_http_router *r)
 {
+	size_t count[GH_HTTP_SEGS_MAX + 1] = { 0 };
+
 	r->frozen = true;
+	for (size_t i = 0; i < r->len; i++)
+		count[r->v[i].nsegs]++;
+	for (size_t n = 0; n <= GH_HTTP_SEGS_MAX; n++) {
+		if (count[n] == 0)
+			continue;
+		r->by_nsegs[n] = malloc(count[n] * sizeof *r->by_nsegs[n]);
+		if (r->by_nsegs[n] == NULL)
+			goto fail;
+	}
+	for (size_t i = 0; i < r->len; i++) {
+		size_t n = r->v[i].nsegs;
+
+		r->by_nsegs[n][r->n_by_nsegs[n]++] = i;
+	}
+	r->indexed = true;
+	return;
+fail:
+	/* Without the buckets every route is tried: slower, still right. */
+	for (size_t n = 0; n <= GH_HTTP_SEGS_MAX; n++) {
+		free(r->by_nsegs[n]);
+		r->by_nsegs[n] = NULL;
+		r->n_by_nsegs[n] = 0;
+	}
+}
+
+/* The routes a path of nsegs segments can match: its bucket, or all. */
+static size_t
+candidates(const struct gh_http_router *r, size_t nsegs, const size_t **idx)
+{
+	if (!r->indexed) {
+		*idx = NULL;
+		return r->len;
+	}
+	*idx = r->by_nsegs[nsegs];
+	return r->n_by_nsegs[nsegs];
 }
 
 /*
@@ -218,7 +266,7 @@ route_matches(const struct route *rt, const char *path, size_t nsegs,
 
 		if (sg->param)
 			continue;
-		if (strlen(sg->text) != len[i] ||
+		if (sg->len != len[i] ||
 		    memcmp(sg->text, path + off[i], len[i]) != 0)
 			return false;
 		*score |= (uint64_t)1 << (GH_HTTP_SEGS_MAX - 1 - i);
@@ -259,6 +307,8 @@ gh_http_router_match(const struct gh_http_router *r, const char *method,
 	int best = -1, best_get = -1;
 	uint64_t best_score = 0, best_get_score = 0;
 	bool any = false;
+	const size_t *idx;
+	size_t ncand;
 
 	memset(m, 0, sizeof *m);
 	m->route = -1;
@@ -277,7 +327,9 @@ gh_http_router_match(const struct gh_http_router *r, const char *method,
 			seg = i + 1;
 		}
 	}
-	for (size_t i = 0; i < r->len; i++) {
+	ncand = candidates(r, nsegs, &idx);
+	for (size_t k = 0; k < ncand; k++) {
+		size_t i = idx != NULL ? idx[k] : k;
 		const struct route *rt = &r->v[i];
 		uint64_t score;
 
