@@ -446,7 +446,7 @@ code_redirect(struct api_ctx *ctx, const struct authz *r, bool grant)
 	gh_buf_init(&loc, 8192, GH_BUF_SECRET);
 	err = oidc_token_new(code, dg);
 	if (err == GH_OK)
-		err = gh_id_new(family);
+		err = gh_id_new_ordered(family);
 	if (err == GH_OK)
 		err = gh_db_begin(ctx->db);
 	if (err != GH_OK) {
@@ -773,7 +773,7 @@ access_make(struct api_ctx *ctx, const struct oidc_issue *is, const char *iss,
 	row->ttl = oidc_client_int(is->c, "access_token_lifetime_s");
 	row->jwt = strcmp(oidc_client_str(is->c, "access_token_format"),
 	    "jwt") == 0;
-	err = gh_id_new(row->id);
+	err = gh_id_new_ordered(row->id);
 	if (err == GH_OK && !row->jwt)
 		err = oidc_token_new(tok, row->dg);
 	if (err != GH_OK)
@@ -839,7 +839,7 @@ refresh_issue(struct api_ctx *ctx, const struct oidc_issue *is, json_t *resp)
 	uint8_t dg[GH_SHA256_LEN];
 	gh_err err;
 
-	err = gh_id_new(id);
+	err = gh_id_new_ordered(id);
 	if (err == GH_OK)
 		err = oidc_token_new(tok, dg);
 	if (err == GH_OK)
@@ -1312,7 +1312,7 @@ cc_job_make(struct api_ctx *ctx, const struct oidc_client *c,
 	j->actor.type = "system";
 	j->actor.source_ip = ip != NULL ? j->ip : NULL;
 	j->actor.request_id = j->request_id;
-	err = gh_id_new(j->family);
+	err = gh_id_new_ordered(j->family);
 	is.scope = j->scope;
 	is.family = j->family;
 	is.amr = "[]";
