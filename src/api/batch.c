@@ -79,10 +79,13 @@ group_run(struct api_batch *b, struct batch_job *list)
 {
 	struct gh_db *db = NULL;
 	struct batch_job *j;
+	size_t n = 0;
 	gh_err err;
 
-	for (j = list; j != NULL; j = j->next)
+	for (j = list; j != NULL; j = j->next) {
 		j->err = GH_OK;
+		n++;
+	}
 	err = gh_store_tenant(b->store, list->org_id, list->region, false,
 	    &db);
 	if (err == GH_OK)
@@ -91,6 +94,8 @@ group_run(struct api_batch *b, struct batch_job *list)
 		err = job_run(db, j);
 	if (err == GH_OK)
 		err = gh_db_commit(db);
+	/* The group's size: how many requests share this fsync. */
+	GH_LOG_DEBUG("org %s: group commit of %zu jobs", list->org_id, n);
 	if (err != GH_OK) {
 		GH_LOG_ERR(err, "org %s: group commit failed", list->org_id);
 		if (db != NULL)

@@ -67,7 +67,7 @@ gh_audit_append(struct gh_db *db, const struct gh_audit_actor *actor,
 	int64_t seq;
 	gh_err err;
 
-	err = gh_id_new(id);
+	err = gh_id_new_ordered(id);
 	if (err != GH_OK)
 		return err;
 	err = changes_dump(changes, &text);
@@ -99,7 +99,7 @@ gh_audit_operator_append(struct gh_db *dir, const char *actor,
 	int64_t seq;
 	gh_err err;
 
-	err = gh_id_new(id);
+	err = gh_id_new_ordered(id);
 	if (err != GH_OK)
 		return err;
 	err = changes_dump(changes, &text);
@@ -307,7 +307,7 @@ gh_audit_signin_record(struct gh_db *db, const struct gh_signin_record *r)
 
 	utf8_trunc(username, r->username ? r->username : "", sizeof username);
 	utf8_trunc(ua, r->user_agent ? r->user_agent : "", sizeof ua);
-	err = gh_id_new(id);
+	err = gh_id_new_ordered(id);
 	if (err == GH_OK)
 		err = next_seq(db, "signin_events", &seq);
 	if (err == GH_OK)

@@ -154,10 +154,20 @@ bool gh_ct_eq(const void *a, const void *b, size_t n);
 
 /* Fills out with CSPRNG bytes. */
 gh_err gh_rand_bytes(void *out, size_t n) GH_MUST_CHECK;
+/* Fills out with CSPRNG bytes from this thread's pool (src/core/rand.c):
+ * for values public once used (ids, nonces), never for secrets. Each byte
+ * is handed out once, also across fork. */
+gh_err gh_rand_public(void *out, size_t n) GH_MUST_CHECK;
 
 #define GH_ID_LEN 32		/* hex chars of a 128-bit identifier */
-/* Writes a random 128-bit id as 32 lowercase hex chars plus NUL. */
+/* Writes a random 128-bit id as 32 lowercase hex chars plus NUL. Ids are
+ * public (drawn with gh_rand_public). */
 gh_err gh_id_new(char out[static GH_ID_LEN + 1]) GH_MUST_CHECK;
+/* Like gh_id_new, but ordered by time: 48 bits of milliseconds since the
+ * epoch, then 80 random bits. For the rows of append-mostly tables (token
+ * rows, audit events): an index on such ids grows at its right edge instead
+ * of dirtying a random page per insert. Reveals its creation time. */
+gh_err gh_id_new_ordered(char out[static GH_ID_LEN + 1]) GH_MUST_CHECK;
 /* True if s is exactly GH_ID_LEN lowercase hex chars. */
 bool gh_id_valid(const char *s);
 

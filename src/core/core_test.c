@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -313,6 +315,93 @@ test_secret_is_zeroed_and_freed(void **state)
 	gh_secret_free(NULL);
 }
 
+#define POOL_DRAWS 600	/* more than one pool's worth of 12-byte draws */
+#define POOL_N 12
+
+static bool
+draws_distinct(const uint8_t *a, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (memcmp(a + i * POOL_N, a + j * POOL_N, POOL_N) == 0)
+				return false;
+	return true;
+}
+
+static void
+draw_many(uint8_t *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(gh_rand_public(out + i * POOL_N, POOL_N), GH_OK);
+}
+
+static void
+test_rand_public_never_repeats_even_across_fork(void **state)
+{
+	static uint8_t all[3 * POOL_DRAWS * POOL_N];
+	uint8_t big[4096];
+	int fd[2], st;
+	pid_t pid;
+
+	(void)state;
+	/* A request larger than the pool's share goes to the DRBG. */
+	memset(big, 0, sizeof big);
+	assert_int_equal(gh_rand_public(big, sizeof big), GH_OK);
+	assert_true(memcmp(big, all, 64) != 0);
+	draw_many(all, POOL_DRAWS / 2);
+	/* The child inherits a half-used pool: both must draw anew. */
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static uint8_t mine[POOL_DRAWS * POOL_N];
+		size_t i;
+
+		close(fd[0]);
+		for (i = 0; i < POOL_DRAWS; i++)
+			if (gh_rand_public(mine + i * POOL_N, POOL_N) != GH_OK)
+				_exit(2);
+		_exit(write(fd[1], mine, sizeof mine) == sizeof mine ? 0 : 1);
+	}
+	close(fd[1]);
+	draw_many(all + POOL_DRAWS / 2 * POOL_N, POOL_DRAWS * 3 / 2);
+	assert_int_equal(read(fd[0], all + 2 * POOL_DRAWS * POOL_N,
+	    POOL_DRAWS * POOL_N), POOL_DRAWS * POOL_N);
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(draws_distinct(all, 3 * POOL_DRAWS));
+}
+
+static void
+test_ordered_ids_are_valid_distinct_and_sorted_by_time(void **state)
+{
+	char a[GH_ID_LEN + 1], b[GH_ID_LEN + 1], t[13];
+	struct timespec pause = { 0, 3 * 1000 * 1000 };
+	long long ms;
+	int64_t now;
+
+	(void)state;
+	now = gh_now_ms();
+	assert_int_equal(gh_id_new_ordered(a), GH_OK);
+	assert_true(gh_id_valid(a));
+	memcpy(t, a, 12);
+	t[12] = '\0';
+	ms = strtoll(t, NULL, 16);
+	assert_true(ms >= now && ms <= now + 1000);
+	nanosleep(&pause, NULL);
+	assert_int_equal(gh_id_new_ordered(b), GH_OK);
+	assert_true(gh_id_valid(b));
+	assert_true(strcmp(a, b) < 0);
+	/* The random part differs within one millisecond too. */
+	assert_int_equal(gh_id_new_ordered(a), GH_OK);
+	assert_true(strcmp(a + 12, b + 12) != 0);
+}
+
 int
 main(void)
 {
@@ -328,6 +417,8 @@ main(void)
 		cmocka_unit_test(test_time_format_matches_gmtime),
 		cmocka_unit_test(test_json_str_escapes_like_jansson),
 		cmocka_unit_test(test_ids_are_hex_and_distinct),
+		cmocka_unit_test(test_rand_public_never_repeats_even_across_fork),
+		cmocka_unit_test(test_ordered_ids_are_valid_distinct_and_sorted_by_time),
 		cmocka_unit_test(test_secret_is_zeroed_and_freed),
 	};
 

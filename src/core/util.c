@@ -30,7 +30,24 @@ gh_id_new(char out[static GH_ID_LEN + 1])
 	uint8_t raw[GH_ID_LEN / 2];
 	gh_err err;
 
-	err = gh_rand_bytes(raw, sizeof raw);
+	err = gh_rand_public(raw, sizeof raw);
+	if (err != GH_OK)
+		return err;
+	gh_hex_encode(raw, sizeof raw, out);
+	return GH_OK;
+}
+
+gh_err
+gh_id_new_ordered(char out[static GH_ID_LEN + 1])
+{
+	uint8_t raw[GH_ID_LEN / 2];
+	uint64_t ms = (uint64_t)gh_now_ms();
+	gh_err err;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		raw[i] = (uint8_t)(ms >> (40 - 8 * i));
+	err = gh_rand_public(raw + 6, sizeof raw - 6);
 	if (err != GH_OK)
 		return err;
 	gh_hex_encode(raw, sizeof raw, out);

@@ -8,16 +8,12 @@
  * Secrets: the keys passed in (borrowed) and the plaintext. Refuses an
  * all-zero key both ways.
  *
- * Nonces: 96 bits from the OpenSSL DRBG, as before, but drawn AEAD_POOL at
- * a time into a per-thread pool: one RAND_bytes call per AEAD_POOL seals
- * instead of one each (the DRBG call was 44 % of a 64-byte seal; with a
- * pool of 32 its refill, a getpid system call and the DRBG's fixed costs,
- * was still a fifth). Every
- * nonce is still an independent DRBG output used once, so the collision
- * bound is the one of random nonces (q^2 / 2^97 for q seals under a key).
- * Nonces are public, so the unused rest of a pool is not a secret. A
- * forked child would inherit its parent's pool and reuse those nonces:
- * a pthread_atfork handler bumps a generation that empties every pool.
+ * Nonces: 96 bits from the OpenSSL DRBG through gh_rand_public, the
+ * per-thread pool of src/core/rand.c: one RAND_bytes call per few hundred
+ * seals instead of one each (the DRBG call was 44 % of a 64-byte seal).
+ * Every nonce is still an independent DRBG output used once, so the
+ * collision bound is the one of random nonces (q^2 / 2^97 for q seals
+ * under a key); the pool is emptied in a forked child.
  */
 #include "kms/kms_int.h"
 
@@ -29,32 +25,15 @@
 
 #define AEAD_NONCE_LEN 12
 #define AEAD_TAG_LEN 16
-#define AEAD_POOL 256	/* 3 KiB per thread */
 
 /* The fetched cipher is immutable once fetched and shared by all threads;
  * fetching it per call costs a third of a small record's time. */
 static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *gcm_cipher;
-static _Atomic unsigned fork_generation;
-
-struct nonce_pool {
-	uint8_t b[AEAD_POOL * AEAD_NONCE_LEN];
-	unsigned left;
-	unsigned generation;
-};
-static _Thread_local struct nonce_pool nonce_pool;
-
-static void
-on_fork_child(void)
-{
-	fork_generation++;
-}
 
 static void
 gcm_fetch(void)
 {
-	if (pthread_atfork(NULL, NULL, on_fork_child) != 0)
-		return;
 	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 }
 
@@ -81,24 +60,7 @@ key_is_zero(const uint8_t key[GH_KMS_KEY_LEN])
 static gh_err
 nonce_next(uint8_t nonce[AEAD_NONCE_LEN])
 {
-	struct nonce_pool *np = &nonce_pool;
-	unsigned gen = fork_generation;
-	gh_err err;
-
-	if (np->generation != gen)
-		np->left = 0;
-	if (np->left == 0) {
-		if ((err = gh_rand_bytes(np->b, sizeof np->b)) != GH_OK)
-			return err;
-		np->left = AEAD_POOL;
-		np->generation = gen;
-	}
-	np->left--;
-	memcpy(nonce, np->b + (size_t)np->left * AEAD_NONCE_LEN,
-	    AEAD_NONCE_LEN);
-	/* Never handed out twice, even if the refill above failed later. */
-	memset(np->b + (size_t)np->left * AEAD_NONCE_LEN, 0, AEAD_NONCE_LEN);
-	return GH_OK;
+	return gh_rand_public(nonce, AEAD_NONCE_LEN);
 }
 
 /* Restores out to start bytes on failure, wiping what was appended. */

@@ -337,7 +337,8 @@ page_seal(struct gh_store_crypt *c, uint32_t pgno, const uint8_t *in,
 	size_t aad_len;
 
 	put_be32(meta, v);
-	if (gh_rand_bytes(meta + 4, NONCE_SZ) != GH_OK)
+	/* Nonces are public: from this thread's pool (src/core/rand.c). */
+	if (gh_rand_public(meta + 4, NONCE_SZ) != GH_OK)
 		return SQLITE_IOERR_WRITE;
 	aad_len = page_aad(c, pgno, v, aad);
 	if (!gcm(c, 1, c->newest.key->data, meta + 4, aad, aad_len, in, out,

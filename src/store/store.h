@@ -23,6 +23,11 @@ struct gh_store;
 struct gh_db;
 struct gh_stmt;
 
+/* Process-wide SQLite settings (no memory statistics: a global mutex on
+ * every allocation). Takes effect only before SQLite's first use in the
+ * process, so main calls it first; opening a store calls it too. */
+void gh_store_sqlite_setup(void);
+
 /* Opens the data directory (which must exist), creating directory.db if
  * create is true and applying the directory migrations. Fails with
  * GH_ERR_NOTFOUND when the directory database is missing and create is
