@@ -2,14 +2,18 @@
  * argon2_time.c: the time of one argon2id computation at given parameters,
  * for the hash-bound limit of password sign-in (cores / this time).
  *
- *   argon2_time T_COST M_KIB PARALLELISM [RUNS]
+ *   argon2_time T_COST M_KIB PARALLELISM [RUNS [THREADS]]
  *
  * Times argon2id_hash_raw, which is what a sign-in's verification costs
  * (Gatehouse recomputes the tag with the stored salt and compares). One
- * warm-up run, then RUNS timed runs (default 20) on one thread. Prints
- * "median_ms min_ms mean_ms" on one line.
+ * warm-up run, then RUNS timed runs (default 20) on each of THREADS
+ * threads (default 1) started together. Prints "median_ms min_ms mean_ms
+ * rate" on one line: the times of single hashes, and the hashes per second
+ * all threads achieved together (with THREADS > 1, what the machine can
+ * really hash at once: the hashes share caches and memory bandwidth).
  */
 #include <argon2.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,48 +50,94 @@ arg(const char *s, const char *name)
 	return v;
 }
 
+struct job {
+	unsigned long t, m, p, runs;
+	double *ms;		/* runs timings of this thread */
+	pthread_barrier_t *start;
+	int rc;
+};
+
+static void *
+hash_runs(void *arg)
+{
+	static const char pw[] = "Bench-Secret-9!xq";
+	struct job *j = arg;
+	uint8_t salt[16], tag[32];
+
+	memset(salt, 0x5a, sizeof salt);
+	/* run 0 warms up, before the threads start together */
+	for (unsigned long i = 0; i <= j->runs; i++) {
+		double t0;
+
+		if (i == 1)
+			pthread_barrier_wait(j->start);
+		t0 = now_ms();
+		j->rc = argon2id_hash_raw((uint32_t)j->t, (uint32_t)j->m,
+		    (uint32_t)j->p, pw, sizeof pw - 1, salt, sizeof salt, tag,
+		    sizeof tag);
+		if (j->rc != ARGON2_OK)
+			return NULL;
+		if (i > 0)
+			j->ms[i - 1] = now_ms() - t0;
+	}
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const char pw[] = "Bench-Secret-9!xq";
-	uint8_t salt[16], tag[32];
-	unsigned long t, m, p, runs = 20;
-	double *ms, sum = 0;
-	int rc;
+	unsigned long t, m, p, runs = 20, threads = 1, n;
+	pthread_barrier_t start;
+	pthread_t *tid;
+	struct job *jobs;
+	double *ms, sum = 0, t0, wall;
 
-	if (argc != 4 && argc != 5) {
-		fprintf(stderr, "usage: %s T_COST M_KIB PARALLELISM [RUNS]\n",
-		    argv[0]);
+	if (argc < 4 || argc > 6) {
+		fprintf(stderr, "usage: %s T_COST M_KIB PARALLELISM [RUNS "
+		    "[THREADS]]\n", argv[0]);
 		return 2;
 	}
 	t = arg(argv[1], "t_cost");
 	m = arg(argv[2], "m_kib");
 	p = arg(argv[3], "parallelism");
-	if (argc == 5)
+	if (argc >= 5)
 		runs = arg(argv[4], "runs");
-	ms = calloc(runs, sizeof *ms);
-	if (ms == NULL)
+	if (argc == 6)
+		threads = arg(argv[5], "threads");
+	n = runs * threads;
+	ms = calloc(n, sizeof *ms);
+	jobs = calloc(threads, sizeof *jobs);
+	tid = calloc(threads, sizeof *tid);
+	if (ms == NULL || jobs == NULL || tid == NULL ||
+	    pthread_barrier_init(&start, NULL, (unsigned)threads + 1) != 0)
 		return 1;
-	memset(salt, 0x5a, sizeof salt);
-
-	for (unsigned long i = 0; i <= runs; i++) {
-		double t0 = now_ms();
-
-		rc = argon2id_hash_raw((uint32_t)t, (uint32_t)m, (uint32_t)p,
-		    pw, sizeof pw - 1, salt, sizeof salt, tag, sizeof tag);
-		if (rc != ARGON2_OK) {
+	for (unsigned long i = 0; i < threads; i++) {
+		jobs[i] = (struct job){ t, m, p, runs, ms + i * runs, &start,
+			ARGON2_OK };
+		if (pthread_create(&tid[i], NULL, hash_runs, &jobs[i]) != 0)
+			return 1;
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_ms();
+	for (unsigned long i = 0; i < threads; i++)
+		pthread_join(tid[i], NULL);
+	wall = now_ms() - t0;
+	for (unsigned long i = 0; i < threads; i++) {
+		if (jobs[i].rc != ARGON2_OK) {
 			fprintf(stderr, "argon2_time: %s\n",
-			    argon2_error_message(rc));
+			    argon2_error_message(jobs[i].rc));
 			return 1;
 		}
-		if (i > 0) {	/* run 0 warms up */
-			ms[i - 1] = now_ms() - t0;
-			sum += ms[i - 1];
-		}
 	}
-	qsort(ms, runs, sizeof *ms, cmp_double);
-	printf("%.3f %.3f %.3f\n", runs % 2 ? ms[runs / 2] :
-	    (ms[runs / 2 - 1] + ms[runs / 2]) / 2, ms[0], sum / (double)runs);
+	for (unsigned long i = 0; i < n; i++)
+		sum += ms[i];
+	qsort(ms, n, sizeof *ms, cmp_double);
+	printf("%.3f %.3f %.3f %.2f\n", n % 2 ? ms[n / 2] :
+	    (ms[n / 2 - 1] + ms[n / 2]) / 2, ms[0], sum / (double)n,
+	    (double)n / (wall / 1e3));
 	free(ms);
+	free(jobs);
+	free(tid);
+	pthread_barrier_destroy(&start);
 	return 0;
 }
