@@ -88,6 +88,24 @@ test_buf_secret_reset_wipes_everything_ever_written(void **state)
 }
 
 static void
+test_json_writer_into_a_secret_buffer_is_wiped_on_reset(void **state)
+{
+	static const char tok[] = "s3cret-token-value";
+	struct gh_buf b;
+
+	(void)state;
+	gh_buf_init(&b, 4096, GH_BUF_SECRET);
+	/* Room made first, so the writer's fast path does the copy. */
+	assert_true(gh_buf_reserve(&b, 1024));
+	gh_json_put_str(&b, tok);
+	assert_int_equal(b.len, sizeof tok - 1 + 2);
+	gh_buf_reset(&b);
+	for (size_t i = 0; i < sizeof tok + 2; i++)
+		assert_int_equal(b.data[i], 0);
+	gh_buf_free(&b);
+}
+
+static void
 test_buf_str16_prefixes_length(void **state)
 {
 	struct gh_buf b;
@@ -409,6 +427,7 @@ main(void)
 		cmocka_unit_test(test_buf_grows_and_stays_terminated),
 		cmocka_unit_test(test_buf_ceiling_is_sticky),
 		cmocka_unit_test(test_buf_str16_prefixes_length),
+		cmocka_unit_test(test_json_writer_into_a_secret_buffer_is_wiped_on_reset),
 		cmocka_unit_test(test_buf_secret_reset_wipes_everything_ever_written),
 		cmocka_unit_test(test_buf_append_reserves_in_place_within_the_ceiling),
 		cmocka_unit_test(test_b64url_round_trips_and_rejects_junk),

@@ -14,7 +14,8 @@
 /*
  * gh_buf_put without the call when the bytes fit (a response is dozens of
  * small puts); keeps the buffer's invariants: NUL-terminated, nothing
- * written once it is in error.
+ * written once it is in error, and used (what a secret reset wipes)
+ * covering every byte written.
  */
 static inline void
 put(struct gh_buf *b, const void *p, size_t n)
@@ -24,6 +25,8 @@ put(struct gh_buf *b, const void *p, size_t n)
 		memcpy(b->data + b->len, p, n);
 		b->len += n;
 		b->data[b->len] = '\0';
+		if (b->len + 1 > b->used)
+			b->used = b->len + 1;
 		return;
 	}
 	gh_buf_put(b, p, n);
