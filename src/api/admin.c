@@ -117,20 +117,23 @@ h_org_patch(void *app, struct gh_http_req *req)
 	}
 	/*
 	 * The name lives in the directory, the event in the tenant's log: two
-	 * databases, so no single transaction. Both transactions open (the
-	 * directory's first, as everywhere), the event commits first and the
-	 * name last, so that a failure can leave an event for a change that
-	 * did not happen, never a change without its event.
+	 * databases, so no single transaction. Both transactions open, the
+	 * event commits first and the name last, so that a failure can leave
+	 * an event for a change that did not happen, never a change without
+	 * its event. The tenant's opens first: a tenant transaction may wait
+	 * for the directory (an outbox hint, gh_db_outbox_hint), so nothing
+	 * may hold the directory's write lock while waiting for an existing
+	 * tenant's.
 	 */
 	changes = json_pack("{s:{s:s, s:s}}", "name", "from", ctx.org.name,
 	    "to", name);
-	err = gh_store_directory(ctx.app->store, &dir);
+	err = gh_db_begin(ctx.db);
+	if (err == GH_OK)
+		err = gh_store_directory(ctx.app->store, &dir);
 	if (err == GH_OK)
 		err = gh_db_begin(dir);
 	if (err == GH_OK)
 		err = gh_identity_org_set_name(dir, ctx.org.id, name);
-	if (err == GH_OK)
-		err = gh_db_begin(ctx.db);
 	if (err == GH_OK)
 		err = gh_audit_append(ctx.db, &ctx.actor, "org.update", "org",
 		    ctx.org.id, changes);

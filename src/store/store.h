@@ -123,7 +123,10 @@ gh_err gh_store_org_gen(struct gh_store *st, int64_t *out) GH_MUST_CHECK;
  * inside the transaction that queues the row). It commits at once, through
  * a directory connection of the store's own (never a pooled handle, so the
  * lock order holds), and so precedes the caller's commit: a hint with
- * nothing behind it is harmless, a row without one would be missed.
+ * nothing behind it is harmless, a row without one would be missed. So a
+ * tenant's write transaction may wait for the directory's write lock, and
+ * nothing may wait for an existing tenant's write lock while it holds the
+ * directory's (an org rename opens the tenant's transaction first).
  */
 gh_err gh_db_outbox_hint(struct gh_db *db, const char *kind) GH_MUST_CHECK;
 /* Calls fn for each org with a pending hint of kind written after after_seq
