@@ -788,7 +788,7 @@ w_me_password(void *appv, struct gh_http_req *req)
 		NULL };
 	const char *cur = NULL, *next = NULL;
 	struct api_ctx ctx;
-	struct gh_user u;
+	struct gh_user u = { 0 };
 	json_t *body = NULL, *changes;
 	char *hash = NULL;
 	bool rehash;
@@ -806,8 +806,14 @@ w_me_password(void *appv, struct gh_http_req *req)
 		    cur == NULL ? "current_password" : "new_password");
 		goto out;
 	}
-	if (ctx.user.password_hash[0] == '\0' ||
-	    gh_auth_pw_verify(&ctx.app->cfg.pw, ctx.user.password_hash, cur,
+	/* The session check keeps no password hash: read it now. */
+	err = gh_identity_user_get(ctx.db, ctx.user.id, &u);
+	if (err != GH_OK) {
+		respond_err(req, err);
+		goto out;
+	}
+	if (u.password_hash[0] == '\0' ||
+	    gh_auth_pw_verify(&ctx.app->cfg.pw, u.password_hash, cur,
 	    &rehash) != GH_OK) {
 		gh_http_respond_error(req, 403, "invalid_credentials",
 		    "The current password is wrong.");
@@ -839,8 +845,8 @@ w_me_password(void *appv, struct gh_http_req *req)
 		err = mfa_devices_revoke_all(&ctx, u.id, "password_change");
 	if (finish(&ctx, err))
 		gh_http_respond(req, 204, NULL, NULL, 0);
-	gh_wipe(&u, sizeof u);
 out:
+	gh_wipe(&u, sizeof u);
 	if (cur != NULL)
 		gh_wipe((char *)cur, strlen(cur));
 	if (next != NULL)

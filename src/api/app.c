@@ -333,7 +333,9 @@ method_is_safe(const char *m)
 	"(SELECT 1 FROM user_attributes a WHERE a.user_id = u.id)"
 
 /* What the session check reads of the user (plain bytes: the check may
- * hand back a remembered copy). */
+ * hand back a remembered copy, so the password hash is wiped as soon as it
+ * is read: it never stays in the memo, and a handler that needs it reads
+ * the user again). */
 struct session_user {
 	struct gh_user user;
 	bool has_attrs;
@@ -345,6 +347,7 @@ read_session_user(struct gh_stmt *st, int first, void *arg)
 	struct session_user *su = arg;
 
 	gh_identity_user_from_stmt(st, first, &su->user);
+	gh_wipe(su->user.password_hash, sizeof su->user.password_hash);
 	su->has_attrs = false;
 }
 
@@ -354,6 +357,7 @@ read_session_user_attrs(struct gh_stmt *st, int first, void *arg)
 	struct session_user *su = arg;
 
 	gh_identity_user_from_stmt(st, first, &su->user);
+	gh_wipe(su->user.password_hash, sizeof su->user.password_hash);
 	su->has_attrs = gh_stmt_int(st, first + SESSION_USER_NCOLS) != 0;
 }
 
