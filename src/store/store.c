@@ -1276,8 +1276,11 @@ gh_db_version(struct gh_db *db, struct gh_db_version *out)
 	const struct gh_store_backend *be = db->st->be;
 
 	/* Inside a transaction this connection may see its own writes,
-	 * which a rollback takes back without a trace in either count. */
-	if (be->in_txn(db->conn) || be->data_version(db->conn,
+	 * which a rollback takes back without a trace in either count. A
+	 * statement still open holds a read snapshot: data_version would
+	 * answer for that old snapshot. */
+	if (db->n_stmts != 0 || be->in_txn(db->conn) ||
+	    be->data_version(db->conn,
 	    &out->others) != GH_OK)
 		return false;
 	out->own = be->total_changes(db->conn);
