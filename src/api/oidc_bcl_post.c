@@ -43,8 +43,11 @@ struct curl_fns {
 	void (*slist_free_all)(struct curl_slist *);
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+/* Loaded once under curl_mu; a failed load (say, out of descriptors) is
+ * tried again on the next post rather than disabling posts until restart. */
+static pthread_mutex_t curl_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool curl_ready;
+static void *curl_lib;
 static struct curl_fns cf;
 
 /* Resolves one symbol of lib into *slot (a function pointer's storage:
@@ -60,34 +63,52 @@ curl_sym(void *lib, const char *name, void *slot)
 	return true;
 }
 
-static void
-curl_init(void)
+/* Loads libcurl and initialises it; curl_mu held. */
+static bool
+curl_load(void)
 {
 	struct curl_fns f;
-	void *lib;
 
 	/* Never unloaded: libcurl keeps global state once initialised. */
-	lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-	if (lib == NULL) {
+	if (curl_lib == NULL &&
+	    (curl_lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		GH_LOG_ERR(GH_ERR_INTERNAL, "cannot load libcurl: %s",
 		    dlerror());
-		return;
+		return false;
 	}
-	if (!curl_sym(lib, "curl_global_init", &f.global_init) ||
-	    !curl_sym(lib, "curl_easy_init", &f.easy_init) ||
-	    !curl_sym(lib, "curl_easy_setopt", &f.easy_setopt) ||
-	    !curl_sym(lib, "curl_easy_perform", &f.easy_perform) ||
-	    !curl_sym(lib, "curl_easy_getinfo", &f.easy_getinfo) ||
-	    !curl_sym(lib, "curl_easy_strerror", &f.easy_strerror) ||
-	    !curl_sym(lib, "curl_easy_cleanup", &f.easy_cleanup) ||
-	    !curl_sym(lib, "curl_slist_append", &f.slist_append) ||
-	    !curl_sym(lib, "curl_slist_free_all", &f.slist_free_all)) {
+	if (!curl_sym(curl_lib, "curl_global_init", &f.global_init) ||
+	    !curl_sym(curl_lib, "curl_easy_init", &f.easy_init) ||
+	    !curl_sym(curl_lib, "curl_easy_setopt", &f.easy_setopt) ||
+	    !curl_sym(curl_lib, "curl_easy_perform", &f.easy_perform) ||
+	    !curl_sym(curl_lib, "curl_easy_getinfo", &f.easy_getinfo) ||
+	    !curl_sym(curl_lib, "curl_easy_strerror", &f.easy_strerror) ||
+	    !curl_sym(curl_lib, "curl_easy_cleanup", &f.easy_cleanup) ||
+	    !curl_sym(curl_lib, "curl_slist_append", &f.slist_append) ||
+	    !curl_sym(curl_lib, "curl_slist_free_all", &f.slist_free_all)) {
 		GH_LOG_ERR(GH_ERR_INTERNAL, "libcurl: missing symbol: %s",
 		    dlerror());
-		return;
+		return false;
+	}
+	if (f.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		GH_LOG_ERR(GH_ERR_INTERNAL, "libcurl: global init failed");
+		return false;
 	}
 	cf = f;
-	curl_init_rc = cf.global_init(CURL_GLOBAL_DEFAULT);
+	return true;
+}
+
+/* True once libcurl is usable; loads it on the first call that can. */
+static bool
+curl_init(void)
+{
+	bool ok;
+
+	pthread_mutex_lock(&curl_mu);
+	if (!curl_ready)
+		curl_ready = curl_load();
+	ok = curl_ready;
+	pthread_mutex_unlock(&curl_mu);
+	return ok;
 }
 
 /* Drops the answer's body; stops a peer that sends too much. */
@@ -152,8 +173,7 @@ oidc_http_post_form(const char *url, const char *body, unsigned timeout_s,
 		snprintf(errbuf, errcap, "not an http(s) URL it may call");
 		return GH_ERR_INVALID;
 	}
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK || (c = cf.easy_init()) == NULL ||
+	if (!curl_init() || (c = cf.easy_init()) == NULL ||
 	    (hdrs = cf.slist_append(NULL, "Content-Type: "
 	    "application/x-www-form-urlencoded")) == NULL ||
 	    !setopts(c, url, body, timeout_s, hdrs, curl_err, &seen)) {
