@@ -187,6 +187,7 @@ static int64_t
 run_org(struct gh_outbox *w, const char *org_id)
 {
 	int64_t checked_at = gh_now_ms(), next = 0;
+	bool kept = false;
 	struct org_find f;
 	struct gh_db *db = NULL;
 	gh_err err;
@@ -201,7 +202,7 @@ run_org(struct gh_outbox *w, const char *org_id)
 	if (err == GH_OK && (!f.found || strcmp(f.org.state, "deleted") == 0)) {
 		/* Nothing will ever be sent for it. */
 		err = gh_store_outbox_hint_clear(w->ops.st, org_id,
-		    w->ops.kind, INT64_MAX / 2);
+		    w->ops.kind, INT64_MAX / 2, NULL);
 		return err == GH_OK ? 0 : gh_now_ms() + w->ops.retry_ms;
 	}
 	/* A suspended org keeps its hint and is looked at again by the
@@ -214,9 +215,15 @@ run_org(struct gh_outbox *w, const char *org_id)
 	if (err == GH_OK)
 		err = w->ops.run(w->ops.arg, w, &f.org, db, &next);
 	gh_db_release(db);
-	if (err == GH_OK && next == 0)
+	if (err == GH_OK && next == 0) {
 		err = gh_store_outbox_hint_clear(w->ops.st, org_id,
-		    w->ops.kind, checked_at);
+		    w->ops.kind, checked_at, &kept);
+		/* A young hint stays: its writer's row may commit after this
+		 * look (another process, a slow transaction). Look again soon
+		 * rather than at the next full scan. */
+		if (err == GH_OK && kept)
+			next = gh_now_ms() + w->ops.poll_ms + HINT_SETTLE_MS;
+	}
 	if (err != GH_OK) {
 		GH_LOG_WARN(err, "org %s: %s outbox", f.found ? f.org.slug :
 		    org_id, w->ops.name);

@@ -1056,11 +1056,15 @@ gh_store_outbox_hints(struct gh_store *st, const char *kind,
 
 gh_err
 gh_store_outbox_hint_clear(struct gh_store *st, const char *org_id,
-    const char *kind, int64_t checked_at)
+    const char *kind, int64_t checked_at, bool *kept_out)
 {
 	struct gh_db *dir = NULL;
+	struct gh_stmt *q = NULL;
+	bool row = false;
 	gh_err err;
 
+	if (kept_out != NULL)
+		*kept_out = false;
 	if (!hint_kind_valid(kind) || org_id == NULL)
 		return GH_ERR_INVALID;
 	err = gh_store_directory(st, &dir);
@@ -1068,6 +1072,16 @@ gh_store_outbox_hint_clear(struct gh_store *st, const char *org_id,
 		err = gh_db_run(dir, "UPDATE outbox_hints SET pending = 0 WHERE "
 		    "org_id = ? AND kind = ? AND pending = 1 AND at < ?", "tti",
 		    org_id, kind, checked_at - GH_STORE_HINT_GRACE_MS);
+	if (err == GH_OK && kept_out != NULL)
+		err = gh_db_prepare(dir, "SELECT 1 FROM outbox_hints WHERE "
+		    "org_id = ? AND kind = ? AND pending = 1", &q);
+	if (q != NULL) {
+		err = gh_stmt_bind(q, "tt", org_id, kind);
+		if (err == GH_OK)
+			err = gh_stmt_step(q, &row);
+		gh_stmt_free(q);
+		*kept_out = err == GH_OK && row;
+	}
 	gh_db_release(dir);
 	return err;
 }

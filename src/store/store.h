@@ -141,11 +141,12 @@ gh_err gh_store_outbox_hints(struct gh_store *st, const char *kind,
  * not yet committed its row, invisible to that look; so only a hint put
  * more than GH_STORE_HINT_GRACE_MS before checked_at is cleared (a
  * transaction never lasts that long), and a younger one stays until a
- * later look.
+ * later look: *kept_out (may be NULL) says a hint is still pending, so
+ * that the sender looks again soon.
  */
 #define GH_STORE_HINT_GRACE_MS (120 * 1000)
 gh_err gh_store_outbox_hint_clear(struct gh_store *st, const char *org_id,
-    const char *kind, int64_t checked_at) GH_MUST_CHECK;
+    const char *kind, int64_t checked_at, bool *kept_out) GH_MUST_CHECK;
 
 /* Region names: 1-32 chars of [a-z0-9-], starting with a letter. */
 bool gh_store_region_valid(const char *region);
