@@ -89,7 +89,9 @@ gh_err gh_http_server_start(const struct gh_http_config *cfg,
 /* The bound port (useful with port 0). */
 uint16_t gh_http_server_port(const struct gh_http_server *srv);
 bool gh_http_server_tls(const struct gh_http_server *srv);
-/* Stops accepting, finishes in-flight work, frees. NULL is a no-op. */
+/* Stops accepting, finishes in-flight work, frees. NULL is a no-op. If
+ * suspended requests are still not resumed after 30 s, the server is left
+ * running and allocated for them (the process is about to exit). */
 void gh_http_server_stop(struct gh_http_server *srv);
 
 /* ---- requests -------------------------------------------------------------- */

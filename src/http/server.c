@@ -604,8 +604,9 @@ gh_http_resume(struct gh_http_req *req)
 }
 
 /* Refuses new suspensions and waits (bounded) for the suspended requests
- * to be resumed: MHD refuses to stop with suspended connections. */
-static void
+ * to be resumed: MHD refuses to stop with suspended connections. False
+ * when some are still suspended after the wait. */
+static bool
 susp_drain(struct gh_http_server *srv)
 {
 	size_t left = 0;
@@ -620,11 +621,12 @@ susp_drain(struct gh_http_server *srv)
 		left = srv->suspended;
 		pthread_mutex_unlock(&srv->susp_mu);
 		if (left == 0)
-			return;
+			return true;
 		nanosleep(&ts, NULL);
 	}
 	GH_LOG_ERR(GH_ERR_INTERNAL, "%zu suspended requests were not "
 	    "resumed in 30 s", left);
+	return false;
 }
 
 /* ---- requests: accessors ----------------------------------------------------------- */
@@ -1528,7 +1530,15 @@ gh_http_server_stop(struct gh_http_server *srv)
 	 */
 	park_stop(srv);
 	pool_stop(srv);
-	susp_drain(srv);
+	if (!susp_drain(srv)) {
+		/* Whoever holds them (the token writer, stuck on a busy
+		 * database) resumes them later through srv: the daemon keeps
+		 * running and srv stays allocated until the process exits,
+		 * rather than freed under them. */
+		GH_LOG_ERR(GH_ERR_INTERNAL, "leaving the HTTP server running "
+		    "for the suspended requests");
+		return;
+	}
 	/* Let MHD's threads send what the workers and long polls answered
 	 * (bounded: a client that stopped reading is cut off). */
 	for (int i = 0; i < 500 && atomic_load(&srv->resumed) > 0; i++) {
