@@ -109,23 +109,45 @@ cache_find(struct gh_org_cache *c, int64_t gen, const char *slug,
 	return found;
 }
 
-/* Empties the cache when it is not at gen. */
+/* Empties the cache when gen is newer than it. Never backwards: a thread
+ * that read an older generation just misses (cache_find compares) and
+ * reads the directory. */
 static void
 cache_sync(struct gh_org_cache *c, int64_t gen)
 {
-	bool same;
+	bool current;
 
 	pthread_rwlock_rdlock(&c->lock);
-	same = c->gen == gen;
+	current = c->gen >= gen;
 	pthread_rwlock_unlock(&c->lock);
-	if (same)
+	if (current)
 		return;
 	pthread_rwlock_wrlock(&c->lock);
-	if (c->gen != gen) {
+	if (c->gen < gen) {
 		cache_clear(c);
 		c->gen = gen;
 	}
 	pthread_rwlock_unlock(&c->lock);
+}
+
+/* Makes room when full: drops the entries of one bucket (the one about to
+ * be used, or the next that has any). With the write lock held. */
+static void
+cache_evict(struct gh_org_cache *c, size_t from)
+{
+	for (size_t k = 0; k < BUCKETS; k++) {
+		struct entry **bp = &c->b[(from + k) % BUCKETS], *e, *next;
+
+		if (*bp == NULL)
+			continue;
+		for (e = *bp; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+			c->n--;
+		}
+		*bp = NULL;
+		return;
+	}
 }
 
 /* Keeps org, read at row_gen, if the cache is still at that generation.
@@ -144,7 +166,7 @@ cache_put(struct gh_org_cache *c, int64_t row_gen, uint64_t h,
 		if (e->hash == h && strcmp(e->org.slug, org->slug) == 0)
 			goto out;	/* another thread put it */
 	if (c->n >= GH_ORG_CACHE_MAX)
-		cache_clear(c);
+		cache_evict(c, h % BUCKETS);
 	e = malloc(sizeof *e);
 	if (e == NULL)
 		goto out;
