@@ -14,7 +14,11 @@
  *                  left as SQLite wrote them (they hold page numbers, salts
  *                  and checksums of the plaintext, no data); each frame's
  *                  page image is sealed exactly like the database page of
- *                  the same number.
+ *                  the same number. SQLite writes a frame as its header
+ *                  and then its page; the header is held back and goes to
+ *                  the file with the sealed page in one write (same bytes,
+ *                  one system call). A held header is written out first
+ *                  if anything else reaches the file before its page.
  *   -shm           untouched: the WAL index (page numbers, no data), not
  *                  persistent.
  *   anything else  refused. Connections run with temp_store=MEMORY, so
@@ -99,6 +103,10 @@ struct cfile {
 	uint8_t *out;			/* one sealed page */
 	sqlite3_int64 hdr_off;		/* the last frame header written */
 	uint32_t hdr_pgno;
+	/* WAL: a frame header SQLite wrote that is not in the file yet
+	 * (kept in hdr, at hdr_off), waiting for its page. */
+	bool hdr_held;
+	uint8_t hdr[FRAME_HDR_SZ];
 };
 
 #define CFILE_SZ ((sizeof(struct cfile) + 7) & ~(size_t)7)
@@ -606,24 +614,52 @@ wal_read(struct cfile *f, uint8_t *dst, int amt, sqlite3_int64 off)
 	return short_read ? SQLITE_IOERR_SHORT_READ : SQLITE_OK;
 }
 
+/*
+ * Writes out a held frame header. Called before anything else touches the
+ * WAL (a read, a write elsewhere, a sync, a size, a truncation, a lock,
+ * the wal-index, closing), so that the file always reads as if the header
+ * had been written when SQLite wrote it.
+ */
+static int
+hdr_flush(struct cfile *f)
+{
+	int rc;
+
+	if (!f->hdr_held)
+		return SQLITE_OK;
+	f->hdr_held = false;
+	rc = f->real->pMethods->xWrite(f->real, f->hdr, FRAME_HDR_SZ,
+	    f->hdr_off);
+	if (rc != SQLITE_OK)
+		f->hdr_off = -1;
+	return rc;
+}
+
 static int
 wal_write(struct cfile *f, const uint8_t *src, int amt, sqlite3_int64 off)
 {
 	sqlite3_int64 r = off - WAL_HDR_SZ, foff;
 	uint8_t hdr[4];
 	uint32_t pgno;
-	bool short_read = false;
+	bool short_read = false, with_hdr;
 	int rc;
 
+	foff = off - FRAME_HDR_SZ;
+	/* The page of the held header: both go out together below. */
+	with_hdr = f->hdr_held && f->hdr_off == foff && amt == PAGE_SZ;
+	if (!with_hdr) {
+		rc = hdr_flush(f);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
 	if (off == 0 && amt == WAL_HDR_SZ)
 		return f->real->pMethods->xWrite(f->real, src, amt, off);
 	if (r >= 0 && r % FRAME_SZ == 0 && amt == FRAME_HDR_SZ) {
-		rc = f->real->pMethods->xWrite(f->real, src, amt, off);
-		if (rc == SQLITE_OK) {
-			f->hdr_off = off;
-			f->hdr_pgno = get_be32(src);
-		}
-		return rc;
+		memcpy(f->hdr, src, FRAME_HDR_SZ);
+		f->hdr_off = off;
+		f->hdr_pgno = get_be32(src);
+		f->hdr_held = true;
+		return SQLITE_OK;
 	}
 	if (!(r >= 0 && r % FRAME_SZ == FRAME_HDR_SZ && amt == PAGE_SZ)) {
 		GH_LOG_ERR(GH_ERR_STORE, "org %s: refusing a WAL write of %d "
@@ -631,7 +667,6 @@ wal_write(struct cfile *f, const uint8_t *src, int amt, sqlite3_int64 off)
 		    amt, (long long)off);
 		return SQLITE_IOERR_WRITE;
 	}
-	foff = off - FRAME_HDR_SZ;
 	if (f->hdr_off == foff) {
 		pgno = f->hdr_pgno;
 	} else {
@@ -652,14 +687,34 @@ wal_write(struct cfile *f, const uint8_t *src, int amt, sqlite3_int64 off)
 		GH_LOG_ERR(GH_ERR_STORE, "org %s: refusing WAL frame for page "
 		    "%u (bad page number or reserved bytes in use)",
 		    f->c->org_id, (unsigned)pgno);
-		return SQLITE_IOERR_WRITE;
+		goto refuse;
 	}
 	if (pgno == 1 && !page1_layout_ok(f->c, src))
-		return SQLITE_IOERR_WRITE;
-	rc = page_seal(f->c, pgno, src, f->out);
-	if (rc != SQLITE_OK)
+		goto refuse;
+	if (!with_hdr) {
+		rc = page_seal(f->c, pgno, src, f->out);
+		if (rc != SQLITE_OK)
+			return rc;
+		return f->real->pMethods->xWrite(f->real, f->out, PAGE_SZ, off);
+	}
+	/* Header and sealed page in one write, into the frame buffer. */
+	f->hdr_held = false;
+	rc = page_seal(f->c, pgno, src, f->buf + FRAME_HDR_SZ);
+	if (rc != SQLITE_OK) {
+		f->hdr_off = -1;
 		return rc;
-	return f->real->pMethods->xWrite(f->real, f->out, PAGE_SZ, off);
+	}
+	memcpy(f->buf, f->hdr, FRAME_HDR_SZ);
+	rc = f->real->pMethods->xWrite(f->real, f->buf, FRAME_SZ, foff);
+	if (rc != SQLITE_OK)
+		f->hdr_off = -1;
+	return rc;
+refuse:
+	/* The held header is dropped with its frame: SQLite fails the
+	 * transaction, and the frame was never in the file. */
+	f->hdr_held = false;
+	f->hdr_off = -1;
+	return SQLITE_IOERR_WRITE;
 }
 
 /* ---- sqlite3_io_methods ------------------------------------------------------ */
@@ -668,10 +723,14 @@ static int
 c_close(sqlite3_file *pf)
 {
 	struct cfile *f = (struct cfile *)pf;
-	int rc = SQLITE_OK;
+	int rc = SQLITE_OK, frc;
 
-	if (f->real->pMethods != NULL)
+	if (f->real->pMethods != NULL) {
+		frc = hdr_flush(f);
 		rc = f->real->pMethods->xClose(f->real);
+		if (rc == SQLITE_OK)
+			rc = frc;
+	}
 	free(f->buf);
 	free(f->out);
 	f->buf = f->out = NULL;
@@ -682,9 +741,13 @@ static int
 c_read(sqlite3_file *pf, void *dst, int amt, sqlite3_int64 off)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc;
 
 	if (amt <= 0 || off < 0)
 		return SQLITE_IOERR_READ;
+	rc = hdr_flush(f);
+	if (rc != SQLITE_OK)
+		return rc;
 	if (f->kind == KIND_MAIN)
 		return main_read(f, dst, amt, off);
 	return wal_read(f, dst, amt, off);
@@ -704,7 +767,10 @@ static int
 c_truncate(sqlite3_file *pf, sqlite3_int64 size)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xTruncate(f->real, size);
 }
 
@@ -712,7 +778,10 @@ static int
 c_sync(sqlite3_file *pf, int flags)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xSync(f->real, flags);
 }
 
@@ -720,7 +789,10 @@ static int
 c_file_size(sqlite3_file *pf, sqlite3_int64 *size)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xFileSize(f->real, size);
 }
 
@@ -728,7 +800,10 @@ static int
 c_lock(sqlite3_file *pf, int lock)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xLock(f->real, lock);
 }
 
@@ -736,7 +811,10 @@ static int
 c_unlock(sqlite3_file *pf, int lock)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xUnlock(f->real, lock);
 }
 
@@ -744,7 +822,10 @@ static int
 c_check_reserved(sqlite3_file *pf, int *out)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xCheckReservedLock(f->real, out);
 }
 
@@ -752,7 +833,10 @@ static int
 c_file_control(sqlite3_file *pf, int op, void *arg)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xFileControl(f->real, op, arg);
 }
 
@@ -782,7 +866,10 @@ static int
 c_shm_map(sqlite3_file *pf, int i, int sz, int extend, void volatile **pp)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xShmMap(f->real, i, sz, extend, pp);
 }
 
@@ -790,7 +877,10 @@ static int
 c_shm_lock(sqlite3_file *pf, int ofst, int n, int flags)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xShmLock(f->real, ofst, n, flags);
 }
 
@@ -799,6 +889,9 @@ c_shm_barrier(sqlite3_file *pf)
 {
 	struct cfile *f = (struct cfile *)pf;
 
+	/* No way to report a failure here; a lost header fails the
+	 * frame's page write, or SQLite's check of the frame. */
+	(void)hdr_flush(f);
 	f->real->pMethods->xShmBarrier(f->real);
 }
 
@@ -806,7 +899,10 @@ static int
 c_shm_unmap(sqlite3_file *pf, int del)
 {
 	struct cfile *f = (struct cfile *)pf;
+	int rc = hdr_flush(f);
 
+	if (rc != SQLITE_OK)
+		return rc;
 	return f->real->pMethods->xShmUnmap(f->real, del);
 }
 

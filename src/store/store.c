@@ -34,6 +34,16 @@ struct pool {
 	int n_opening;		/* slots reserved by threads opening */
 	bool migrated;		/* migrations checked by this process */
 	unsigned gen;		/* bumped by an eviction */
+	/* The connection that committed last (NULL: none known) and the
+	 * thread that committed on it. SQLite drops a connection's whole
+	 * page cache when it finds that another one committed; the last
+	 * committer's is current. A thread that writes tends to write
+	 * again (the group-commit writer does nothing else), so that
+	 * connection is kept for its thread: handed to it first, to others
+	 * only when nothing else is idle. Only a preference: SQLite checks
+	 * every cache itself. */
+	struct gh_db *warm;
+	pthread_t warm_thread;
 };
 
 /*
@@ -62,6 +72,7 @@ struct gh_db {
 	/* The idle list (st->idle_*), most recently released first: a
 	 * cached connection not in use is on it, and only such one. */
 	struct gh_db *idle_prev, *idle_next;
+	uint64_t released;	/* st->releases at its last release */
 	struct stmt_slot cache[STMT_CACHE_N];
 	void *memo;		/* gh_db_memo: wiped and freed on close */
 	size_t memo_size;
@@ -104,6 +115,7 @@ struct gh_store {
 	 * tail is closed first when more than open_max are open. */
 	struct gh_db *idle_head, *idle_tail;
 	int n_open;		/* connections open across all pools */
+	uint64_t releases;	/* handles released so far */
 	int open_max;
 	int cache_kib;		/* page cache per connection; 0: default */
 	int busy_ms;
@@ -439,6 +451,8 @@ pool_remove(struct gh_store *st, struct gh_db *db)
 	int i;
 
 	st->n_open--;
+	if (p->warm == db)
+		p->warm = NULL;
 	for (i = 0; i < p->n_conns; i++)
 		if (p->conns[i] == db) {
 			p->conns[i] = p->conns[--p->n_conns];
@@ -483,6 +497,33 @@ conn_new(struct gh_store *st, struct pool *p, const struct gh_store_keys *keys,
 	return GH_OK;
 }
 
+/*
+ * The idle connection of p to hand out, or NULL: to the thread that
+ * committed last, its connection (p->warm); to any other thread the most
+ * recently released one but p->warm (whose cache is the likeliest to be
+ * current), and p->warm only when nothing else is idle. Called with st->mu
+ * held.
+ */
+static struct gh_db *
+pool_pick(struct pool *p)
+{
+	struct gh_db *db, *warm = p->warm, *best = NULL;
+	int i;
+
+	if (warm != NULL && (warm->in_use || warm->gen != p->gen))
+		warm = NULL;
+	if (warm != NULL && pthread_equal(p->warm_thread, pthread_self()))
+		return warm;
+	for (i = 0; i < p->n_conns; i++) {
+		db = p->conns[i];
+		if (db->in_use || db->gen != p->gen || db == warm)
+			continue;
+		if (best == NULL || db->released > best->released)
+			best = db;
+	}
+	return best != NULL ? best : warm;
+}
+
 /* Hands out a free connection to region/org_id (NULL, NULL: the
  * directory), opening one if under the cap, else waiting for a release. */
 static gh_err
@@ -498,7 +539,7 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 	bool migrated, with_keys;
 	unsigned gen;
 	gh_err err = GH_OK;
-	int i, cache_kib;
+	int cache_kib;
 
 	*out = NULL;
 	key[0] = '\0';
@@ -520,16 +561,12 @@ acquire(struct gh_store *st, const char *region, const char *org_id,
 		err = pool_get(st, region, org_id, key, &p);
 		if (err != GH_OK)
 			break;
-		for (i = 0; i < p->n_conns; i++)
-			if (!p->conns[i]->in_use &&
-			    p->conns[i]->gen == p->gen) {
-				db = p->conns[i];
-				db->in_use = true;
-				idle_unlink(st, db);
-				break;
-			}
-		if (db != NULL)
+		db = pool_pick(p);
+		if (db != NULL) {
+			db->in_use = true;
+			idle_unlink(st, db);
 			break;
+		}
 		if (p->n_conns + p->n_opening < GH_STORE_POOL_MAX) {
 			p->n_opening++;
 			migrated = p->migrated;
@@ -653,6 +690,7 @@ gh_db_release(struct gh_db *db)
 		return;
 	}
 	db->in_use = false;
+	db->released = ++st->releases;
 	idle_push(st, db);
 	/* Over the bound, the connections idle the longest go (perhaps
 	 * this one, when it is the only idle one), not the one just used:
@@ -1257,10 +1295,17 @@ gh_db_begin(struct gh_db *db)
 gh_err
 gh_db_commit(struct gh_db *db)
 {
-	int rc = db->st->be->exec(db->conn, "COMMIT");
+	struct gh_store *st = db->st;
+	int rc = st->be->exec(db->conn, "COMMIT");
 
-	if (!db->st->be->is_ok(rc))
+	if (!st->be->is_ok(rc))
 		return db_fail(db, "commit", rc);
+	/* db is in use, so in its pool: the pointer stays valid until it
+	 * leaves the pool (pool_remove clears it). */
+	pthread_mutex_lock(&st->mu);
+	db->pool->warm = db;
+	db->pool->warm_thread = pthread_self();
+	pthread_mutex_unlock(&st->mu);
 	return GH_OK;
 }
 

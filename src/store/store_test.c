@@ -827,6 +827,65 @@ test_pool_caps_connections_per_database_and_waits_for_a_release(
 			gh_db_release(db[i]);
 }
 
+/*
+ * SQLite drops a connection's page cache when another one committed: the
+ * thread that committed last gets its connection back (its cache is
+ * current), any other thread the most recently released other one.
+ */
+static void
+test_pool_keeps_the_last_committers_connection_for_its_thread(
+    void **state)
+{
+	struct fixture *f = *state;
+	struct gh_db *a = NULL, *b = NULL, *again = NULL;
+	struct waiter w;
+	pthread_t t;
+
+	open_store(f, true);
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, true, &a),
+	    GH_OK);
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, true, &b),
+	    GH_OK);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(gh_db_begin(a), GH_OK);
+	assert_int_equal(gh_db_exec(a, "CREATE TABLE pool_t (x INTEGER)"),
+	    GH_OK);
+	assert_int_equal(gh_db_commit(a), GH_OK);
+	gh_db_release(a);
+	gh_db_release(b);	/* b: the most recently released */
+
+	/* Another thread: b, though a's cache is the current one. */
+	w.st = f->st;
+	w.db = NULL;
+	atomic_init(&w.done, 0);
+	assert_int_equal(pthread_create(&t, NULL, acquire_worker, &w), 0);
+	pthread_join(t, NULL);
+	assert_ptr_equal(w.db, b);
+	gh_db_release(w.db);
+
+	/* This thread committed on a: a again, though b went back last. */
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false,
+	    &again), GH_OK);
+	assert_ptr_equal(again, a);
+	gh_db_release(again);
+
+	/* Another thread, a the only idle connection: a. */
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false,
+	    &again), GH_OK);
+	assert_ptr_equal(again, a);
+	assert_int_equal(gh_store_tenant(f->st, ORG_A, REGION, false, &b),
+	    GH_OK);
+	assert_ptr_not_equal(b, a);
+	gh_db_release(again);
+	w.db = NULL;
+	atomic_init(&w.done, 0);
+	assert_int_equal(pthread_create(&t, NULL, acquire_worker, &w), 0);
+	pthread_join(t, NULL);
+	assert_ptr_equal(w.db, a);
+	gh_db_release(w.db);
+	gh_db_release(b);
+}
+
 static void
 test_store_closes_released_connections_above_its_open_limit(void **state)
 {
@@ -1042,6 +1101,7 @@ main(void)
 		T(test_database_locked_by_another_connection_is_busy),
 		T(test_four_threads_insert_into_one_tenant_and_all_rows_survive_reopen),
 		T(test_pool_caps_connections_per_database_and_waits_for_a_release),
+		T(test_pool_keeps_the_last_committers_connection_for_its_thread),
 		T(test_store_closes_released_connections_above_its_open_limit),
 		T(test_store_keeps_a_busy_orgs_connections_after_many_orgs),
 		T(test_the_generation_probe_keeps_the_process_shm_locks),
