@@ -63,6 +63,9 @@ struct gh_http_req {
 	struct gh_buf body;
 	struct gh_http_match match;
 	char *params[GH_HTTP_SEGS_MAX];
+	/* Points at the connection's peer string, or at client_ip when a
+	 * trusted proxy's X-Forwarded-For named another address. */
+	const char *client_ip_str;
 	char client_ip[GH_HTTP_IP_STR_MAX];
 	bool secure;
 	struct gh_http_kvs cookies;
@@ -82,6 +85,20 @@ struct gh_http_req {
 	size_t resp_len;
 	struct resp_header hdrs[RESP_HEADERS_MAX];
 	size_t nhdrs;
+};
+
+/*
+ * Per connection (MHD's socket context): the peer address, parsed and
+ * formatted once when the connection is accepted rather than for every
+ * request of a keep-alive connection, and one spare request struct so that
+ * each request does not go through calloc and free (it is larger than
+ * malloc's per-thread caches).
+ */
+struct conn_ctx {
+	struct gh_http_cidr peer;
+	bool trusted;		/* the peer is a trusted proxy */
+	char peer_str[GH_HTTP_IP_STR_MAX];
+	struct gh_http_req *spare;
 };
 
 struct pool {
@@ -673,7 +690,7 @@ gh_http_req_cookie(const struct gh_http_req *req, const char *name)
 const char *
 gh_http_req_client_ip(const struct gh_http_req *req)
 {
-	return req->client_ip;
+	return req->client_ip_str != NULL ? req->client_ip_str : "invalid";
 }
 
 const char *
@@ -1048,15 +1065,34 @@ req_id_new(char out[static GH_ID_LEN + 1])
 	return GH_OK;
 }
 
+static struct conn_ctx *
+conn_ctx_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static bool peer_address(struct MHD_Connection *conn,
+    struct gh_http_cidr *peer);
+
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct gh_http_server *srv = cls;
+	struct conn_ctx *cc = conn_ctx_of(conn);
 	struct gh_http_req *req;
 
-	req = calloc(1, sizeof *req);
-	if (req == NULL)
-		return NULL;
+	if (cc != NULL && cc->spare != NULL) {
+		req = cc->spare;
+		cc->spare = NULL;
+		memset(req, 0, sizeof *req);
+	} else {
+		req = calloc(1, sizeof *req);
+		if (req == NULL)
+			return NULL;
+	}
 	req->srv = srv;
 	req->conn = conn;
 	req->start_ns = gh_mono_ns();
@@ -1093,7 +1129,34 @@ req_free(struct gh_http_req *req)
 	}
 	free(req->path);
 	free(req->raw_uri);
-	free(req);
+	req->path = req->raw_uri = NULL;
+}
+
+/* Per-connection state: see struct conn_ctx. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct gh_http_server *srv = cls;
+	struct conn_ctx *cc = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (cc != NULL)
+			free(cc->spare);
+		free(cc);
+		*socket_context = NULL;
+		return;
+	}
+	cc = calloc(1, sizeof *cc);
+	if (cc == NULL)
+		return;		/* its requests are refused (req_begin) */
+	if (!peer_address(conn, &cc->peer)) {
+		free(cc);
+		return;
+	}
+	gh_http_ip_format(&cc->peer, cc->peer_str);
+	cc->trusted = gh_http_proxies_match(&srv->proxies, &cc->peer);
+	*socket_context = cc;
 }
 
 static void
@@ -1102,6 +1165,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct gh_http_server *srv = cls;
 	struct gh_http_req *req = *con_cls;
+	struct conn_ctx *cc;
 
 	if (req == NULL)
 		return;
@@ -1111,6 +1175,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req->resumed)
 		atomic_fetch_sub(&srv->resumed, 1);
 	req_free(req);
+	cc = conn_ctx_of(conn);
+	if (cc != NULL && cc->spare == NULL)
+		cc->spare = req;	/* reused by the next request */
+	else
+		free(req);
 	*con_cls = NULL;
 }
 
@@ -1193,20 +1262,26 @@ static enum MHD_Result
 req_begin(struct gh_http_server *srv, struct gh_http_req *req,
     const char *url, const char *method, const char *version)
 {
-	struct gh_http_cidr peer;
+	struct conn_ctx *cc = conn_ctx_of(req->conn);
 	struct scan s = { 0 };
 	struct gh_buf cookies;
 	const char *cl;
 	gh_err err;
 
 	req->method = method;
-	if (!peer_address(req->conn, &peer))
-		return MHD_NO;
-	gh_http_client_ip(&srv->proxies, &peer, gh_http_req_header(req,
-	    "X-Forwarded-For"), req->client_ip);
-	req->secure = srv->tls || (gh_http_proxies_match(&srv->proxies,
-	    &peer) && forwarded_https(gh_http_req_header(req,
-	    "X-Forwarded-Proto")));
+	if (cc == NULL)
+		return MHD_NO;	/* no peer address, or out of memory */
+	/* X-Forwarded-For is read only from a trusted proxy: otherwise the
+	 * client is the peer, formatted once for the connection. */
+	req->client_ip_str = cc->peer_str;
+	if (cc->trusted) {
+		gh_http_client_ip(&srv->proxies, &cc->peer,
+		    gh_http_req_header(req, "X-Forwarded-For"),
+		    req->client_ip);
+		req->client_ip_str = req->client_ip;
+	}
+	req->secure = srv->tls || (cc->trusted && forwarded_https(
+	    gh_http_req_header(req, "X-Forwarded-Proto")));
 
 	gh_buf_init(&cookies, GH_HTTP_COOKIE_HEADER_MAX, GH_BUF_SECRET);
 	s.cookies = &cookies;
@@ -1464,6 +1539,8 @@ gh_http_server_start(const struct gh_http_config *cfg,
 	    (intptr_t)on_uri, srv };
 	opts[nopts++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
 	    (intptr_t)on_completed, srv };
+	opts[nopts++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+	    (intptr_t)on_connection, srv };
 	if (srv->tls) {
 		opts[nopts++] = (struct MHD_OptionItem){
 		    MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem };
