@@ -1186,7 +1186,13 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 struct scan {
 	size_t total;
 	bool bad;
-	struct gh_buf *cookies;
+	bool want_cookies;
+	/* One Cookie header (the usual case) is parsed where MHD keeps it;
+	 * only two or more are joined, into the secret buffer. */
+	size_t ncookies;
+	const char *cookie;
+	size_t cookie_len;
+	struct gh_buf *joined;
 };
 
 static enum MHD_Result
@@ -1199,11 +1205,18 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
 	if (!gh_utf8_valid(key, key_size) || (value != NULL &&
 	    !gh_utf8_valid(value, value_size)))
 		s->bad = true;
-	if (s->cookies != NULL && value != NULL &&
+	if (s->want_cookies && value != NULL &&
 	    strcasecmp(key, "Cookie") == 0) {
-		if (s->cookies->len > 0)
-			gh_buf_put_str(s->cookies, "; ");
-		gh_buf_put(s->cookies, value, value_size);
+		if (s->ncookies++ == 0) {
+			s->cookie = value;
+			s->cookie_len = value_size;
+			return MHD_YES;
+		}
+		if (s->ncookies == 2)
+			gh_buf_put(s->joined, s->cookie, s->cookie_len);
+		if (s->joined->len > 0)
+			gh_buf_put_str(s->joined, "; ");
+		gh_buf_put(s->joined, value, value_size);
 	}
 	return MHD_YES;
 }
@@ -1284,7 +1297,8 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 	    gh_http_req_header(req, "X-Forwarded-Proto")));
 
 	gh_buf_init(&cookies, GH_HTTP_COOKIE_HEADER_MAX, GH_BUF_SECRET);
-	s.cookies = &cookies;
+	s.want_cookies = true;
+	s.joined = &cookies;
 	s.total = strlen(method) + strlen(req->raw_uri) + strlen(version) + 4;
 	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header,
 	    &s);
@@ -1299,8 +1313,11 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 		    "a header is not valid UTF-8");
 	}
 	err = gh_buf_err(&cookies);
-	if (err == GH_OK)
+	if (err == GH_OK && s.ncookies > 1)
 		err = gh_http_cookie_parse(gh_buf_cstr(&cookies), cookies.len,
+		    &req->cookies);
+	else if (err == GH_OK && s.ncookies == 1)
+		err = gh_http_cookie_parse(s.cookie, s.cookie_len,
 		    &req->cookies);
 	gh_buf_free(&cookies);
 	if (err != GH_OK) {
@@ -1325,7 +1342,7 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 			    "the request body is too large");
 	}
 
-	s.cookies = NULL;
+	s.want_cookies = false;
 	s.bad = false;
 	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND,
 	    scan_header, &s);
