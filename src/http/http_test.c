@@ -783,6 +783,42 @@ test_client_ip_ignores_forwarded_for_from_untrusted_peers(void **state)
 	stop(f);
 }
 
+/* One Cookie header is parsed where it stands, several are joined (the
+ * first "sid" wins either way), and a keep-alive connection's next request
+ * starts clean (the request struct is reused per connection). */
+static void
+test_cookie_headers_one_or_several_on_one_connection(void **state)
+{
+	struct fixture *f = start_default();
+	int fd = client_connect(f->port);
+	static const char *reqs[] = {
+		"GET /info HTTP/1.1\r\nHost: t\r\nCookie: sid=one\r\n\r\n",
+		"GET /info HTTP/1.1\r\nHost: t\r\nCookie: theme=dark\r\n"
+		    "Cookie: sid=two; a=b\r\nCookie: sid=late\r\n\r\n",
+		"GET /info HTTP/1.1\r\nHost: t\r\nCookie: \r\nCookie: "
+		    "sid=three\r\n\r\n",
+		"GET /info?q=x HTTP/1.1\r\nHost: t\r\n\r\n",
+	};
+	static const char *want[] = {
+		"\"sid\":\"one\"", "\"sid\":\"two\"", "\"sid\":\"three\"",
+		"\"q\":\"x\"",
+	};
+	struct resp r;
+
+	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+		send_all(fd, reqs[i], strlen(reqs[i]));
+		read_response(fd, &r);
+		assert_int_equal(r.status, 200);
+		assert_non_null(strstr(r.body, want[i]));
+		assert_non_null(strstr(r.body, "\"ip\":\"127.0.0.1\""));
+		if (i == 3)
+			assert_non_null(strstr(r.body, "\"sid\":null"));
+		resp_free(&r);
+	}
+	close(fd);
+	stop(f);
+}
+
 static void
 test_client_ip_walks_forwarded_for_from_trusted_proxies(void **state)
 {
@@ -1479,6 +1515,8 @@ main(void)
 		cmocka_unit_test(
 		    test_client_ip_walks_forwarded_for_from_trusted_proxies),
 		cmocka_unit_test(test_cookies_are_secure_unless_dev_on_loopback),
+		cmocka_unit_test(
+		    test_cookie_headers_one_or_several_on_one_connection),
 		cmocka_unit_test(
 		    test_deferred_work_does_not_stall_other_requests),
 		cmocka_unit_test(

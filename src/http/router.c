@@ -261,7 +261,9 @@ route_matches(const struct route *rt, const char *path, size_t nsegs,
 	*score = 0;
 	if (rt->nsegs != nsegs)
 		return false;
-	for (size_t i = 0; i < nsegs; i++) {
+	/* Last segment first: routes sharing a length mostly share their
+	 * prefix ("/o/:org/api/v1/...") and differ at the end. */
+	for (size_t i = nsegs; i-- > 0;) {
 		const struct seg *sg = &rt->segs[i];
 
 		if (sg->param)
@@ -310,9 +312,13 @@ gh_http_router_match(const struct gh_http_router *r, const char *method,
 	const size_t *idx;
 	size_t ncand;
 
-	memset(m, 0, sizeof *m);
+	/* Not the whole struct (about 1 KiB): the parameter arrays are read
+	 * only up to nparams. */
 	m->route = -1;
 	m->label = "unmatched";
+	m->fn = NULL;
+	m->nparams = 0;
+	m->allow[0] = '\0';
 	if (n > 1) {
 		size_t seg = 1;
 

@@ -63,6 +63,9 @@ struct gh_http_req {
 	struct gh_buf body;
 	struct gh_http_match match;
 	char *params[GH_HTTP_SEGS_MAX];
+	/* Points at the connection's peer string, or at client_ip when a
+	 * trusted proxy's X-Forwarded-For named another address. */
+	const char *client_ip_str;
 	char client_ip[GH_HTTP_IP_STR_MAX];
 	bool secure;
 	struct gh_http_kvs cookies;
@@ -82,6 +85,20 @@ struct gh_http_req {
 	size_t resp_len;
 	struct resp_header hdrs[RESP_HEADERS_MAX];
 	size_t nhdrs;
+};
+
+/*
+ * Per connection (MHD's socket context): the peer address, parsed and
+ * formatted once when the connection is accepted rather than for every
+ * request of a keep-alive connection, and one spare request struct so that
+ * each request does not go through calloc and free (it is larger than
+ * malloc's per-thread caches).
+ */
+struct conn_ctx {
+	struct gh_http_cidr peer;
+	bool trusted;		/* the peer is a trusted proxy */
+	char peer_str[GH_HTTP_IP_STR_MAX];
+	struct gh_http_req *spare;
 };
 
 struct pool {
@@ -675,7 +692,7 @@ gh_http_req_cookie(const struct gh_http_req *req, const char *name)
 const char *
 gh_http_req_client_ip(const struct gh_http_req *req)
 {
-	return req->client_ip;
+	return req->client_ip_str != NULL ? req->client_ip_str : "invalid";
 }
 
 const char *
@@ -1050,15 +1067,34 @@ req_id_new(char out[static GH_ID_LEN + 1])
 	return GH_OK;
 }
 
+static struct conn_ctx *
+conn_ctx_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static bool peer_address(struct MHD_Connection *conn,
+    struct gh_http_cidr *peer);
+
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct gh_http_server *srv = cls;
+	struct conn_ctx *cc = conn_ctx_of(conn);
 	struct gh_http_req *req;
 
-	req = calloc(1, sizeof *req);
-	if (req == NULL)
-		return NULL;
+	if (cc != NULL && cc->spare != NULL) {
+		req = cc->spare;
+		cc->spare = NULL;
+		memset(req, 0, sizeof *req);
+	} else {
+		req = calloc(1, sizeof *req);
+		if (req == NULL)
+			return NULL;
+	}
 	req->srv = srv;
 	req->conn = conn;
 	req->start_ns = gh_mono_ns();
@@ -1095,7 +1131,34 @@ req_free(struct gh_http_req *req)
 	}
 	free(req->path);
 	free(req->raw_uri);
-	free(req);
+	req->path = req->raw_uri = NULL;
+}
+
+/* Per-connection state: see struct conn_ctx. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct gh_http_server *srv = cls;
+	struct conn_ctx *cc = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (cc != NULL)
+			free(cc->spare);
+		free(cc);
+		*socket_context = NULL;
+		return;
+	}
+	cc = calloc(1, sizeof *cc);
+	if (cc == NULL)
+		return;		/* its requests are refused (req_begin) */
+	if (!peer_address(conn, &cc->peer)) {
+		free(cc);
+		return;
+	}
+	gh_http_ip_format(&cc->peer, cc->peer_str);
+	cc->trusted = gh_http_proxies_match(&srv->proxies, &cc->peer);
+	*socket_context = cc;
 }
 
 static void
@@ -1104,6 +1167,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct gh_http_server *srv = cls;
 	struct gh_http_req *req = *con_cls;
+	struct conn_ctx *cc;
 
 	if (req == NULL)
 		return;
@@ -1113,13 +1177,24 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req->resumed)
 		atomic_fetch_sub(&srv->resumed, 1);
 	req_free(req);
+	cc = conn_ctx_of(conn);
+	if (cc != NULL && cc->spare == NULL)
+		cc->spare = req;	/* reused by the next request */
+	else
+		free(req);
 	*con_cls = NULL;
 }
 
 struct scan {
 	size_t total;
 	bool bad;
-	struct gh_buf *cookies;
+	bool want_cookies;
+	/* One Cookie header (the usual case) is parsed where MHD keeps it;
+	 * only two or more are joined, into the secret buffer. */
+	size_t ncookies;
+	const char *cookie;
+	size_t cookie_len;
+	struct gh_buf *joined;
 };
 
 static enum MHD_Result
@@ -1132,11 +1207,18 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
 	if (!gh_utf8_valid(key, key_size) || (value != NULL &&
 	    !gh_utf8_valid(value, value_size)))
 		s->bad = true;
-	if (s->cookies != NULL && value != NULL &&
+	if (s->want_cookies && value != NULL &&
 	    strcasecmp(key, "Cookie") == 0) {
-		if (s->cookies->len > 0)
-			gh_buf_put_str(s->cookies, "; ");
-		gh_buf_put(s->cookies, value, value_size);
+		if (s->ncookies++ == 0) {
+			s->cookie = value;
+			s->cookie_len = value_size;
+			return MHD_YES;
+		}
+		if (s->ncookies == 2)
+			gh_buf_put(s->joined, s->cookie, s->cookie_len);
+		if (s->joined->len > 0)
+			gh_buf_put_str(s->joined, "; ");
+		gh_buf_put(s->joined, value, value_size);
 	}
 	return MHD_YES;
 }
@@ -1195,23 +1277,30 @@ static enum MHD_Result
 req_begin(struct gh_http_server *srv, struct gh_http_req *req,
     const char *url, const char *method, const char *version)
 {
-	struct gh_http_cidr peer;
+	struct conn_ctx *cc = conn_ctx_of(req->conn);
 	struct scan s = { 0 };
 	struct gh_buf cookies;
 	const char *cl;
 	gh_err err;
 
 	req->method = method;
-	if (!peer_address(req->conn, &peer))
-		return MHD_NO;
-	gh_http_client_ip(&srv->proxies, &peer, gh_http_req_header(req,
-	    "X-Forwarded-For"), req->client_ip);
-	req->secure = srv->tls || (gh_http_proxies_match(&srv->proxies,
-	    &peer) && forwarded_https(gh_http_req_header(req,
-	    "X-Forwarded-Proto")));
+	if (cc == NULL)
+		return MHD_NO;	/* no peer address, or out of memory */
+	/* X-Forwarded-For is read only from a trusted proxy: otherwise the
+	 * client is the peer, formatted once for the connection. */
+	req->client_ip_str = cc->peer_str;
+	if (cc->trusted) {
+		gh_http_client_ip(&srv->proxies, &cc->peer,
+		    gh_http_req_header(req, "X-Forwarded-For"),
+		    req->client_ip);
+		req->client_ip_str = req->client_ip;
+	}
+	req->secure = srv->tls || (cc->trusted && forwarded_https(
+	    gh_http_req_header(req, "X-Forwarded-Proto")));
 
 	gh_buf_init(&cookies, GH_HTTP_COOKIE_HEADER_MAX, GH_BUF_SECRET);
-	s.cookies = &cookies;
+	s.want_cookies = true;
+	s.joined = &cookies;
 	s.total = strlen(method) + strlen(req->raw_uri) + strlen(version) + 4;
 	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header,
 	    &s);
@@ -1226,8 +1315,11 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 		    "a header is not valid UTF-8");
 	}
 	err = gh_buf_err(&cookies);
-	if (err == GH_OK)
+	if (err == GH_OK && s.ncookies > 1)
 		err = gh_http_cookie_parse(gh_buf_cstr(&cookies), cookies.len,
+		    &req->cookies);
+	else if (err == GH_OK && s.ncookies == 1)
+		err = gh_http_cookie_parse(s.cookie, s.cookie_len,
 		    &req->cookies);
 	gh_buf_free(&cookies);
 	if (err != GH_OK) {
@@ -1252,7 +1344,7 @@ req_begin(struct gh_http_server *srv, struct gh_http_req *req,
 			    "the request body is too large");
 	}
 
-	s.cookies = NULL;
+	s.want_cookies = false;
 	s.bad = false;
 	MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND,
 	    scan_header, &s);
@@ -1466,6 +1558,8 @@ gh_http_server_start(const struct gh_http_config *cfg,
 	    (intptr_t)on_uri, srv };
 	opts[nopts++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
 	    (intptr_t)on_completed, srv };
+	opts[nopts++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+	    (intptr_t)on_connection, srv };
 	if (srv->tls) {
 		opts[nopts++] = (struct MHD_OptionItem){
 		    MHD_OPTION_HTTPS_MEM_CERT, 0, srv->cert_pem };
