@@ -62,8 +62,10 @@ struct oidc_keycache {
 	struct disc_slot d[KEYCACHE_N];
 	uint64_t tick;
 	/* Access tokens whose signature verified (introspection, userinfo
-	 * and revocation check the same token many times): the database
-	 * still decides each time that the kid may verify. */
+	 * and revocation check the same token many times), with their
+	 * parsed header and claims (a few MB at most): the database still
+	 * decides each time that the kid may verify, and whether the token
+	 * is active. */
 	struct gh_jose_seen *seen;
 };
 
