@@ -46,7 +46,9 @@ gh_err oidc_signer(struct api_ctx *ctx, enum gh_jose_alg alg,
     struct gh_jose_key **key_out, char kid_out[static OIDC_KID_LEN + 1])
     GH_MUST_CHECK;
 /* Verifies a token signed by one of the org's published keys: header
- * kid names the key. GH_ERR_DENIED for anything not ours or tampered. */
+ * kid names the key. GH_ERR_DENIED for anything not ours or tampered.
+ * The header and claims may be shared with the verified-token cache:
+ * read-only. */
 gh_err oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
     json_t **claims_out) GH_MUST_CHECK;
 gh_err routes_oidc_keys(struct gh_http_router *r);

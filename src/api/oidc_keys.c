@@ -62,8 +62,10 @@ struct oidc_keycache {
 	struct disc_slot d[KEYCACHE_N];
 	uint64_t tick;
 	/* Access tokens whose signature verified (introspection, userinfo
-	 * and revocation check the same token many times): the database
-	 * still decides each time that the kid may verify. */
+	 * and revocation check the same token many times), with their
+	 * parsed header and claims (a few MB at most): the database still
+	 * decides each time that the kid may verify, and whether the token
+	 * is active. */
 	struct gh_jose_seen *seen;
 };
 
@@ -329,65 +331,76 @@ oidc_signer(struct api_ctx *ctx, enum gh_jose_alg alg,
 	return signer_load(ctx, alg, key_out, kid_out);
 }
 
-gh_err
-oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
-    json_t **claims_out)
+/* The key of a presented token, found by oidc_verify's key_fn. */
+struct verify_key {
+	struct api_ctx *ctx;
+	struct gh_jose_key *k;
+	gh_err db_err;			/* the store failed, not the token */
+};
+
+/* The published, unretired key the header's kid names (the database
+ * decides on every call), bound to (org, kid). */
+static gh_err
+verify_key_fn(void *arg, json_t *hdr, const struct gh_jose_key **key_out,
+    char binding[static GH_JOSE_BINDING_MAX])
 {
-	struct gh_jose_key *k = NULL;
+	struct verify_key *vk = arg;
+	struct api_ctx *ctx = vk->ctx;
+	const char *kid = json_string_value(json_object_get(hdr, "kid"));
 	struct gh_stmt *st = NULL;
 	enum gh_jose_alg alg;
-	json_t *hdr = NULL, *jwk = NULL;
-	char binding[GH_ID_LEN + OIDC_KID_LEN + 2];
-	const char *kid;
-	int64_t now = gh_now_ms();
+	json_t *jwk = NULL;
 	gh_err err;
 	bool row = false;
 
-	*claims_out = NULL;
-	if (header_out != NULL)
-		*header_out = NULL;
-	err = gh_jose_header(jws, strlen(jws), &hdr);
-	if (err != GH_OK)
+	if (kid == NULL || !gh_id_valid(kid))
 		return GH_ERR_DENIED;
-	kid = json_string_value(json_object_get(hdr, "kid"));
-	if (kid == NULL || !gh_id_valid(kid)) {
-		err = GH_ERR_DENIED;
-		goto out;
-	}
 	err = gh_db_prepare(ctx->db, "SELECT alg, public_jwk FROM oidc_keys "
 	    "WHERE kid = ? AND (retires_at IS NULL OR retires_at > ?)", &st);
 	if (err == GH_OK)
-		err = gh_stmt_bind(st, "ti", kid, now);
+		err = gh_stmt_bind(st, "ti", kid, gh_now_ms());
 	if (err == GH_OK)
 		err = gh_stmt_step(st, &row);
-	if (err != GH_OK)
+	if (err != GH_OK) {
+		vk->db_err = err;
 		goto out;
+	}
 	if (!row || gh_jose_alg_parse(gh_stmt_text(st, 0), &alg) != GH_OK) {
 		err = GH_ERR_DENIED;
 		goto out;
 	}
-	k = keycache_get(ctx->app, ctx->org.id, kid, false, alg);
-	if (k == NULL) {
+	vk->k = keycache_get(ctx->app, ctx->org.id, kid, false, alg);
+	if (vk->k == NULL) {
 		if ((jwk = json_loads(gh_stmt_text(st, 1), 0, NULL)) == NULL ||
-		    gh_jose_key_from_jwk(alg, jwk, &k) != GH_OK) {
+		    gh_jose_key_from_jwk(alg, jwk, &vk->k) != GH_OK) {
 			err = GH_ERR_DENIED;
 			goto out;
 		}
-		keycache_put(ctx->app, ctx->org.id, kid, false, k);
+		keycache_put(ctx->app, ctx->org.id, kid, false, vk->k);
 	}
+	*key_out = vk->k;
 	/* A kid names one key for good: (org, kid) binds the signatures
 	 * seen verified to it. */
-	snprintf(binding, sizeof binding, "%s/%s", ctx->org.id, kid);
-	err = gh_jose_verify_seen(k, ctx->app->oidc_keys != NULL ?
-	    ctx->app->oidc_keys->seen : NULL, binding, jws, strlen(jws),
-	    header_out, claims_out);
-	if (err != GH_OK)
-		err = GH_ERR_DENIED;
+	snprintf(binding, GH_JOSE_BINDING_MAX, "%s/%s", ctx->org.id, kid);
 out:
 	gh_stmt_free(st);
-	gh_jose_key_free(k);
 	json_decref(jwk);
-	json_decref(hdr);
+	return err;
+}
+
+gh_err
+oidc_verify(struct api_ctx *ctx, const char *jws, json_t **header_out,
+    json_t **claims_out)
+{
+	struct verify_key vk = { ctx, NULL, GH_OK };
+	gh_err err;
+
+	err = gh_jose_verify_by(ctx->app->oidc_keys != NULL ?
+	    ctx->app->oidc_keys->seen : NULL, jws, strlen(jws), verify_key_fn,
+	    &vk, header_out, claims_out);
+	gh_jose_key_free(vk.k);
+	if (err != GH_OK)
+		err = vk.db_err != GH_OK ? vk.db_err : GH_ERR_DENIED;
 	return err;
 }
 

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
 #include <openssl/crypto.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -26,9 +28,21 @@
 #define RSA_MIN_BITS 2048
 #define ES256_HALF 32
 
+/* Contexts set up once per key and shared by its handles (refcounted):
+ * each signature or verification works on a duplicate, so OpenSSL's
+ * per-call algorithm fetch and key export (a tenth of an ES256
+ * signature) happen once per key. Never used directly, only duplicated
+ * (EVP_PKEY_CTX_dup reads its source). NULL: set up per call. */
+struct key_ctxs {
+	int refs;			/* atomic */
+	EVP_PKEY_CTX *sign;		/* ES256, RS256 private keys */
+	EVP_PKEY_CTX *verify;		/* ES256, RS256 */
+};
+
 struct gh_jose_key {
 	enum gh_jose_alg alg;
 	EVP_PKEY *pk;
+	struct key_ctxs *cx;
 };
 
 const char *
@@ -86,8 +100,57 @@ pkey_fits(enum gh_jose_alg alg, EVP_PKEY *pk)
 	return false;
 }
 
+static void
+ctxs_free(struct key_ctxs *cx)
+{
+	if (cx == NULL || __atomic_sub_fetch(&cx->refs, 1,
+	    __ATOMIC_ACQ_REL) != 0)
+		return;
+	EVP_PKEY_CTX_free(cx->sign);
+	EVP_PKEY_CTX_free(cx->verify);
+	free(cx);
+}
+
+/* A context of pk for a signature over a SHA-256 digest (alg ES256 or
+ * RS256) set up by init (EVP_PKEY_sign_init or EVP_PKEY_verify_init), or
+ * NULL. */
+static EVP_PKEY_CTX *
+digest_ctx(enum gh_jose_alg alg, EVP_PKEY *pk,
+    int (*init)(EVP_PKEY_CTX *))
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+
+	if (c == NULL)
+		return NULL;
+	if (init(c) != 1 || (alg == GH_JOSE_RS256 &&
+	    (EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) != 1))) {
+		EVP_PKEY_CTX_free(c);
+		ERR_clear_error();
+		return NULL;
+	}
+	return c;
+}
+
+/* The shared contexts of a new key (priv: it has its private part); NULL
+ * (everything set up per call) for EdDSA or when OpenSSL refuses. */
+static struct key_ctxs *
+ctxs_new(enum gh_jose_alg alg, EVP_PKEY *pk, bool priv)
+{
+	struct key_ctxs *cx;
+
+	if (alg == GH_JOSE_EDDSA || (cx = calloc(1, sizeof *cx)) == NULL)
+		return NULL;
+	cx->refs = 1;
+	cx->verify = digest_ctx(alg, pk, EVP_PKEY_verify_init);
+	if (priv)
+		cx->sign = digest_ctx(alg, pk, EVP_PKEY_sign_init);
+	return cx;
+}
+
 static gh_err
-key_wrap(enum gh_jose_alg alg, EVP_PKEY *pk, struct gh_jose_key **out)
+key_wrap(enum gh_jose_alg alg, EVP_PKEY *pk, bool priv,
+    struct gh_jose_key **out)
 {
 	struct gh_jose_key *k;
 
@@ -102,6 +165,7 @@ key_wrap(enum gh_jose_alg alg, EVP_PKEY *pk, struct gh_jose_key **out)
 	}
 	k->alg = alg;
 	k->pk = pk;
+	k->cx = ctxs_new(alg, pk, priv);
 	*out = k;
 	return GH_OK;
 }
@@ -125,7 +189,7 @@ gh_jose_key_generate(enum gh_jose_alg alg, struct gh_jose_key **out)
 	}
 	if (pk == NULL)
 		return GH_ERR_CRYPTO;
-	return key_wrap(alg, pk, out);
+	return key_wrap(alg, pk, true, out);
 }
 
 gh_err
@@ -168,7 +232,7 @@ gh_jose_key_from_pem(enum gh_jose_alg alg, const void *pem, size_t pem_len,
 	BIO_free(bio);
 	if (pk == NULL)
 		return GH_ERR_INVALID;
-	return key_wrap(alg, pk, out);
+	return key_wrap(alg, pk, true, out);
 }
 
 /* Decodes the base64url member name of jwk into buf (at most cap). */
@@ -298,7 +362,7 @@ gh_jose_key_from_jwk(enum gh_jose_alg alg, json_t *jwk,
 	}
 	if (pk == NULL)
 		return GH_ERR_INVALID;
-	return key_wrap(alg, pk, out);
+	return key_wrap(alg, pk, false, out);
 }
 
 enum gh_jose_alg
@@ -397,6 +461,9 @@ gh_jose_key_dup(const struct gh_jose_key *k, struct gh_jose_key **out)
 	}
 	d->alg = k->alg;
 	d->pk = k->pk;
+	d->cx = k->cx;
+	if (d->cx != NULL)
+		__atomic_add_fetch(&d->cx->refs, 1, __ATOMIC_RELAXED);
 	*out = d;
 	return GH_OK;
 }
@@ -406,6 +473,7 @@ gh_jose_key_free(struct gh_jose_key *k)
 {
 	if (k == NULL)
 		return;
+	ctxs_free(k->cx);
 	EVP_PKEY_free(k->pk);	/* OpenSSL cleanses private key material */
 	free(k);
 }
@@ -463,6 +531,41 @@ alg_md(enum gh_jose_alg alg)
 	return alg == GH_JOSE_EDDSA ? NULL : EVP_sha256();
 }
 
+/* Signs the SHA-256 of input[0..len) with a duplicate of tmpl. */
+static bool
+digest_sign(const EVP_PKEY_CTX *tmpl, const char *input, size_t len,
+    uint8_t *sig, size_t *sig_len)
+{
+	uint8_t dg[GH_SHA256_LEN];
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_dup(tmpl);
+	bool ok;
+
+	if (c == NULL)
+		return false;
+	gh_sha256(input, len, dg);
+	ok = EVP_PKEY_sign(c, sig, sig_len, dg, sizeof dg) == 1;
+	EVP_PKEY_CTX_free(c);
+	return ok;
+}
+
+/* Verifies sig over the SHA-256 of input[0..len) with a duplicate of
+ * tmpl. */
+static bool
+digest_verify(const EVP_PKEY_CTX *tmpl, const char *input, size_t len,
+    const uint8_t *sig, size_t sig_len)
+{
+	uint8_t dg[GH_SHA256_LEN];
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_dup(tmpl);
+	bool ok;
+
+	if (c == NULL)
+		return false;
+	gh_sha256(input, len, dg);
+	ok = EVP_PKEY_verify(c, sig, sig_len, dg, sizeof dg) == 1;
+	EVP_PKEY_CTX_free(c);
+	return ok;
+}
+
 static gh_err
 sign_raw(const struct gh_jose_key *k, const char *input, size_t len,
     struct gh_buf *sig_out)
@@ -474,10 +577,14 @@ sign_raw(const struct gh_jose_key *k, const char *input, size_t len,
 
 	if (md == NULL)
 		return GH_ERR_NOMEM;
-	if (EVP_DigestSignInit(md, NULL, alg_md(k->alg), NULL, k->pk) != 1 ||
-	    EVP_DigestSign(md, sig, &sig_len, (const uint8_t *)input,
-	    len) != 1)
+	if (k->cx != NULL && k->cx->sign != NULL) {
+		if (!digest_sign(k->cx->sign, input, len, sig, &sig_len))
+			goto out;
+	} else if (EVP_DigestSignInit(md, NULL, alg_md(k->alg), NULL,
+	    k->pk) != 1 || EVP_DigestSign(md, sig, &sig_len,
+	    (const uint8_t *)input, len) != 1) {
 		goto out;
+	}
 	if (k->alg == GH_JOSE_ES256) {
 		err = ecdsa_der_to_raw(sig, sig_len, raw);
 		if (err == GH_OK)
@@ -507,30 +614,32 @@ put_b64(struct gh_buf *b, const void *p, size_t n)
 }
 
 gh_err
-gh_jose_sign(const struct gh_jose_key *k, const char *kid, const char *typ,
-    json_t *claims, char **out)
+gh_jose_sign_payload(const struct gh_jose_key *k, const char *kid,
+    const char *typ, const char *payload, size_t payload_len, char **out)
 {
-	struct gh_buf jws, sig;
-	json_t *hdr = NULL;
-	char *hs = NULL, *ps = NULL;
-	gh_err err = GH_ERR_NOMEM;
+	struct gh_buf jws, sig, hdr;
+	gh_err err;
 
 	*out = NULL;
 	gh_buf_init(&jws, 4 * GH_JOSE_MAX_LEN, 0);
 	gh_buf_init(&sig, SIG_MAX, 0);
-	hdr = json_pack("{s:s, s:s}", "alg", gh_jose_alg_name(k->alg),
-	    "kid", kid);
-	if (hdr == NULL || (typ != NULL && json_object_set_new(hdr, "typ",
-	    json_string(typ)) != 0))
-		goto out;
-	hs = json_dumps(hdr, JSON_COMPACT);
-	ps = json_dumps(claims, JSON_COMPACT);
-	if (hs == NULL || ps == NULL)
-		goto out;
-	err = put_b64(&jws, hs, strlen(hs));
+	gh_buf_init(&hdr, HEADER_MAX, 0);
+	/* The header as json_dumps(JSON_COMPACT) would write it. */
+	gh_buf_put_str(&hdr, "{\"alg\":\"");
+	gh_buf_put_str(&hdr, gh_jose_alg_name(k->alg));
+	gh_buf_put_str(&hdr, "\",\"kid\":");
+	gh_json_put_str(&hdr, kid);
+	if (typ != NULL) {
+		gh_buf_put_str(&hdr, ",\"typ\":");
+		gh_json_put_str(&hdr, typ);
+	}
+	gh_buf_put_str(&hdr, "}");
+	err = gh_buf_err(&hdr);
+	if (err == GH_OK)
+		err = put_b64(&jws, hdr.data, hdr.len);
 	gh_buf_put_str(&jws, ".");
 	if (err == GH_OK)
-		err = put_b64(&jws, ps, strlen(ps));
+		err = put_b64(&jws, payload, payload_len);
 	if (err == GH_OK)
 		err = sign_raw(k, (const char *)jws.data, jws.len, &sig);
 	if (err != GH_OK)
@@ -544,11 +653,27 @@ gh_jose_sign(const struct gh_jose_key *k, const char *kid, const char *typ,
 	if (err == GH_OK && *out == NULL)
 		err = GH_ERR_NOMEM;
 out:
-	free(hs);
-	free(ps);
-	json_decref(hdr);
+	gh_buf_free(&hdr);
 	gh_buf_free(&jws);
 	gh_buf_free(&sig);
+	return err;
+}
+
+gh_err
+gh_jose_sign(const struct gh_jose_key *k, const char *kid, const char *typ,
+    json_t *claims, char **out)
+{
+	char *ps;
+	gh_err err;
+
+	*out = NULL;
+	if (kid == NULL)
+		return GH_ERR_INVALID;
+	ps = json_dumps(claims, JSON_COMPACT);
+	if (ps == NULL)
+		return GH_ERR_NOMEM;
+	err = gh_jose_sign_payload(k, kid, typ, ps, strlen(ps), out);
+	free(ps);
 	return err;
 }
 
@@ -691,13 +816,19 @@ verify_sig(const struct gh_jose_key *k, const struct parts *pt)
 			return err;
 		vs = der;
 	}
+	err = GH_ERR_DENIED;
+	/* The signing input is header "." payload as sent. */
+	if (k->cx != NULL && k->cx->verify != NULL) {
+		if (digest_verify(k->cx->verify, pt->h, pt->h_len + 1 +
+		    pt->p_len, vs, vs_len))
+			err = GH_OK;
+		goto out;
+	}
 	md = EVP_MD_CTX_new();
 	if (md == NULL) {
 		err = GH_ERR_NOMEM;
 		goto out;
 	}
-	err = GH_ERR_DENIED;
-	/* The signing input is header "." payload as sent. */
 	if (EVP_DigestVerifyInit(md, NULL, alg_md(k->alg), NULL, k->pk) == 1 &&
 	    EVP_DigestVerify(md, vs, vs_len, (const uint8_t *)pt->h,
 	    pt->h_len + 1 + pt->p_len) == 1)
@@ -710,10 +841,19 @@ out:
 
 /* ---- verified signatures -------------------------------------------------- */
 
+/* An entry: the SHA-256 of a whole JWS whose signature verified, the
+ * binding it verified under, and its parsed header and claims (shared,
+ * read-only: handed out as new references, so a hit parses nothing). */
+struct seen_ent {
+	uint8_t dg[GH_SHA256_LEN];
+	char binding[GH_JOSE_BINDING_MAX];	/* "": empty slot */
+	json_t *hdr, *claims;
+};
+
 struct gh_jose_seen {
 	pthread_mutex_t mu;
 	size_t mask;
-	uint8_t (*dg)[GH_SHA256_LEN];	/* all zero: empty */
+	struct seen_ent *e;
 };
 
 gh_err
@@ -728,9 +868,9 @@ gh_jose_seen_new(unsigned bits, struct gh_jose_seen **out)
 	if (s == NULL)
 		return GH_ERR_NOMEM;
 	s->mask = ((size_t)1 << bits) - 1;
-	s->dg = calloc(s->mask + 1, sizeof *s->dg);
-	if (s->dg == NULL || pthread_mutex_init(&s->mu, NULL) != 0) {
-		free(s->dg);
+	s->e = calloc(s->mask + 1, sizeof *s->e);
+	if (s->e == NULL || pthread_mutex_init(&s->mu, NULL) != 0) {
+		free(s->e);
 		free(s);
 		return GH_ERR_NOMEM;
 	}
@@ -743,98 +883,130 @@ gh_jose_seen_free(struct gh_jose_seen *s)
 {
 	if (s == NULL)
 		return;
+	for (size_t i = 0; i <= s->mask; i++) {
+		json_decref(s->e[i].hdr);
+		json_decref(s->e[i].claims);
+	}
 	pthread_mutex_destroy(&s->mu);
-	free(s->dg);
+	free(s->e);
 	free(s);
 }
 
-/* The entry of (binding, jws) and its slot. */
 static size_t
-seen_digest(const struct gh_jose_seen *s, const char *binding,
-    const char *jws, size_t len, uint8_t dg[static GH_SHA256_LEN])
+seen_slot(const struct gh_jose_seen *s, const uint8_t dg[static GH_SHA256_LEN])
 {
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	size_t slot;
-	bool ok;
 
-	/* The binding's NUL separates it from the JWS. */
-	ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(m, binding, strlen(binding) + 1) == 1 &&
-	    EVP_DigestUpdate(m, jws, len) == 1 &&
-	    EVP_DigestFinal_ex(m, dg, NULL) == 1;
-	EVP_MD_CTX_free(m);
-	if (!ok) {
-		memset(dg, 0, GH_SHA256_LEN);	/* never matches */
-		return 0;
-	}
 	memcpy(&slot, dg, sizeof slot);
 	return slot & s->mask;
 }
 
+/* What seen holds for the JWS of digest dg: new references on its header
+ * and claims and a copy of its binding; false when it holds nothing. */
 static bool
-seen_has(struct gh_jose_seen *s, size_t slot,
-    const uint8_t dg[static GH_SHA256_LEN])
+seen_get(struct gh_jose_seen *s, const uint8_t dg[static GH_SHA256_LEN],
+    json_t **hdr, json_t **claims, char binding[static GH_JOSE_BINDING_MAX])
 {
-	static const uint8_t zero[GH_SHA256_LEN];
+	struct seen_ent *e = &s->e[seen_slot(s, dg)];
 	bool hit;
 
-	if (memcmp(dg, zero, GH_SHA256_LEN) == 0)
-		return false;
 	pthread_mutex_lock(&s->mu);
-	hit = CRYPTO_memcmp(s->dg[slot], dg, GH_SHA256_LEN) == 0;
+	hit = e->binding[0] != '\0' &&
+	    CRYPTO_memcmp(e->dg, dg, GH_SHA256_LEN) == 0;
+	if (hit) {
+		*hdr = json_incref(e->hdr);
+		*claims = json_incref(e->claims);
+		memcpy(binding, e->binding, GH_JOSE_BINDING_MAX);
+	}
 	pthread_mutex_unlock(&s->mu);
 	return hit;
 }
 
 static void
-seen_put(struct gh_jose_seen *s, size_t slot,
-    const uint8_t dg[static GH_SHA256_LEN])
+seen_put(struct gh_jose_seen *s, const uint8_t dg[static GH_SHA256_LEN],
+    const char *binding, json_t *hdr, json_t *claims)
 {
+	struct seen_ent *e = &s->e[seen_slot(s, dg)];
+	json_t *old_h, *old_c;
+
 	pthread_mutex_lock(&s->mu);
-	memcpy(s->dg[slot], dg, GH_SHA256_LEN);
+	old_h = e->hdr;
+	old_c = e->claims;
+	memcpy(e->dg, dg, GH_SHA256_LEN);
+	gh_strlcpy(e->binding, binding, sizeof e->binding);
+	e->hdr = json_incref(hdr);
+	e->claims = json_incref(claims);
 	pthread_mutex_unlock(&s->mu);
+	json_decref(old_h);
+	json_decref(old_c);
 }
 
+/* Checks the signature of the parsed pt with k and parses its claims. */
 static gh_err
-verify_with(const struct gh_jose_key *k, struct gh_jose_seen *seen,
-    const char *binding, const char *jws, size_t len, json_t **header_out,
+verify_parts(const struct gh_jose_key *k, const struct parts *pt,
+    json_t *h, json_t **claims_out)
+{
+	enum gh_jose_alg alg;
+	gh_err err;
+
+	*claims_out = NULL;
+	/* The key decides the algorithm; a header naming another one is a
+	 * key-confusion attempt. */
+	if (gh_jose_alg_parse(json_string_value(json_object_get(h, "alg")),
+	    &alg) != GH_OK || alg != k->alg)
+		return GH_ERR_DENIED;
+	err = verify_sig(k, pt);
+	if (err == GH_OK)
+		err = decode_object(pt->p, pt->p_len, GH_JOSE_MAX_LEN,
+		    claims_out);
+	return err;
+}
+
+gh_err
+gh_jose_verify_by(struct gh_jose_seen *seen, const char *jws, size_t len,
+    gh_jose_key_fn key_fn, void *arg, json_t **header_out,
     json_t **claims_out)
 {
 	uint8_t dg[GH_SHA256_LEN];
+	char binding[GH_JOSE_BINDING_MAX], was[GH_JOSE_BINDING_MAX];
+	const struct gh_jose_key *k = NULL;
 	enum gh_jose_alg alg;
 	struct parts pt;
 	json_t *h = NULL, *c = NULL;
-	size_t slot = 0;
-	bool known = false;
+	bool hit = false;
 	gh_err err;
 
 	if (header_out != NULL)
 		*header_out = NULL;
 	*claims_out = NULL;
+	memset(binding, 0, sizeof binding);
 	err = split(jws, len, &pt);
-	if (err == GH_OK)
-		err = header_check(&pt, &h);
 	if (err != GH_OK)
-		goto out;
-	/* The key decides the algorithm; a header naming another one is a
-	 * key-confusion attempt. */
-	if (gh_jose_alg_parse(json_string_value(json_object_get(h, "alg")),
-	    &alg) != GH_OK || alg != k->alg) {
-		err = GH_ERR_DENIED;
-		goto out;
-	}
+		return err;
 	if (seen != NULL) {
-		slot = seen_digest(seen, binding, jws, len, dg);
-		known = seen_has(seen, slot, dg);
+		/* The same bytes parse the same: a hit's header and claims
+		 * stand for a fresh parse. */
+		gh_sha256(jws, len, dg);
+		hit = seen_get(seen, dg, &h, &c, was);
 	}
-	if (!known)
-		err = verify_sig(k, &pt);
-	if (err == GH_OK)
-		err = decode_object(pt.p, pt.p_len, GH_JOSE_MAX_LEN, &c);
+	if (!hit && (err = header_check(&pt, &h)) != GH_OK)
+		goto out;
+	err = key_fn(arg, h, &k, binding);
 	if (err != GH_OK)
 		goto out;
-	if (seen != NULL && !known)
-		seen_put(seen, slot, dg);
+	if (hit && gh_jose_alg_parse(json_string_value(json_object_get(h,
+	    "alg")), &alg) == GH_OK && alg == k->alg &&
+	    binding[0] != '\0' && strcmp(binding, was) == 0)
+		goto done;
+	/* Not seen, or under another binding: checked in full. */
+	json_decref(c);
+	c = NULL;
+	err = verify_parts(k, &pt, h, &c);
+	if (err != GH_OK)
+		goto out;
+	if (seen != NULL && binding[0] != '\0')
+		seen_put(seen, dg, binding, h, c);
+done:
 	*claims_out = c;
 	c = NULL;
 	if (header_out != NULL) {
@@ -851,7 +1023,27 @@ gh_err
 gh_jose_verify(const struct gh_jose_key *k, const char *jws, size_t len,
     json_t **header_out, json_t **claims_out)
 {
-	return verify_with(k, NULL, NULL, jws, len, header_out, claims_out);
+	return gh_jose_verify_seen(k, NULL, NULL, jws, len, header_out,
+	    claims_out);
+}
+
+struct fixed_key {
+	const struct gh_jose_key *k;
+	const char *binding;
+};
+
+static gh_err
+fixed_key_fn(void *arg, json_t *header, const struct gh_jose_key **key_out,
+    char binding[static GH_JOSE_BINDING_MAX])
+{
+	struct fixed_key *f = arg;
+
+	(void)header;
+	*key_out = f->k;
+	if (f->binding != NULL && !gh_strlcpy(binding, f->binding,
+	    GH_JOSE_BINDING_MAX))
+		binding[0] = '\0';	/* too long: not cached */
+	return GH_OK;
 }
 
 gh_err
@@ -859,8 +1051,10 @@ gh_jose_verify_seen(const struct gh_jose_key *k, struct gh_jose_seen *seen,
     const char *binding, const char *jws, size_t len, json_t **header_out,
     json_t **claims_out)
 {
+	struct fixed_key f = { k, binding };
+
 	if (seen != NULL && binding == NULL)
 		return GH_ERR_INVALID;
-	return verify_with(k, seen, binding, jws, len, header_out,
-	    claims_out);
+	return gh_jose_verify_by(seen, jws, len, fixed_key_fn, &f,
+	    header_out, claims_out);
 }

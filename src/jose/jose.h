@@ -64,6 +64,13 @@ void gh_jose_key_free(struct gh_jose_key *k);
 gh_err gh_jose_sign(const struct gh_jose_key *k, const char *kid,
     const char *typ, json_t *claims, char **out) GH_MUST_CHECK;
 
+/* gh_jose_sign of a payload already serialised: payload[0..payload_len)
+ * must be the compact JSON text of the claims object (the caller's
+ * writer escapes it like json_dumps). */
+gh_err gh_jose_sign_payload(const struct gh_jose_key *k, const char *kid,
+    const char *typ, const char *payload, size_t payload_len, char **out)
+    GH_MUST_CHECK;
+
 /* Parses the protected header of a compact JWS without verifying: checks
  * the shape (three base64url parts, bounded), that the header is an
  * object with a known "alg" and no "crit". *header_out: new reference. */
@@ -87,24 +94,40 @@ gh_err gh_jose_verify(const struct gh_jose_key *k, const char *jws,
 /*
  * Signatures already verified: a bounded set, safe to share between
  * threads, that lets a caller checking the same token again and again
- * (introspection) skip the signature math, which is most of the cost of
- * a verification (ES256: tens of microseconds). An entry is the SHA-256 of
- * binding and the whole JWS, recorded after its signature verified; a
- * full set forgets entries (direct-mapped), never errs. binding must name
- * the key for good (e.g. org id and kid, when a kid is never reused for
- * another key); the caller still decides on each call that the key may
- * verify (not retired).
+ * (introspection) skip the signature math and the parsing, most of the
+ * cost of a verification (ES256: tens of microseconds). An entry is the
+ * SHA-256 of the whole JWS, the binding it verified under, and its parsed
+ * header and claims, recorded after its signature verified; a full set
+ * forgets entries (direct-mapped), never errs. binding must name the key
+ * for good (e.g. org id and kid, when a kid is never reused for another
+ * key); the caller still decides on each call that the key may verify
+ * (not retired). Header and claims handed out from the set are shared
+ * with it: treat them as read-only (jansson's counts are atomic).
  */
+#define GH_JOSE_BINDING_MAX 160
 struct gh_jose_seen;
 /* Room for about 2^bits entries (bits in 4..20). */
 gh_err gh_jose_seen_new(unsigned bits, struct gh_jose_seen **out)
     GH_MUST_CHECK;
 void gh_jose_seen_free(struct gh_jose_seen *s);
 /* gh_jose_verify, skipping the signature check when seen (may be NULL)
- * holds (binding, jws); everything else (shape, header, alg, payload) is
- * checked as always. */
+ * holds (binding, jws); everything else (shape, header, alg) is checked
+ * as always, the header and payload by the parse of the same bytes. */
 gh_err gh_jose_verify_seen(const struct gh_jose_key *k,
     struct gh_jose_seen *seen, const char *binding, const char *jws,
     size_t len, json_t **header_out, json_t **claims_out) GH_MUST_CHECK;
+
+/* Chooses the key of a token from its checked header (borrowed): *key_out
+ * (the caller's, valid until gh_jose_verify_by returns) and the binding
+ * naming that key for good ("" : do not cache). An error is returned as
+ * is. */
+typedef gh_err (*gh_jose_key_fn)(void *arg, json_t *header,
+    const struct gh_jose_key **key_out,
+    char binding[static GH_JOSE_BINDING_MAX]);
+/* gh_jose_verify_seen where key_fn picks the key from the header: the
+ * header is parsed once (or taken from seen for the same bytes). */
+gh_err gh_jose_verify_by(struct gh_jose_seen *seen, const char *jws,
+    size_t len, gh_jose_key_fn key_fn, void *arg, json_t **header_out,
+    json_t **claims_out) GH_MUST_CHECK;
 
 #endif

@@ -371,6 +371,108 @@ test_seen_signatures_skip_only_the_math(void **state)
 	gh_jose_seen_free(seen);
 }
 
+struct pick {
+	const struct gh_jose_key *k;
+	const char *binding;
+	int calls;
+	gh_err err;
+};
+
+static gh_err
+pick_key(void *arg, json_t *header, const struct gh_jose_key **key_out,
+    char binding[static GH_JOSE_BINDING_MAX])
+{
+	struct pick *p = arg;
+
+	assert_non_null(json_object_get(header, "kid"));
+	p->calls++;
+	*key_out = p->k;
+	snprintf(binding, GH_JOSE_BINDING_MAX, "%s", p->binding);
+	return p->err;
+}
+
+static void
+test_verify_by_asks_the_key_every_time_and_reuses_the_parse(void **state)
+{
+	struct gh_jose_key *a = NULL, *b = NULL;
+	struct gh_jose_seen *seen = NULL;
+	json_t *claims = json_pack("{s:s, s:s}", "sub", "u\"1", "x", "\xc3\xa9");
+	json_t *got = NULL, *got2 = NULL, *hdr = NULL;
+	struct pick p = { NULL, "org/ka", 0, GH_OK };
+	char *jws = NULL, *via = NULL;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(gh_jose_seen_new(4, &seen), GH_OK);
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_ES256, &a), GH_OK);
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_ES256, &b), GH_OK);
+	/* The header written directly is the one jansson would write. */
+	assert_int_equal(gh_jose_sign(a, "k\"a", "at+jwt", claims, &jws),
+	    GH_OK);
+	{
+		static const char want[] = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImtcIm"
+		    "EiLCJ0eXAiOiJhdCtqd3QifQ.";
+
+		assert_int_equal(strncmp(jws, want, sizeof want - 1), 0);
+	}
+	free(jws);
+	assert_int_equal(gh_jose_sign(a, "ka", NULL, claims, &jws), GH_OK);
+	n = strlen(jws);
+	p.k = a;
+	assert_int_equal(gh_jose_verify_by(seen, jws, n, pick_key, &p, &hdr,
+	    &got), GH_OK);
+	assert_true(json_equal(got, claims));
+	assert_string_equal(json_string_value(json_object_get(hdr, "kid")),
+	    "ka");
+	/* A hit: the key is still asked for (it may have been retired), the
+	 * same parse comes back. */
+	assert_int_equal(gh_jose_verify_by(seen, jws, n, pick_key, &p, NULL,
+	    &got2), GH_OK);
+	assert_int_equal(p.calls, 2);
+	assert_ptr_equal(got, got2);
+	json_decref(got2);
+	got2 = NULL;
+	/* A refusal of the key is final, seen or not. */
+	p.err = GH_ERR_DENIED;
+	assert_int_equal(gh_jose_verify_by(seen, jws, n, pick_key, &p, NULL,
+	    &got2), GH_ERR_DENIED);
+	assert_null(got2);
+	/* Another binding: the math runs, and key b refuses. */
+	p.err = GH_OK;
+	p.k = b;
+	p.binding = "org/kb";
+	assert_int_equal(gh_jose_verify_by(seen, jws, n, pick_key, &p, NULL,
+	    &got2), GH_ERR_DENIED);
+	/* The key's own algorithm decides, even on a hit. */
+	gh_jose_key_free(b);
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_EDDSA, &b), GH_OK);
+	p.k = b;
+	p.binding = "org/ka";
+	assert_int_equal(gh_jose_verify_by(seen, jws, n, pick_key, &p, NULL,
+	    &got2), GH_ERR_DENIED);
+	/* RS256 through the shared contexts, from a duplicate handle. */
+	gh_jose_key_free(b);
+	b = NULL;
+	assert_int_equal(gh_jose_key_generate(GH_JOSE_RS256, &b), GH_OK);
+	gh_jose_key_free(a);
+	assert_int_equal(gh_jose_key_dup(b, &a), GH_OK);
+	assert_int_equal(gh_jose_sign_payload(a, "kr", NULL, "{\"sub\":\"u\"}",
+	    11, &via), GH_OK);
+	assert_int_equal(gh_jose_verify(b, via, strlen(via), NULL, &got2),
+	    GH_OK);
+	assert_string_equal(json_string_value(json_object_get(got2, "sub")),
+	    "u");
+	json_decref(got2);
+	free(via);
+	free(jws);
+	json_decref(got);
+	json_decref(hdr);
+	json_decref(claims);
+	gh_jose_key_free(a);
+	gh_jose_key_free(b);
+	gh_jose_seen_free(seen);
+}
+
 int
 main(void)
 {
@@ -384,6 +486,8 @@ main(void)
 		cmocka_unit_test(test_crit_is_refused),
 		cmocka_unit_test(test_key_confusion_is_refused),
 		cmocka_unit_test(test_seen_signatures_skip_only_the_math),
+		cmocka_unit_test(
+		    test_verify_by_asks_the_key_every_time_and_reuses_the_parse),
 		cmocka_unit_test(
 		    test_malformed_and_oversized_tokens_are_refused),
 		cmocka_unit_test(
