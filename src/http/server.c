@@ -1037,36 +1037,6 @@ refuse_now(struct gh_http_req *req, unsigned status, const char *code,
 	return queue_stored(req);
 }
 
-/*
- * Request ids: 128 random bits like gh_id_new, drawn from a per-thread
- * batch. Each call into the CSPRNG costs a getpid() system call (its
- * fork check), which was a third of /healthz's system calls; a batch of
- * REQ_IDS_BATCH ids pays it once. Ids are not secrets (they are sent back
- * in X-Request-Id), but the batch is still wiped as it is used.
- */
-#define REQ_IDS_BATCH 32
-
-static gh_err
-req_id_new(char out[static GH_ID_LEN + 1])
-{
-	static _Thread_local uint8_t batch[REQ_IDS_BATCH * (GH_ID_LEN / 2)];
-	static _Thread_local size_t used = sizeof batch;
-	uint8_t *raw;
-	gh_err err;
-
-	if (used == sizeof batch) {
-		err = gh_rand_bytes(batch, sizeof batch);
-		if (err != GH_OK)
-			return err;
-		used = 0;
-	}
-	raw = batch + used;
-	gh_hex_encode(raw, GH_ID_LEN / 2, out);
-	gh_wipe(raw, GH_ID_LEN / 2);
-	used += GH_ID_LEN / 2;
-	return GH_OK;
-}
-
 static struct conn_ctx *
 conn_ctx_of(struct MHD_Connection *conn)
 {
@@ -1103,7 +1073,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	/* Secret: bodies carry passwords; growth must not leave copies. */
 	gh_buf_init(&req->body, srv->cfg.max_body, GH_BUF_SECRET);
 	req->raw_uri = gh_strdup(uri);
-	if (req->raw_uri == NULL || req_id_new(req->id) != GH_OK) {
+	if (req->raw_uri == NULL || gh_id_new(req->id) != GH_OK) {
 		free(req->raw_uri);
 		free(req);
 		return NULL;
